@@ -1,0 +1,21 @@
+"""ResNet twins: the router and the shared sidebar.  Run with ``streamlit run app.py``."""
+import streamlit as st
+
+from pages.common import device_label
+
+st.set_page_config(page_title="ResNet twins", page_icon="🪞", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/explain.py", title="Explain", icon="🔍", url_path="explain"),
+    st.Page("pages/gradient_flow.py", title="Gradient flow", icon="📉", url_path="gradient-flow"),
+    st.Page("pages/residual_vs_identity.py", title="Residual vs identity", icon="➕", url_path="residual"),
+    st.Page("pages/training_race.py", title="Training race", icon="🏁", url_path="training-race"),
+]
+
+page = st.navigation(PAGES)
+with st.sidebar:
+    st.caption(f"Running on **{device_label()}**")
+    st.caption("A ResNet next to its *plain twin*: the same network, the same initial weights, "
+               "the skip connections removed.")
+page.run()

@@ -1,0 +1,20 @@
+"""resnet_viz: make residual learning visible.
+
+A ResNet next to its plain twin (same weights, no skip connections): Grad-CAM,
+gradient norms, residual-vs-identity probes and training races. No Streamlit
+needed; every plotting function returns a plotly figure.
+"""
+from .bundled import list_bundled, load_bundled, sample_images
+from .data import SHAPE_CLASSES, make_shapes
+from .device import best_device, describe_device
+from .explain import Explanation, explain, localisation
+from .imaging import ImageError, load_image
+from .models import TwinNet, build_twins
+from .training import Recipe
+from .weights import WeightsUnavailable, imagenet_available
+
+__all__ = [
+    "Explanation", "ImageError", "Recipe", "SHAPE_CLASSES", "TwinNet", "WeightsUnavailable", "best_device",
+    "build_twins", "describe_device", "explain", "imagenet_available", "list_bundled", "load_bundled",
+    "load_image", "localisation", "make_shapes", "sample_images",
+]

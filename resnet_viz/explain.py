@@ -1,0 +1,131 @@
+"""One-pass Grad-CAM (Selvaraju et al. 2017).
+
+The model runs once. Units before the target layer run without autograd; the
+rest records a graph that starts at the layer's activation, so each top-k
+class costs only a backward pass through the head (no second forward, no
+gradient into the weights, no ``.grad`` left behind). No hooks are
+registered, so many threads can explain with one shared model at once.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .imaging import image_to_tensor
+from .models import TwinNet
+
+_mode_locks: dict[int, threading.Lock] = {}
+_mode_locks_guard = threading.Lock()
+
+
+@dataclass
+class Explanation:
+    """Top-k predictions and one Grad-CAM heatmap per class.
+
+    ``heatmaps`` is k x H x W in [0, 1] at the image's own size; each map is
+    divided by its maximum, so 0 means "no positive evidence".
+    """
+
+    indices: np.ndarray
+    probs: np.ndarray
+    labels: list[str]
+    heatmaps: np.ndarray
+    layer: str
+    raw_max: np.ndarray = field(repr=False)  # each map's maximum before scaling
+
+
+def _eval_lock(model: torch.nn.Module) -> threading.Lock:
+    with _mode_locks_guard:
+        return _mode_locks.setdefault(id(model), threading.Lock())
+
+
+def grad_cam(model: TwinNet, x: torch.Tensor, class_ids: list[int] | None = None, *, topk: int = 5,
+             layer: str | None = None, out_size: tuple[int, int] | None = None):
+    """Low-level Grad-CAM on a normalised 1 x C x H x W tensor.
+
+    Returns ``(logits, class_ids, cams)``; ``cams`` is k x h x w (ReLU'd,
+    bilinearly upsampled to ``out_size`` or the input's size, not rescaled).
+    """
+    if x.dim() != 4 or x.shape[0] != 1:
+        raise ValueError(f"expected a 1 x C x H x W tensor, got shape {tuple(x.shape)}")
+    layer = layer or model.default_layer
+    split = model.unit_index(layer) + 1
+    device = next(model.parameters()).device
+    x = x.to(device=device, dtype=next(model.parameters()).dtype)
+
+    with torch.no_grad():
+        act = model.run(x, 0, split)
+    act = act.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model.run(act, split)
+    scores = logits[0]
+    if class_ids is None:
+        class_ids = scores.detach().topk(min(topk, scores.numel())).indices.tolist()
+    k = len(class_ids)
+    # One backward per class through the head only: rows of a one-hot batch.
+    one_hot = torch.zeros((k, *scores.shape), device=device, dtype=scores.dtype)
+    one_hot[torch.arange(k), torch.tensor(class_ids, device=device)] = 1
+    if k == 1:
+        grads = torch.autograd.grad(scores, act, grad_outputs=one_hot[0])[0]
+    else:
+        grads = torch.autograd.grad(scores, act, grad_outputs=one_hot, is_grads_batched=True)[0][:, 0]
+    weights = grads.mean(dim=(2, 3), keepdim=True)  # k x C x 1 x 1
+    cams = F.relu((weights * act.detach()).sum(dim=1, keepdim=True))  # k x 1 x h x w
+    size = out_size or tuple(x.shape[-2:])
+    cams = F.interpolate(cams, size=size, mode="bilinear", align_corners=False)[:, 0]
+    return logits.detach(), class_ids, cams.detach()
+
+
+def explain(model: TwinNet, image: Image.Image | torch.Tensor, *, topk: int = 5, layer: str | None = None,
+            class_ids: list[int] | None = None) -> Explanation:
+    """Explain ``model``'s prediction on ``image`` with Grad-CAM.
+
+    ``image`` is a PIL image (any mode; it is converted and preprocessed the way
+    the model expects) or a normalised 1 x 3 x H x W tensor. Heatmaps come back
+    at the image's own size. ``layer`` defaults to the last stage. Pass
+    ``class_ids`` to explain chosen classes instead of the top ``topk``.
+    """
+    if isinstance(image, Image.Image):
+        x = image_to_tensor(image, model.preprocess)
+        out_size = (image.height, image.width)
+    elif isinstance(image, torch.Tensor):
+        x, out_size = image, tuple(image.shape[-2:])
+    else:
+        raise TypeError(f"image must be a PIL image or a tensor, not {type(image).__name__}")
+    if not 1 <= topk:
+        raise ValueError("topk must be at least 1")
+
+    if model.training:  # BatchNorm must not update shared statistics
+        with _eval_lock(model):
+            model.eval()
+            try:
+                logits, ids, cams = grad_cam(model, x, class_ids, topk=topk, layer=layer, out_size=out_size)
+            finally:
+                model.train()
+    else:
+        logits, ids, cams = grad_cam(model, x, class_ids, topk=topk, layer=layer, out_size=out_size)
+
+    probs = torch.softmax(logits[0].float(), dim=0)[ids].cpu().numpy()
+    cams = cams.float()
+    peak = cams.flatten(1).amax(dim=1)
+    heatmaps = (cams / peak.clamp_min(1e-12)[:, None, None]).clamp_(0, 1)
+    names = model.class_names
+    labels = [names[i] if names and i < len(names) else f"class {i}" for i in ids]
+    return Explanation(indices=np.array(ids), probs=probs, labels=labels, heatmaps=heatmaps.cpu().numpy(),
+                       layer=layer or model.default_layer, raw_max=peak.cpu().numpy())
+
+
+def localisation(heatmap: np.ndarray, mask: np.ndarray) -> dict:
+    """How well a heatmap points at an object: share of mass inside, and the peak."""
+    if heatmap.shape != mask.shape:
+        raise ValueError(f"heatmap {heatmap.shape} and mask {mask.shape} differ in size")
+    total = float(heatmap.sum())
+    inside = float(heatmap[mask].sum())
+    peak = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    return {"mass_inside": inside / total if total > 0 else 0.0, "peak_inside": bool(mask[peak]),
+            "object_share": float(mask.mean())}

@@ -1,0 +1,19 @@
+"""One visual language for every chart: ResNet solid blue, plain twin dashed orange."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+COLORS = {"resnet": "#1f77b4", "plain": "#ff7f0e"}
+DASH = {"resnet": "solid", "plain": "dash"}
+LABELS = {"resnet": "ResNet", "plain": "Plain twin"}
+# One colour per depth in multi-depth charts (training race, depth sweeps).
+DEPTH_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+TEMPLATE = "plotly_white"
+
+
+def base_layout(fig: go.Figure, *, title: str, x: str, y: str, log_y: bool = False, height: int = 380) -> go.Figure:
+    fig.update_layout(title=title, template=TEMPLATE, height=height, margin=dict(l=60, r=20, t=50, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), xaxis_title=x, yaxis_title=y)
+    if log_y:
+        fig.update_yaxes(type="log", exponentformat="power")
+    return fig
