@@ -3,14 +3,14 @@ import streamlit as st
 
 from pages.common import device_label
 
-st.set_page_config(page_title="ResNet twins", page_icon="🪞", layout="wide")
+st.set_page_config(page_title="ResNet twins", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/explain.py", title="Explain", icon="🔍", url_path="explain"),
-    st.Page("pages/gradient_flow.py", title="Gradient flow", icon="📉", url_path="gradient-flow"),
-    st.Page("pages/residual_vs_identity.py", title="Residual vs identity", icon="➕", url_path="residual"),
-    st.Page("pages/training_race.py", title="Training race", icon="🏁", url_path="training-race"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/explain.py", title="Explain", icon=":material/search:", url_path="explain"),
+    st.Page("pages/gradient_flow.py", title="Gradient flow", icon=":material/trending_down:", url_path="gradient-flow"),
+    st.Page("pages/residual_vs_identity.py", title="Residual vs identity", icon=":material/add_circle:", url_path="residual"),
+    st.Page("pages/training_race.py", title="Training race", icon=":material/sports_score:", url_path="training-race"),
 ]
 
 page = st.navigation(PAGES)

@@ -48,7 +48,7 @@ st.info(
     "gradients: He et al. checked that their plain nets' gradients have healthy norms. Deep plain nets are "
     "simply harder to optimise. Vanishing gradients do appear without normalisation and with saturating "
     "activations (try the presets on *Gradient flow*).",
-    icon="💡",
+    icon=":material/lightbulb:",
 )
 st.caption("He, Zhang, Ren, Sun. *Deep Residual Learning for Image Recognition* (2015) and *Identity "
            "Mappings in Deep Residual Networks* (2016). Veit, Wilber, Belongie. *Residual Networks Behave Like "
