@@ -10,11 +10,13 @@ from .device import best_device, describe_device
 from .explain import Explanation, explain, localisation
 from .imaging import ImageError, load_image
 from .models import TwinNet, build_twins
+from .race import DatasetUnavailable, Race, RaceConfig, RaceFileError, load_race, recorded_race, run_race
 from .training import Recipe
 from .weights import WeightsUnavailable, imagenet_available
 
 __all__ = [
     "Explanation", "ImageError", "Recipe", "SHAPE_CLASSES", "TwinNet", "WeightsUnavailable", "best_device",
-    "build_twins", "describe_device", "explain", "imagenet_available", "list_bundled", "load_bundled",
+    "build_twins", "describe_device", "DatasetUnavailable", "Race", "RaceConfig", "RaceFileError", "load_race",
+    "recorded_race", "run_race", "explain", "imagenet_available", "list_bundled", "load_bundled",
     "load_image", "localisation", "make_shapes", "sample_images",
 ]

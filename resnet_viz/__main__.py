@@ -13,12 +13,90 @@ def _train_bundled(args: argparse.Namespace) -> int:
     return 0
 
 
+def _race(args: argparse.Namespace) -> int:
+    from .race import DatasetUnavailable, RaceConfig, quick_recipe, race_to_json, run_race, summary, thin_history
+    from .training import Recipe
+
+    device = args.device or "cpu"
+    base = quick_recipe(device)
+    overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "seed", "optimizer", "schedule",
+                                               "warmup_steps", "weight_decay") if getattr(args, k) is not None}
+    if args.epochs is not None:
+        overrides["steps"] = max(1, round(args.epochs * args.train_size / overrides.get("batch_size", base.batch_size)))
+    try:
+        recipe = Recipe(**{**base.to_dict(), **overrides})
+        config = RaceConfig(depths=tuple(args.depths), twins=tuple(args.twins), dataset=args.dataset, recipe=recipe,
+                            train_size=args.train_size, test_size=args.test_size, eval_every=args.eval_every,
+                            snapshot_every=args.snapshot_every)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    bar = _ProgressBar(recipe.steps)
+    try:
+        result = run_race(config, device=device, on_progress=bar.update)
+    except (DatasetUnavailable, RuntimeError) as e:
+        bar.close()
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    bar.close()
+    with open(args.out, "w") as f:
+        f.write(race_to_json(thin_history(result, args.history_every)))
+    for row in summary(result):
+        test = "" if row["test_error"] is None else f", test error {row['test_error']:.2%}"
+        print(f"{row['run']:>10}: {row['status']}, final training loss {row['final_train_loss']:.4f}{test}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+class _ProgressBar:
+    """A one-line text progress bar with images/s and ETA (stderr, so --out can be stdout-free)."""
+
+    def __init__(self, total: int, width: int = 30):
+        self.total, self.width = total, width
+
+    def update(self, race) -> None:
+        p = race.progress()
+        done = int(self.width * p["fraction"])
+        eta = "" if p["eta_s"] is None else f" ETA {p['eta_s']:.0f}s"
+        sys.stderr.write(f"\r[{'#' * done}{'.' * (self.width - done)}] {p['step']}/{p['total']} steps, "
+                         f"{p['images_per_second']:.0f} img/s{eta}   ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m resnet_viz", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train-bundled", help="retrain the bundled twins on shapes (CPU, deterministic)")
     p.add_argument("names", nargs="*", help="which bundled models (default: all)")
     p.set_defaults(func=_train_bundled)
+
+    r = sub.add_parser("race", help="train ResNets and plain twins side by side and write the race as JSON",
+                       description="Train ResNets and their plain twins of several depths on one data set with "
+                                   "one recipe (defaults: the quick race) and write the curves as JSON.")
+    r.add_argument("--depths", type=int, nargs="+", default=[20, 56], help="6n+2 depths (default: 20 56)")
+    r.add_argument("--twins", nargs="+", choices=["resnet", "plain"], default=["resnet", "plain"])
+    r.add_argument("--dataset", choices=["shapes", "cifar10", "folder"], default="shapes")
+    r.add_argument("--steps", type=int, help="training steps (default: the quick race)")
+    r.add_argument("--epochs", type=float, help="training epochs instead of --steps")
+    r.add_argument("--batch-size", type=int)
+    r.add_argument("--lr", type=float)
+    r.add_argument("--optimizer", choices=["sgd", "adam"])
+    r.add_argument("--schedule", choices=["constant", "step", "cosine"])
+    r.add_argument("--warmup-steps", type=int)
+    r.add_argument("--weight-decay", type=float)
+    r.add_argument("--seed", type=int)
+    r.add_argument("--train-size", type=int, default=4000, help="training images (default 4000)")
+    r.add_argument("--test-size", type=int, default=500, help="test images (default 500)")
+    r.add_argument("--eval-every", type=int, default=50, help="steps between test-error checkpoints")
+    r.add_argument("--snapshot-every", type=int, default=50, help="steps between gradient/ratio snapshots")
+    r.add_argument("--history-every", type=int, default=1,
+                   help="keep every k-th step in the file (averaging the steps in between)")
+    r.add_argument("--device", help="cpu (default), cuda, ...")
+    r.add_argument("--out", required=True, help="where to write the race JSON")
+    r.set_defaults(func=_race)
     return parser
 
 

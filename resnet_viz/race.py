@@ -1,0 +1,696 @@
+"""Training races: ResNets and their plain twins of several depths, trained side by side.
+
+A race is a set of runs (twin x depth) over one data set with one recipe. Every
+run of a depth starts from the same initial weights as its twin, and every run
+sees the same batches in the same order. The race trains in a worker thread,
+interleaving one step of each run so all curves advance together, and streams
+its metrics into plain Python lists that a UI can read at any time.
+
+A server-wide :class:`RaceScheduler` bounds how many races train at once;
+the others wait in a queue whose position they can report.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import socket
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes
+from .device import describe_device
+from .models import TwinNet, build_twins
+from .training import Recipe, batch_indices, evaluate, make_optimizer
+
+RACE_FORMAT = "resnet-viz-race"
+RACE_VERSION = 1
+TWINS = ("resnet", "plain")
+DATASETS = ("shapes", "cifar10", "folder")
+MAX_DEPTH = 110
+RACES_DIR = Path(__file__).parent / "assets" / "races"
+RECORDED_RACE = RACES_DIR / "shapes-20-56.json"
+# The image folder a server may offer; set by whoever runs the server, never by a visitor.
+FOLDER_ENV = "RESNET_VIZ_RACE_FOLDER"
+MAX_RACES_ENV = "RESNET_VIZ_MAX_RACES"
+CIFAR_CACHE = Path(os.environ.get("RESNET_VIZ_CACHE", Path.home() / ".cache" / "resnet_viz")) / "cifar10"
+# He et al. 2015, Table 6: CIFAR-10 test error (%) of the ResNets.
+PAPER_CIFAR10_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
+
+# The quick race: on 2 CPU cores it takes about 3 minutes; on CUDA the batch is larger.
+QUICK_RECIPE_CPU = Recipe(steps=200, batch_size=32, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4,
+                          warmup_steps=20, schedule="cosine", seed=0)
+QUICK_RECIPE_CUDA = replace(QUICK_RECIPE_CPU, steps=1000, batch_size=128)
+
+
+def quick_recipe(device: torch.device | str = "cpu") -> Recipe:
+    return replace(QUICK_RECIPE_CUDA if torch.device(device).type == "cuda" else QUICK_RECIPE_CPU)
+
+
+class DatasetUnavailable(RuntimeError):
+    """A data set cannot be loaded (offline, not configured, empty folder). The message says why."""
+
+
+class RaceFileError(ValueError):
+    """A race file is not a race this app wrote. The message says what is wrong."""
+
+
+# -- data sets ------------------------------------------------------------------------------------------
+
+@dataclass
+class RaceData:
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: list[str]
+    description: str
+
+
+def load_race_data(name: str = "shapes", *, train_size: int = 4000, test_size: int = 500,
+                   folder: str | Path | None = None, download: bool = True,
+                   timeout_s: float = 5.0) -> RaceData:
+    """Load a race's data set: ``"shapes"`` (bundled, offline), ``"cifar10"`` or ``"folder"``.
+
+    ``"folder"`` reads ``folder`` (or the path in ``$RESNET_VIZ_RACE_FOLDER``): one sub-folder of
+    images per class. Raises :class:`DatasetUnavailable` with a readable message on failure.
+    """
+    if name == "shapes":
+        tx, ty, _ = make_shapes(train_size, seed=TRAIN_SEED)
+        vx, vy, _ = make_shapes(test_size, seed=TEST_SEED)
+        return RaceData(name, tx, ty, vx, vy, list(SHAPE_CLASSES),
+                        f"shapes ({train_size} training images, {test_size} test images)")
+    if name == "cifar10":
+        return _load_cifar10(train_size, test_size, download=download, timeout_s=timeout_s)
+    if name == "folder":
+        return _load_folder(folder or os.environ.get(FOLDER_ENV), train_size, test_size)
+    raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+
+
+def _can_reach(host: str, port: int, timeout_s: float) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _subset(x: torch.Tensor, y: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if n >= len(x):
+        return x, y
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
+    return x[idx], y[idx]
+
+
+def _load_cifar10(train_size: int, test_size: int, *, download: bool, timeout_s: float) -> RaceData:
+    try:
+        from torchvision.datasets import CIFAR10
+    except ImportError as e:
+        raise DatasetUnavailable("CIFAR-10 needs torchvision (pip install torchvision).") from e
+    root = CIFAR_CACHE
+    present = (root / "cifar-10-batches-py").is_dir()
+    # torchvision's download has no timeout of its own: check the network first so offline fails fast.
+    if not present and (not download or not _can_reach("www.cs.toronto.edu", 443, timeout_s)):
+        raise DatasetUnavailable("CIFAR-10 is not cached on this server and cannot be downloaded "
+                                 "(no internet connection). Use the bundled shapes data set instead.")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        train = CIFAR10(str(root), train=True, download=not present)
+        test = CIFAR10(str(root), train=False, download=False)
+    except Exception as e:  # noqa: BLE001 - any failure here means "not available"
+        raise DatasetUnavailable(f"CIFAR-10 could not be loaded: {e}") from e
+
+    def to_tensor(ds):
+        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float() / 255
+        return (x - 0.5) / 0.25, torch.tensor(ds.targets)
+
+    tx, ty = _subset(*to_tensor(train), train_size, TRAIN_SEED)
+    vx, vy = _subset(*to_tensor(test), test_size, TEST_SEED)
+    return RaceData("cifar10", tx, ty, vx, vy, list(train.classes),
+                    f"CIFAR-10 ({len(tx)} training images, {len(vx)} test images)")
+
+
+def _load_folder(path, train_size: int, test_size: int) -> RaceData:
+    if not path:
+        raise DatasetUnavailable(f"No image folder is configured on this server (set ${FOLDER_ENV}).")
+    root = Path(path)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if len(classes) < 2:
+        raise DatasetUnavailable(f"The configured image folder {root} needs at least two class sub-folders.")
+    from PIL import Image
+
+    images, labels = [], []
+    per_class = math.ceil((train_size + test_size) / len(classes))
+    for label, cls in enumerate(classes):
+        files = sorted(p for p in (root / cls).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        for p in files[:per_class]:
+            try:
+                img = Image.open(p).convert("RGB").resize((32, 32))
+            except OSError:
+                continue  # skip unreadable files rather than fail the whole race
+            images.append(torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(32, 32, 3))
+            labels.append(label)
+    if len(images) < 10:
+        raise DatasetUnavailable(f"The configured image folder {root} holds too few readable images.")
+    x = (torch.stack(images).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
+    y = torch.tensor(labels)
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(TRAIN_SEED))
+    n_test = max(1, min(test_size, len(x) // 5))
+    test, train = perm[:n_test], perm[n_test:]
+    return RaceData("folder", x[train], y[train], x[test], y[test], classes,
+                    f"image folder {root.name} ({len(train)} training images, {n_test} test images)")
+
+
+# -- configuration ----------------------------------------------------------------------------------------
+
+@dataclass
+class RaceConfig:
+    """What to race: ``depths`` x ``twins``, one data set and one recipe."""
+
+    depths: tuple[int, ...] = (20, 56)
+    twins: tuple[str, ...] = TWINS
+    dataset: str = "shapes"
+    recipe: Recipe = field(default_factory=quick_recipe)
+    train_size: int = 4000
+    test_size: int = 500
+    eval_every: int = 50  # steps between test-error checkpoints (0: only at the end)
+    snapshot_every: int = 50  # steps between gradient / residual-ratio snapshots (0: never)
+    probe_size: int = 32  # images in the fixed batch used for residual ratios
+    lr_overrides: dict[str, float] = field(default_factory=dict)  # run label -> learning rate
+
+    def __post_init__(self):
+        self.depths = tuple(sorted({int(d) for d in self.depths}))
+        self.twins = tuple(t for t in TWINS if t in self.twins)
+        if not self.depths or not self.twins:
+            raise ValueError("a race needs at least one depth and one twin")
+        for d in self.depths:
+            if d < 8 or (d - 2) % 6 or d > MAX_DEPTH:
+                raise ValueError(f"depths must be 6n+2 between 8 and {MAX_DEPTH} (20, 32, 44, 56, 110), got {d}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.eval_every < 0 or self.snapshot_every < 0:
+            raise ValueError("eval_every and snapshot_every must be >= 0")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["recipe"] = self.recipe.to_dict()
+        d["depths"], d["twins"] = list(self.depths), list(self.twins)
+        return d
+
+
+def run_label(arch: str, depth: int) -> str:
+    return f"{'ResNet' if arch == 'resnet' else 'Plain'}-{depth}"
+
+
+# -- one run --------------------------------------------------------------------------------------------
+
+class Run:
+    """One network in a race, with its metrics. ``history`` rows are appended by the worker only."""
+
+    def __init__(self, model: TwinNet, recipe: Recipe, depth: int, lr: float | None = None):
+        self.model = model
+        self.arch = model.twin
+        self.depth = depth
+        self.label = run_label(self.arch, depth)
+        self.recipe = recipe if lr is None else replace(recipe, lr=lr)
+        self.optimizer = make_optimizer(model, self.recipe)
+        self.status = "waiting"  # waiting | running | finished | diverged | stopped
+        self.history: list[dict] = []
+        self.snapshots: list[dict] = []
+        self.train_seconds = 0.0
+        self.images = 0
+        # Main-path weights whose gradient norms we snapshot: stem conv, each block's convs, fc.
+        self.grad_layers: list[tuple[str, torch.Tensor]] = [("stem", model.conv1.weight)]
+        for name, blk in model.blocks():
+            self.grad_layers += [(f"{name}.{conv}", mod.weight) for conv, mod in blk.named_children()
+                                 if conv.startswith("conv")]
+        self.grad_layers.append(("fc", model.fc.weight))
+
+    def to_dict(self) -> dict:
+        return {"arch": self.arch, "depth": self.depth, "label": self.label, "status": self.status,
+                "lr": self.recipe.lr, "steps_done": len(self.history), "train_seconds": round(self.train_seconds, 2),
+                "history": self.history, "snapshots": self.snapshots}
+
+
+def instrumented_step(run: Run, x: torch.Tensor, y: torch.Tensor, lr: float, *, want_grads: bool,
+                      autocast) -> tuple[float, float, dict | None]:
+    """One optimiser step of ``run``: ``(loss, error, grad_norms or None)``.
+
+    Gradient norms are read between backward and the update, so they cost no extra pass.
+    """
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    with autocast():
+        logits = run.model(x)
+        loss = F.cross_entropy(logits.float(), y)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grads = None
+    if want_grads:
+        norms = torch.stack([p.grad.detach().float().norm() if p.grad is not None else torch.zeros(())
+                             for _, p in run.grad_layers]).tolist()
+        grads = {name: round(v, 6) for (name, _), v in zip(run.grad_layers, norms)}
+    run.optimizer.step()
+    error = (logits.detach().argmax(1) != y).float().mean()
+    return float(loss.detach()), float(error), grads
+
+
+@torch.no_grad()
+def residual_ratios(model: TwinNet, x: torch.Tensor) -> dict[str, float]:
+    """Per block ||F(x)|| / ||x|| on a probe batch (eval mode, so the running statistics stay put)."""
+    was_training = model.training
+    model.eval()
+    try:
+        h = model.stem(x)
+        ratios = {}
+        for name, blk in model.blocks():
+            fx, sx = blk.branch(h), blk.shortcut(h)
+            ratios[name] = round(float(fx.float().norm() / sx.float().norm().clamp_min(1e-12)), 6)
+            h = blk.combine(fx, sx if blk.residual else None)
+    finally:
+        model.train(was_training)
+    return ratios
+
+
+# -- the scheduler ------------------------------------------------------------------------------------------
+
+class RaceScheduler:
+    """Lets at most ``limit`` races train at once; the rest wait first come, first served."""
+
+    def __init__(self, limit: int = 1):
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        self.limit = limit
+        self._cond = threading.Condition()
+        self._queue: list[object] = []
+        self._active: set[int] = set()
+
+    def acquire(self, race: object, cancelled: threading.Event) -> bool:
+        """Block until ``race`` may train (True) or ``cancelled`` is set (False)."""
+        with self._cond:
+            self._queue.append(race)
+            try:
+                while not (self._queue[0] is race and len(self._active) < self.limit):
+                    if cancelled.is_set():
+                        return False
+                    self._cond.wait(0.1)
+                self._active.add(id(race))
+                return True
+            finally:
+                self._queue.remove(race)
+                self._cond.notify_all()
+
+    def release(self, race: object) -> None:
+        with self._cond:
+            self._active.discard(id(race))
+            self._cond.notify_all()
+
+    def position(self, race: object) -> int | None:
+        """1 for the next race to start, 2 for the one after, ...; None when not waiting."""
+        with self._cond:
+            return self._queue.index(race) + 1 if race in self._queue else None
+
+    @property
+    def active(self) -> int:
+        with self._cond:
+            return len(self._active)
+
+    @property
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+
+_default_scheduler: RaceScheduler | None = None
+_default_lock = threading.Lock()
+
+
+def default_scheduler() -> RaceScheduler:
+    """The server-wide scheduler; its limit comes from ``$RESNET_VIZ_MAX_RACES`` (default 1)."""
+    global _default_scheduler
+    with _default_lock:
+        if _default_scheduler is None:
+            _default_scheduler = RaceScheduler(max(1, int(os.environ.get(MAX_RACES_ENV, "1"))))
+        return _default_scheduler
+
+
+# -- the race ------------------------------------------------------------------------------------------------
+
+class Race:
+    """A race in a worker thread. ``start()``, then poll :meth:`progress` and :meth:`to_dict`.
+
+    ``stop()`` is idempotent and returns at once; the worker notices within one training step.
+    """
+
+    def __init__(self, config: RaceConfig | None = None, *, device: torch.device | str | None = None,
+                 scheduler: RaceScheduler | None = None, data: RaceData | None = None):
+        self.config = config or RaceConfig()
+        self.device = torch.device(device or "cpu")
+        self.scheduler = scheduler or default_scheduler()
+        self.data = data
+        self.status = "created"  # created | queued | preparing | running | paused | finished | stopped | failed
+        self.message = ""
+        self.runs: list[Run] = []
+        self.step = 0
+        self.images_per_second = 0.0
+        self.elapsed_s = 0.0
+        self.started_at: float | None = None
+        self._stop = threading.Event()
+        self._resume = threading.Event()
+        self._resume.set()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- control -----------------------------------------------------------------------------------------
+    def start(self) -> "Race":
+        with self._lock:
+            if self._thread is not None:
+                return self
+            self.status = "queued"
+            self._thread = threading.Thread(target=self._main, name="training-race", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._resume.set()  # wake a paused worker so it can leave
+
+    def pause(self) -> None:
+        if self.status in ("running", "queued", "preparing"):
+            self._resume.clear()
+
+    def resume(self) -> None:
+        self._resume.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resume.is_set() and not self._stop.is_set()
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("finished", "stopped", "failed")
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.done
+
+    def queue_position(self) -> int | None:
+        return self.scheduler.position(self)
+
+    # -- the worker ------------------------------------------------------------------------------------
+    def _main(self) -> None:
+        acquired = False
+        try:
+            acquired = self.scheduler.acquire(self, self._stop)
+            if not acquired:
+                self.status = "stopped"
+                return
+            self.status = "preparing"
+            self._prepare()
+            self._train()
+        except DatasetUnavailable as e:
+            self.status, self.message = "failed", str(e)
+        except Exception as e:  # noqa: BLE001 - the UI shows the message instead of a traceback
+            self.status, self.message = "failed", f"The race stopped with an error: {e}"
+        finally:
+            if acquired:
+                self.scheduler.release(self)
+
+    def _prepare(self) -> None:
+        cfg = self.config
+        if self.data is None:
+            self.data = load_race_data(cfg.dataset, train_size=cfg.train_size, test_size=cfg.test_size)
+        cuda = self.device.type == "cuda"
+        fmt = torch.channels_last if cuda else torch.contiguous_format
+        d = self.data
+        self._train_x = d.train_x.to(self.device).contiguous(memory_format=fmt)
+        self._train_y = d.train_y.to(self.device)
+        self._test_x = d.test_x.to(self.device).contiguous(memory_format=fmt)
+        self._test_y = d.test_y.to(self.device)
+        self._probe = self._train_x[:cfg.probe_size]
+        runs = []
+        for depth in cfg.depths:
+            twins = build_twins("cifar", depth=depth, num_classes=len(d.classes), seed=cfg.recipe.seed)
+            for model in twins:
+                if model.twin in cfg.twins:
+                    model.to(self.device, memory_format=fmt).train()
+                    label = run_label(model.twin, depth)
+                    runs.append(Run(model, cfg.recipe, depth, cfg.lr_overrides.get(label)))
+        self.runs = runs
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _train(self) -> None:
+        cfg, recipe = self.config, self.config.recipe
+        self.status = "running"
+        self.started_at = time.perf_counter()
+        for run in self.runs:
+            run.status = "running"
+        window: list[tuple[float, int]] = []  # (time, images) of recent steps, for images/s
+        for step, idx in enumerate(batch_indices(len(self._train_x), recipe)):
+            if not self._wait_if_paused():
+                break
+            x, y = self._train_x[idx], self._train_y[idx]
+            want_snapshot = cfg.snapshot_every > 0 and (step % cfg.snapshot_every == 0 or step == recipe.steps - 1)
+            want_eval = (cfg.eval_every > 0 and (step + 1) % cfg.eval_every == 0) or step == recipe.steps - 1
+            t0 = time.perf_counter()
+            images = 0
+            for run in self.runs:
+                if run.status != "running":
+                    continue
+                if self._stop.is_set():
+                    break
+                self._step_run(run, step, x, y, want_snapshot, want_eval)
+                images += len(idx)
+            if self._stop.is_set():
+                break
+            now = time.perf_counter()
+            window = (window + [(now - t0, images)])[-20:]
+            busy = sum(t for t, _ in window)
+            self.images_per_second = sum(n for _, n in window) / busy if busy > 0 else 0.0
+            self.step = step + 1
+            self.elapsed_s = now - self.started_at
+            if not any(run.status == "running" for run in self.runs):
+                break
+        stopped = self._stop.is_set()
+        for run in self.runs:
+            if run.status == "running":
+                run.status = "stopped" if stopped else "finished"
+        self.status = "stopped" if stopped else "finished"
+        if self.started_at is not None:
+            self.elapsed_s = time.perf_counter() - self.started_at
+
+    def _wait_if_paused(self) -> bool:
+        paused_at = None
+        while not self._resume.wait(0.1):
+            if paused_at is None:
+                paused_at, self.status = time.perf_counter(), "paused"
+        if paused_at is not None:
+            self.started_at += time.perf_counter() - paused_at  # ETA and elapsed leave out the pause
+            if not self._stop.is_set():
+                self.status = "running"
+        return not self._stop.is_set()
+
+    def _step_run(self, run: Run, step: int, x, y, want_snapshot: bool, want_eval: bool) -> None:
+        lr = run.recipe.lr_at(step)
+        t0 = time.perf_counter()
+        loss, error, grads = instrumented_step(run, x, y, lr, want_grads=want_snapshot, autocast=self._autocast)
+        run.train_seconds += time.perf_counter() - t0
+        run.images += len(y)
+        row = {"step": step + 1, "train_loss": round(loss, 5), "train_error": round(error, 5),
+               "test_error": None, "lr": round(lr, 6)}
+        if not math.isfinite(loss):
+            run.status = "diverged"
+            run.history.append(row)
+            return
+        if want_eval:
+            with self._autocast():
+                row["test_error"] = round(evaluate(run.model, self._test_x, self._test_y)["error"], 5)
+        run.history.append(row)
+        if want_snapshot:
+            with self._autocast():
+                ratios = residual_ratios(run.model, self._probe)
+            run.snapshots.append({"step": step + 1, "grad_norms": grads, "ratios": ratios})
+
+    # -- reading -----------------------------------------------------------------------------------------
+    def progress(self) -> dict:
+        """Step, total, fraction, ETA (s), images/s and the queue position, for a progress bar."""
+        total = self.config.recipe.steps
+        eta = None
+        if self.step and self.status in ("running", "paused"):
+            eta = self.elapsed_s / self.step * (total - self.step)
+        return {"status": self.status, "step": self.step, "total": total, "fraction": self.step / total,
+                "eta_s": eta, "images_per_second": self.images_per_second, "elapsed_s": self.elapsed_s,
+                "queue_position": self.queue_position(), "message": self.message}
+
+    def to_dict(self) -> dict:
+        """The race as JSON-ready data (safe to call while it trains: lists are only appended to)."""
+        d = self.data
+        return {"format": RACE_FORMAT, "version": RACE_VERSION, "status": self.status,
+                "dataset": {"name": self.config.dataset, "description": d.description if d else "",
+                            "classes": d.classes if d else []},
+                "recipe": self.config.recipe.to_dict(), "config": self.config.to_dict(),
+                "device": describe_device(self.device), "elapsed_s": round(self.elapsed_s, 2),
+                "runs": [{**run.to_dict(), "history": list(run.history), "snapshots": list(run.snapshots)}
+                         for run in self.runs]}
+
+
+def run_race(config: RaceConfig | None = None, *, device: torch.device | str | None = None,
+             scheduler: RaceScheduler | None = None, on_progress: Callable[[Race], None] | None = None,
+             poll_s: float = 0.5) -> dict:
+    """Run a race to the end in the calling thread's company; returns :meth:`Race.to_dict`."""
+    race = Race(config, device=device, scheduler=scheduler or RaceScheduler(1)).start()
+    try:
+        while not race.join(poll_s):
+            if on_progress:
+                on_progress(race)
+    except KeyboardInterrupt:
+        race.stop()
+        race.join()
+    if on_progress:
+        on_progress(race)
+    if race.status == "failed":
+        raise RuntimeError(race.message)
+    return race.to_dict()
+
+
+# -- results: summaries, files ------------------------------------------------------------------------------
+
+def final_train_loss(run: dict, window: float = 0.1) -> float:
+    """Mean training loss over the last ``window`` of the run's steps (single steps are noisy)."""
+    losses = [r["train_loss"] for r in run["history"] if r.get("train_loss") is not None]
+    if not losses:
+        return float("nan")
+    n = max(1, round(len(losses) * window))
+    return sum(losses[-n:]) / n
+
+
+def final_test_error(run: dict) -> float | None:
+    errors = [r["test_error"] for r in run["history"] if r.get("test_error") is not None]
+    return errors[-1] if errors else None
+
+
+def summary(result: dict) -> list[dict]:
+    """One row per run: label, status, steps, final training loss / error, test error."""
+    rows = []
+    for run in result["runs"]:
+        hist = run["history"]
+        tail = hist[-max(1, len(hist) // 10):] if hist else []
+        rows.append({"run": run.get("label") or run_label(run["arch"], run["depth"]), "arch": run["arch"],
+                     "depth": run["depth"], "status": run.get("status", ""), "steps": len(hist) and hist[-1]["step"],
+                     "final_train_loss": final_train_loss(run),
+                     "final_train_error": sum(r["train_error"] for r in tail) / len(tail) if tail else None,
+                     "test_error": final_test_error(run)})
+    return rows
+
+
+def thin_history(result: dict, every: int) -> dict:
+    """A copy whose histories keep every ``every``-th step, as the mean of the steps in between.
+
+    Rows with a test error and each run's last row are kept, so checkpoints and the end survive.
+    """
+    if every <= 1:
+        return result
+    out = dict(result, runs=[])
+    for run in result["runs"]:
+        rows, bucket = [], []
+        for i, row in enumerate(run["history"]):
+            bucket.append(row)
+            if row["step"] % every == 0 or row.get("test_error") is not None or i == len(run["history"]) - 1:
+                merged = dict(row)
+                for key in ("train_loss", "train_error"):
+                    values = [r[key] for r in bucket if r.get(key) is not None and math.isfinite(r[key])]
+                    merged[key] = round(sum(values) / len(values), 5) if values else row[key]
+                rows.append(merged)
+                bucket = []
+        out["runs"].append(dict(run, history=rows))
+    out["history_every"] = every
+    return out
+
+
+def race_to_json(result: dict) -> str:
+    return json.dumps(_json_safe(result), indent=None, separators=(",", ":"))
+
+
+def _json_safe(obj):
+    """NaN and inf are not JSON: write them as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+CSV_COLUMNS = ("run", "arch", "depth", "step", "train_loss", "train_error", "test_error", "lr")
+
+
+def race_to_csv(result: dict) -> str:
+    """The histories in long format: one row per run and step."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for run in result["runs"]:
+        label = run.get("label") or run_label(run["arch"], run["depth"])
+        for row in run["history"]:
+            writer.writerow({"run": label, "arch": run["arch"], "depth": run["depth"],
+                             **{k: ("" if v is None else v) for k, v in row.items()}})
+    return buf.getvalue()
+
+
+def load_race(source: str | bytes | Path | dict) -> dict:
+    """Read and check a race file (path, JSON text or bytes, or parsed data); raise :class:`RaceFileError`."""
+    if isinstance(source, Path):
+        source = source.read_bytes()
+    if isinstance(source, (str, bytes)):
+        try:
+            source = json.loads(source)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise RaceFileError(f"This file is not valid JSON ({e.__class__.__name__}).") from e
+    if not isinstance(source, dict) or not isinstance(source.get("runs"), list) or not source["runs"]:
+        raise RaceFileError("This JSON is not a race file: it needs a non-empty list of \"runs\".")
+    for i, run in enumerate(source["runs"]):
+        if not isinstance(run, dict) or run.get("arch") not in TWINS or not isinstance(run.get("depth"), int):
+            raise RaceFileError(f"Run {i + 1} needs \"arch\" (resnet or plain) and an integer \"depth\".")
+        hist = run.get("history")
+        if not isinstance(hist, list):
+            raise RaceFileError(f"Run {i + 1} has no \"history\" list.")
+        for row in hist:
+            if not isinstance(row, dict) or not isinstance(row.get("step"), int) or not all(
+                    row.get(k) is None or isinstance(row.get(k), (int, float))
+                    for k in ("train_loss", "train_error", "test_error")):
+                raise RaceFileError(f"Run {i + 1} has a history row without a numeric \"step\" and metrics.")
+        run.setdefault("label", run_label(run["arch"], run["depth"]))
+        run.setdefault("snapshots", [])
+        if not isinstance(run["snapshots"], list):
+            raise RaceFileError(f"Run {i + 1} has snapshots that are not a list.")
+        for row in hist:
+            for k in ("train_loss", "train_error"):
+                if row.get(k) is None:
+                    row[k] = float("nan")
+            row.setdefault("test_error", None)
+    source.setdefault("recipe", {})
+    return source
+
+
+def recorded_race() -> dict | None:
+    """The race recorded with the CLI that ships with the package, or None."""
+    try:
+        return load_race(RECORDED_RACE)
+    except (OSError, RaceFileError):
+        return None
