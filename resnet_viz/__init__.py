@@ -10,6 +10,8 @@ from .device import best_device, describe_device
 from .explain import Explanation, explain, localisation
 from .imaging import ImageError, load_image
 from .models import TwinNet, build_twins
+from .residual import (block_contributions, gradient_split, lesion_accuracies, path_length_distribution,
+                       random_deletion_accuracies)
 from .race import DatasetUnavailable, Race, RaceConfig, RaceFileError, load_race, recorded_race, run_race
 from .training import Recipe
 from .weights import WeightsUnavailable, imagenet_available
@@ -19,4 +21,6 @@ __all__ = [
     "build_twins", "describe_device", "DatasetUnavailable", "Race", "RaceConfig", "RaceFileError", "load_race",
     "recorded_race", "run_race", "explain", "imagenet_available", "list_bundled", "load_bundled",
     "load_image", "localisation", "make_shapes", "sample_images",
+    "block_contributions", "gradient_split", "lesion_accuracies", "path_length_distribution",
+    "random_deletion_accuracies",
 ]
