@@ -1,0 +1,109 @@
+"""Figures of a training race, drawn like He et al. 2015 (Fig. 1 and Fig. 6).
+
+ResNets solid, plain nets dashed, one colour per depth. Every function takes a
+race as :meth:`resnet_viz.race.Race.to_dict` or :func:`resnet_viz.race.load_race`
+returns it and gives back a plotly figure.
+"""
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+
+from .race import run_label
+from .style import COLORS, DASH, DEPTH_PALETTE, LABELS, base_layout
+
+METRICS = {"train_loss": "training loss", "train_error": "training error"}
+
+
+def depth_colors(result: dict) -> dict[int, str]:
+    depths = sorted({run["depth"] for run in result["runs"]})
+    return {d: DEPTH_PALETTE[i % len(DEPTH_PALETTE)] for i, d in enumerate(depths)}
+
+
+def _smooth(values: list[float], window: int) -> list[float | None]:
+    """Trailing mean over ``window`` points; single steps are too noisy to compare runs."""
+    out, acc = [], []
+    for v in values:
+        if v is not None and math.isfinite(v):
+            acc.append(v)
+        acc = acc[-window:]
+        out.append(sum(acc) / len(acc) if acc and v is not None and math.isfinite(v) else None)
+    return out
+
+
+def _window(run: dict, smooth_steps: int) -> int:
+    hist = run["history"]
+    if len(hist) < 2:
+        return 1
+    spacing = max(1, (hist[-1]["step"] - hist[0]["step"]) / (len(hist) - 1))
+    return max(1, round(smooth_steps / spacing))
+
+
+def curves_figure(result: dict, metric: str = "train_loss", *, smooth_steps: int = 10, height: int = 380) -> go.Figure:
+    """Training loss or error against steps; ``metric="train_error"`` adds the test error at checkpoints (bold)."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
+    colors = depth_colors(result)
+    fig = go.Figure()
+    for run in sorted(result["runs"], key=lambda r: (r["depth"], r["arch"] != "resnet")):
+        label = run.get("label") or run_label(run["arch"], run["depth"])
+        suffix = " (diverged)" if run.get("status") == "diverged" else ""
+        steps = [row["step"] for row in run["history"]]
+        values = _smooth([row[metric] for row in run["history"]], _window(run, smooth_steps))
+        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=f"{label}{suffix}",
+                                 legendgroup=label, line=dict(color=colors[run["depth"]], dash=DASH[run["arch"]],
+                                                              width=1.5 if metric == "train_error" else 2.5)))
+        if metric == "train_error":
+            tests = [(row["step"], row["test_error"]) for row in run["history"] if row.get("test_error") is not None]
+            fig.add_trace(go.Scatter(x=[s for s, _ in tests], y=[e for _, e in tests], mode="lines+markers",
+                                     name=f"{label} test", legendgroup=label, showlegend=False,
+                                     line=dict(color=colors[run["depth"]], dash=DASH[run["arch"]], width=4),
+                                     marker=dict(size=8)))
+    title = "Training loss" if metric == "train_loss" else "Training error (thin) and test error (bold)"
+    base_layout(fig, title=title, x="training step", y=METRICS[metric] if metric == "train_loss" else "error",
+                height=height)
+    if metric == "train_error":
+        fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return fig
+
+
+def snapshot_steps(result: dict, depth: int) -> list[int]:
+    """Steps at which every run of ``depth`` has a snapshot."""
+    sets = [{s["step"] for s in run.get("snapshots", [])} for run in result["runs"] if run["depth"] == depth]
+    return sorted(set.intersection(*sets)) if sets else []
+
+
+def _snapshot(run: dict, step: int) -> dict | None:
+    return next((s for s in run.get("snapshots", []) if s["step"] == step), None)
+
+
+def _twin_snapshot_figure(result: dict, depth: int, step: int, key: str, *, title: str, y: str, log_y: bool,
+                          height: int) -> go.Figure:
+    fig = go.Figure()
+    for run in result["runs"]:
+        snap = _snapshot(run, step) if run["depth"] == depth else None
+        if not snap or not snap.get(key):
+            continue
+        names, values = list(snap[key]), list(snap[key].values())
+        fig.add_trace(go.Scatter(x=names, y=values, mode="lines+markers", name=f"{LABELS[run['arch']]}-{depth}",
+                                 line=dict(color=COLORS[run["arch"]], dash=DASH[run["arch"]], width=2),
+                                 marker=dict(size=5)))
+    base_layout(fig, title=f"{title} at step {step}", x="layer (input → output)", y=y, log_y=log_y, height=height)
+    fig.update_xaxes(showticklabels=False)
+    return fig
+
+
+def gradient_snapshot_figure(result: dict, depth: int, step: int, *, height: int = 340) -> go.Figure:
+    """Per-layer gradient norms of both twins of ``depth`` at a snapshot step (as on *Gradient flow*)."""
+    return _twin_snapshot_figure(result, depth, step, "grad_norms", title="Gradient norm per layer",
+                                 y="‖∂loss/∂W‖", log_y=True, height=height)
+
+
+def ratio_snapshot_figure(result: dict, depth: int, step: int, *, height: int = 340) -> go.Figure:
+    """Per-block ‖F(x)‖/‖x‖ of both twins of ``depth`` at a snapshot step (as on *Residual vs identity*)."""
+    fig = _twin_snapshot_figure(result, depth, step, "ratios", title="‖F(x)‖ / ‖x‖ per block",
+                                y="‖F(x)‖ / ‖x‖", log_y=True, height=height)
+    fig.update_xaxes(title="block (input → output)")
+    fig.add_hline(y=1, line=dict(color="#888", width=1, dash="dot"))
+    return fig

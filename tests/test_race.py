@@ -1,0 +1,265 @@
+"""The training-race engine: twins, batches, stop/pause, divergence, the queue, files, data sets, CLI."""
+import json
+import math
+import threading
+import time
+
+import pytest
+import torch
+
+from resnet_viz import race as rr
+from resnet_viz.data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes
+from resnet_viz.race_plots import curves_figure, gradient_snapshot_figure, ratio_snapshot_figure, snapshot_steps
+from resnet_viz.training import Recipe
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    tx, ty, _ = make_shapes(128, seed=TRAIN_SEED)
+    vx, vy, _ = make_shapes(32, seed=TEST_SEED)
+    return rr.RaceData("shapes", tx, ty, vx, vy, list(SHAPE_CLASSES), "tiny shapes")
+
+
+def tiny_config(steps=6, depths=(8, 14), **kw):
+    return rr.RaceConfig(depths=depths, recipe=Recipe(steps=steps, batch_size=8, lr=0.05, warmup_steps=0),
+                         eval_every=3, snapshot_every=3, probe_size=8, **kw)
+
+
+def tiny_race(tiny_data, scheduler=None, **kw):
+    return rr.Race(tiny_config(**kw), data=tiny_data, scheduler=scheduler or rr.RaceScheduler(1))
+
+
+def wait_for(predicate, timeout=60.0):
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.02)
+
+
+def test_race_trains_all_runs_and_records_metrics(tiny_data):
+    race = tiny_race(tiny_data).start()
+    assert race.join(120) and race.status == "finished"
+    result = race.to_dict()
+    assert [(r["arch"], r["depth"]) for r in result["runs"]] == [("resnet", 8), ("plain", 8), ("resnet", 14),
+                                                                  ("plain", 14)]
+    for run in result["runs"]:
+        assert run["status"] == "finished"
+        assert [row["step"] for row in run["history"]] == [1, 2, 3, 4, 5, 6]
+        assert all(math.isfinite(row["train_loss"]) and 0 <= row["train_error"] <= 1 for row in run["history"])
+        assert [row["step"] for row in run["history"] if row["test_error"] is not None] == [3, 6]
+        assert [s["step"] for s in run["snapshots"]] == [1, 4, 6]
+        snap = run["snapshots"][0]
+        n_blocks = (run["depth"] - 2) // 6 * 3
+        assert list(snap["grad_norms"])[0] == "stem" and list(snap["grad_norms"])[-1] == "fc"
+        assert len(snap["grad_norms"]) == 2 * n_blocks + 2 and len(snap["ratios"]) == n_blocks
+        assert all(v > 0 for v in snap["grad_norms"].values()) and all(v > 0 for v in snap["ratios"].values())
+    p = race.progress()
+    assert p["step"] == p["total"] == 6 and p["images_per_second"] > 0
+
+
+def test_twins_start_equal_and_see_identical_batches(tiny_data, monkeypatch):
+    seen: dict[str, list[bytes]] = {}
+    first_weights: dict[str, dict] = {}
+    real_step = rr.instrumented_step
+
+    def spy(run, x, y, lr, **kw):
+        seen.setdefault(run.label, []).append(x.numpy().tobytes() + y.numpy().tobytes())
+        first_weights.setdefault(run.label, {k: v.clone() for k, v in run.model.state_dict().items()})
+        return real_step(run, x, y, lr, **kw)
+
+    monkeypatch.setattr(rr, "instrumented_step", spy)
+    race = tiny_race(tiny_data, steps=5).start()
+    assert race.join(120) and race.status == "finished"
+    assert set(seen) == {"ResNet-8", "Plain-8", "ResNet-14", "Plain-14"}
+    batches = list(seen.values())
+    assert all(len(b) == 5 for b in batches)
+    assert all(b == batches[0] for b in batches)  # every run, every step, the same images and labels
+    assert len(set(batches[0])) == 5  # ...and they do change from step to step
+    for depth in (8, 14):
+        resnet, plain = first_weights[f"ResNet-{depth}"], first_weights[f"Plain-{depth}"]
+        assert set(plain) <= set(resnet)
+        assert all(torch.equal(plain[k], resnet[k]) for k in plain)
+
+
+def test_stop_halts_within_a_second_and_is_idempotent(tiny_data):
+    race = tiny_race(tiny_data, steps=100_000).start()
+    wait_for(lambda: race.step >= 2)
+    t0 = time.monotonic()
+    race.stop()
+    assert race.join(1.0), "the worker did not stop within a second"
+    assert time.monotonic() - t0 < 1.0
+    assert race.status == "stopped" and all(r.status == "stopped" for r in race.runs)
+    step, rows = race.step, [len(r.history) for r in race.runs]
+    race.stop()  # idempotent
+    time.sleep(0.2)
+    assert race.step == step and [len(r.history) for r in race.runs] == rows  # frozen
+    assert all(step <= n <= step + 1 for n in rows)  # a step in progress may have finished for some runs
+
+
+def test_pause_holds_and_resume_continues(tiny_data):
+    race = tiny_race(tiny_data, steps=100_000).start()
+    wait_for(lambda: race.step >= 1)
+    race.pause()
+    wait_for(lambda: race.status == "paused")
+    step = race.step
+    time.sleep(0.4)
+    assert race.step == step
+    race.resume()
+    wait_for(lambda: race.step > step)
+    assert race.status == "running"
+    race.pause()
+    wait_for(lambda: race.status == "paused")
+    race.stop()  # stopping a paused race wakes it up
+    assert race.join(2.0) and race.status == "stopped"
+
+
+def test_nan_learning_rate_diverges_one_run_and_spares_the_others(tiny_data):
+    race = tiny_race(tiny_data, steps=6, lr_overrides={"Plain-8": float("nan")}).start()
+    assert race.join(120) and race.status == "finished"
+    status = {r.label: r.status for r in race.runs}
+    assert status == {"ResNet-8": "finished", "Plain-8": "diverged", "ResNet-14": "finished", "Plain-14": "finished"}
+    diverged = next(r for r in race.runs if r.label == "Plain-8")
+    assert len(diverged.history) < 6 and not math.isfinite(diverged.history[-1]["train_loss"])
+    assert all(len(r.history) == 6 for r in race.runs if r.label != "Plain-8")
+    text = rr.race_to_json(race.to_dict())  # NaN is written as null, so the file is valid JSON
+    assert "NaN" not in text and rr.load_race(text)["runs"][1]["status"] == "diverged"
+
+
+def test_queue_limit_holds_and_queued_races_wait_their_turn(tiny_data):
+    scheduler = rr.RaceScheduler(limit=1)
+    races = [tiny_race(tiny_data, scheduler=scheduler, steps=100_000, depths=(8,)) for _ in range(3)]
+    most_active = []
+    watching = threading.Event()
+
+    def watch():
+        while not watching.is_set():
+            most_active.append(scheduler.active)
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for race in races:
+            race.start()
+            wait_for(lambda: race.status != "created")
+        wait_for(lambda: races[0].step >= 1)
+        wait_for(lambda: scheduler.waiting == 2)
+        assert [r.queue_position() for r in races] == [None, 1, 2]
+        assert races[1].status == races[2].status == "queued" and races[1].step == 0
+        races[2].stop()  # leaving the queue frees the place
+        assert races[2].join(1.0) and races[2].status == "stopped"
+        assert races[1].queue_position() == 1
+        races[0].stop()
+        wait_for(lambda: races[1].step >= 1)
+        assert races[1].queue_position() is None
+        races[1].stop()
+        assert races[1].join(2.0)
+    finally:
+        for race in races:
+            race.stop()
+        watching.set()
+        watcher.join()
+    assert max(most_active) == 1
+
+
+def test_summary_csv_json_round_trip_and_thinning(tiny_data):
+    race = tiny_race(tiny_data, steps=6, depths=(8,)).start()
+    race.join(120)
+    result = race.to_dict()
+    loaded = rr.load_race(rr.race_to_json(result))
+    assert loaded["recipe"]["steps"] == 6 and [r["label"] for r in loaded["runs"]] == ["ResNet-8", "Plain-8"]
+    assert loaded["runs"][0]["history"] == result["runs"][0]["history"]
+    csv_lines = rr.race_to_csv(result).splitlines()
+    assert csv_lines[0] == ",".join(rr.CSV_COLUMNS) and len(csv_lines) == 1 + 2 * 6
+    thin = rr.thin_history(result, 2)
+    hist = result["runs"][0]["history"]
+    assert [r["step"] for r in thin["runs"][0]["history"]] == [2, 3, 4, 6]
+    assert thin["runs"][0]["history"][0]["train_loss"] == pytest.approx(
+        (hist[0]["train_loss"] + hist[1]["train_loss"]) / 2, abs=1e-4)
+    rows = rr.summary(result)
+    assert [r["run"] for r in rows] == ["ResNet-8", "Plain-8"] and all(r["steps"] == 6 for r in rows)
+    # The figures: one line per run; the error chart adds the test checkpoints.
+    assert len(curves_figure(result, "train_loss").data) == 2
+    assert len(curves_figure(result, "train_error").data) == 4
+    steps = snapshot_steps(result, 8)
+    assert steps == [1, 4, 6]
+    assert len(gradient_snapshot_figure(result, 8, 4).data) == 2 and len(ratio_snapshot_figure(result, 8, 4).data) == 2
+
+
+@pytest.mark.parametrize("bad, words", [
+    (b"\xff\xfe not json", "not valid JSON"),
+    (b"[1, 2]", "not a race file"),
+    (json.dumps({"runs": [{"arch": "transformer", "depth": 20, "history": []}]}), "resnet or plain"),
+    (json.dumps({"runs": [{"arch": "plain", "depth": 20, "history": [{"step": "x"}]}]}), "numeric"),
+])
+def test_bad_race_files_raise_a_readable_error(bad, words):
+    with pytest.raises(rr.RaceFileError, match=words):
+        rr.load_race(bad)
+
+
+def test_config_rejects_bad_depths():
+    with pytest.raises(ValueError, match="6n\\+2"):
+        rr.RaceConfig(depths=(21,))
+    with pytest.raises(ValueError, match="6n\\+2"):
+        rr.RaceConfig(depths=(116,))
+
+
+def test_cifar10_offline_fails_fast_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setattr(rr, "CIFAR_CACHE", tmp_path / "cifar10")
+    t0 = time.monotonic()
+    with pytest.raises(rr.DatasetUnavailable, match="cannot be downloaded"):
+        rr.load_race_data("cifar10", timeout_s=2.0)
+    assert time.monotonic() - t0 < 5
+
+
+def test_race_with_unavailable_data_fails_with_message_not_exception(monkeypatch):
+    monkeypatch.delenv(rr.FOLDER_ENV, raising=False)
+    race = rr.Race(rr.RaceConfig(dataset="folder"), scheduler=rr.RaceScheduler(1)).start()
+    assert race.join(10) and race.status == "failed"
+    assert "No image folder is configured" in race.progress()["message"]
+
+
+def test_image_folder_from_server_configuration(tmp_path, monkeypatch):
+    from PIL import Image
+
+    for cls, color in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (tmp_path / cls).mkdir()
+        for i in range(10):
+            Image.new("RGB", (40, 30), color).save(tmp_path / cls / f"{i}.png")
+    (tmp_path / "red" / "broken.png").write_bytes(b"not an image")
+    monkeypatch.setenv(rr.FOLDER_ENV, str(tmp_path))
+    data = rr.load_race_data("folder", train_size=16, test_size=4)
+    assert data.classes == ["blue", "red"]
+    assert data.train_x.shape[1:] == (3, 32, 32) and len(data.train_x) + len(data.test_x) == 20
+
+
+def test_cli_writes_the_race_file(tmp_path, capsys):
+    from resnet_viz.__main__ import main
+
+    out = tmp_path / "run.json"
+    code = main(["race", "--depths", "8", "--steps", "4", "--batch-size", "8", "--train-size", "64",
+                 "--test-size", "16", "--eval-every", "2", "--snapshot-every", "2", "--lr", "0.05", "--seed", "3",
+                 "--out", str(out)])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data["recipe"]["steps"] == 4 and data["recipe"]["batch_size"] == 8 and data["recipe"]["seed"] == 3
+    assert [(r["arch"], r["depth"]) for r in data["runs"]] == [("resnet", 8), ("plain", 8)]
+    for run in data["runs"]:
+        assert [h["step"] for h in run["history"]] == [1, 2, 3, 4]
+        assert {"train_loss", "train_error", "test_error"} <= set(run["history"][0])
+        assert isinstance(run["history"][0]["train_loss"], float) and run["history"][1]["test_error"] is not None
+    printed = capsys.readouterr()
+    assert "ResNet-8" in printed.out and "steps" in printed.err
+
+
+def test_recorded_race_shows_the_degradation_problem():
+    """The race that ships with the app, made by the CLI with the default quick race (Fig. 6 ordering)."""
+    result = rr.recorded_race()
+    assert result is not None, "resnet_viz/assets/races is missing its recorded race"
+    assert rr.RECORDED_RACE.stat().st_size < 1_000_000
+    assert result["recipe"] == rr.QUICK_RECIPE_CPU.to_dict()
+    loss = {(r["arch"], r["depth"]): rr.final_train_loss(r) for r in result["runs"]}
+    assert loss[("plain", 56)] > loss[("plain", 20)]
+    assert loss[("resnet", 56)] < loss[("plain", 56)]
+    assert all(r["status"] == "finished" for r in result["runs"])
