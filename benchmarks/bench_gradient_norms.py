@@ -1,0 +1,95 @@
+"""Cost of gradient_norms against a bare forward+backward of the same model and batch.
+
+    python benchmarks/bench_gradient_norms.py [--repeats 15] [--threads 2]
+
+Both are timed in the same run, interleaved, and the median is reported. The
+bare pass is ``loss = cross_entropy(model(x), y); loss.backward()`` with the
+model in training mode (batch statistics, as gradient_norms uses); its ``.grad``
+is cleared (set to None) outside the timed region.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from resnet_viz import build_twins  # noqa: E402
+from resnet_viz.gradients import NUM_CLASSES, example_batch, gradient_norms  # noqa: E402
+
+CASES = [  # (label, arch, depth, batch size)
+    ("CIFAR ResNet-20", "cifar", 20, 32),
+    ("CIFAR ResNet-56", "cifar", 56, 32),
+    ("CIFAR ResNet-110", "cifar", 110, 16),
+    ("ResNet-18 (224 px)", "resnet18", None, 4),
+    ("ResNet-50 (224 px)", "resnet50", None, 4),
+]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bare_forward_backward(model, x, y) -> None:
+    model.train()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+
+
+def bench(arch: str, depth: int | None, batch_size: int, repeats: int, device: torch.device) -> tuple[float, float]:
+    resnet, _ = build_twins(arch, depth=depth or 20, num_classes=NUM_CLASSES)
+    model = resnet.to(device)
+    x, y = example_batch("noise", arch=arch, batch_size=batch_size)
+    x, y = x.to(device), y.to(device)
+    running = {k: v.clone() for k, v in model.state_dict().items()}  # bare passes update BN statistics
+
+    def time_one(fn) -> float:
+        model.zero_grad(set_to_none=True)
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        return time.perf_counter() - start
+
+    for _ in range(2):  # warm-up
+        time_one(lambda: bare_forward_backward(model, x, y))
+        time_one(lambda: gradient_norms(model, x, y))
+    bare, probe = [], []
+    for i in range(repeats):
+        # Alternate which goes first so drifts in machine load hit both equally.
+        order = [("bare", bare), ("probe", probe)] if i % 2 == 0 else [("probe", probe), ("bare", bare)]
+        for kind, times in order:
+            fn = (lambda: bare_forward_backward(model, x, y)) if kind == "bare" else (lambda: gradient_norms(model, x, y))
+            times.append(time_one(fn))
+    model.load_state_dict(running)
+    return statistics.median(bare), statistics.median(probe)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="CIFAR cases only")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    print(f"device={device} threads={torch.get_num_threads()} repeats={args.repeats} (median)")
+    print(f"| model | batch | bare fwd+bwd (ms) | gradient_norms (ms) | ratio |")
+    print(f"|---|---|---|---|---|")
+    for label, arch, depth, batch_size in CASES:
+        if args.quick and arch != "cifar":
+            continue
+        bare, probe = bench(arch, depth, batch_size, args.repeats, device)
+        print(f"| {label} | {batch_size} | {bare * 1e3:.1f} | {probe * 1e3:.1f} | {probe / bare:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
