@@ -8,6 +8,7 @@ from .bundled import list_bundled, load_bundled, sample_images
 from .data import SHAPE_CLASSES, make_shapes
 from .device import best_device, describe_device
 from .explain import Explanation, explain, localisation
+from .gradients import GradientFlow, forward_signals, gradient_flow, gradient_norms
 from .imaging import ImageError, load_image
 from .models import TwinNet, build_twins
 from .residual import (block_contributions, gradient_split, lesion_accuracies, path_length_distribution,
@@ -17,6 +18,7 @@ from .training import Recipe
 from .weights import WeightsUnavailable, imagenet_available
 
 __all__ = [
+    "GradientFlow", "forward_signals", "gradient_flow", "gradient_norms",
     "Explanation", "ImageError", "Recipe", "SHAPE_CLASSES", "TwinNet", "WeightsUnavailable", "best_device",
     "build_twins", "describe_device", "DatasetUnavailable", "Race", "RaceConfig", "RaceFileError", "load_race",
     "recorded_race", "run_race", "explain", "imagenet_available", "list_bundled", "load_bundled",

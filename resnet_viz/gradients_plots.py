@@ -1,0 +1,80 @@
+"""Plotly figures for the gradient-flow views (log-scale y, ResNet solid blue, plain twin dashed orange)."""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import plotly.graph_objects as go
+
+from .gradients import DepthSweep, GradientFlow
+from .style import COLORS, DASH, LABELS, base_layout
+
+TWINS = ("resnet", "plain")
+
+
+def format_ratio(ratio: float) -> str:
+    """A first/last ratio for people: ``3.2e-07``, ``0.41``, ``980``; exact zeros are float32 underflow."""
+    if ratio == 0:
+        return "0 (underflow)"
+    if math.isnan(ratio) or math.isinf(ratio):
+        return "undefined (last-layer gradient is 0)"
+    if 1e-3 <= abs(ratio) < 1e4:
+        return f"{ratio:.3g}"
+    return f"{ratio:.2e}"
+
+
+def _positive(values):
+    """Log axes cannot show 0: leave a gap there (the value underflowed in float32)."""
+    return [v if v > 0 and math.isfinite(v) else None for v in values]
+
+
+def count_zeros(flows: Mapping[str, GradientFlow]) -> dict[str, int]:
+    """How many main-path weights of each twin got a gradient of exactly 0."""
+    return {twin: sum(1 for v in flow.grad_norms if v == 0) for twin, flow in flows.items()}
+
+
+def gradient_norm_figure(flows: Mapping[str, GradientFlow], *, title: str = "Gradient norm per layer") -> go.Figure:
+    """Per-layer gradient norm of both twins on one chart, input (left) to output (right)."""
+    fig = go.Figure()
+    for twin in TWINS:
+        if twin not in flows:
+            continue
+        flow = flows[twin]
+        fig.add_trace(go.Scatter(
+            x=list(range(len(flow.layers))), y=_positive(flow.grad_norms), customdata=flow.layers,
+            mode="lines+markers", marker=dict(size=4), line=dict(color=COLORS[twin], dash=DASH[twin]),
+            name=f"{LABELS[twin]} — first/last ratio {format_ratio(flow.ratio)}",
+            hovertemplate="%{customdata}<br>‖∂L/∂W‖ = %{y:.3g}<extra>" + LABELS[twin] + "</extra>"))
+    base_layout(fig, title=title, x="layer index (0 = stem convolution … last = final linear layer)",
+                y="‖∂loss/∂W‖ (log scale)", log_y=True)
+    return fig
+
+
+def forward_signal_figure(flows: Mapping[str, GradientFlow], *,
+                          title: str = "Forward signal: standard deviation of each block's output") -> go.Figure:
+    fig = go.Figure()
+    for twin in TWINS:
+        if twin not in flows:
+            continue
+        flow = flows[twin]
+        fig.add_trace(go.Scatter(
+            x=list(range(len(flow.blocks))), y=_positive(flow.signal_std), customdata=flow.blocks,
+            mode="lines+markers", marker=dict(size=4), line=dict(color=COLORS[twin], dash=DASH[twin]),
+            name=LABELS[twin], hovertemplate="%{customdata}<br>std = %{y:.3g}<extra>" + LABELS[twin] + "</extra>"))
+    base_layout(fig, title=title, x="block index (0 = stem … last = final block)", y="output std (log scale)",
+                log_y=True)
+    return fig
+
+
+def depth_sweep_figure(sweep: DepthSweep, *, title: str = "First/last gradient ratio against depth") -> go.Figure:
+    fig = go.Figure()
+    for twin in TWINS:
+        ratios = sweep.ratios[twin]
+        fig.add_trace(go.Scatter(
+            x=sweep.depths, y=_positive(ratios), mode="lines+markers", line=dict(color=COLORS[twin], dash=DASH[twin]),
+            name=LABELS[twin], text=[format_ratio(r) for r in ratios],
+            hovertemplate="depth %{x}<br>first/last = %{text}<extra>" + LABELS[twin] + "</extra>"))
+    fig.add_hline(y=1, line=dict(color="#888", width=1, dash="dot"))
+    base_layout(fig, title=title, x="depth (layers)", y="first/last gradient-norm ratio (log scale)", log_y=True)
+    fig.update_xaxes(tickvals=sweep.depths)
+    return fig
