@@ -12,6 +12,7 @@ the others wait in a queue whose position they can report.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -86,8 +87,8 @@ def load_race_data(name: str = "shapes", *, train_size: int = 4000, test_size: i
     images per class. Raises :class:`DatasetUnavailable` with a readable message on failure.
     """
     if name == "shapes":
-        tx, ty, _ = make_shapes(train_size, seed=TRAIN_SEED)
-        vx, vy, _ = make_shapes(test_size, seed=TEST_SEED)
+        tx, ty = _shapes(train_size, TRAIN_SEED)
+        vx, vy = _shapes(test_size, TEST_SEED)
         return RaceData(name, tx, ty, vx, vy, list(SHAPE_CLASSES),
                         f"shapes ({train_size} training images, {test_size} test images)")
     if name == "cifar10":
@@ -95,6 +96,13 @@ def load_race_data(name: str = "shapes", *, train_size: int = 4000, test_size: i
     if name == "folder":
         return _load_folder(folder or os.environ.get(FOLDER_ENV), train_size, test_size)
     raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+
+
+@functools.lru_cache(maxsize=4)
+def _shapes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cached: generating shapes takes seconds, and races only ever read them."""
+    images, labels, _ = make_shapes(n, seed=seed)
+    return images, labels
 
 
 def _can_reach(host: str, port: int, timeout_s: float) -> bool:

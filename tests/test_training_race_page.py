@@ -1,0 +1,82 @@
+"""The Training race page: AppTest for the flow, a browser test for the live curves."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import screenshot
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/training_race.py")
+    at.run()
+    return at
+
+
+def test_page_shows_the_recorded_race_with_controls_and_context():
+    at = open_page()
+    assert not at.exception
+    labels = [b.label for b in at.button]
+    assert "Start" in labels and "Stop" in labels
+    stop = next(b for b in at.button if b.label == "Stop")
+    assert stop.disabled  # nothing to stop yet
+    assert at.selectbox(key="race_show").value.startswith("Recorded race")
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 2
+    text = " ".join(m.value for m in at.markdown)
+    assert "degradation problem" in text
+    assert any("8.75" in str(df.value) for df in at.dataframe)  # the paper's numbers for context
+
+
+def test_start_trains_a_race_that_stays_in_the_session():
+    at = open_page()
+    at.multiselect(key="race_depths").set_value([8])
+    at.number_input(key="race_steps").set_value(10)
+    at.number_input(key="race_batch").set_value(8)
+    at.run()
+    next(b for b in at.button if b.label == "Start").click()
+    at.run()
+    assert not at.exception
+    race = at.session_state["race_live"]
+    assert [r.label for r in race.runs] in ([], ["ResNet-8", "Plain-8"])
+    assert race.join(120) and race.status == "finished"
+    at.run()
+    assert not at.exception
+    results = at.session_state["race_results"]
+    assert len(results) == 1
+    (name, result), = results.items()
+    assert at.selectbox(key="race_show").value == name
+    assert [len(r["history"]) for r in result["runs"]] == [10, 10]
+    assert {b.label for b in at.get("download_button")} >= {"Download CSV", "Download JSON"}
+
+
+@pytest.mark.browser
+def test_start_grows_the_curves_and_stop_freezes_them(page, app_url):
+    page.goto(app_url + "/training-race")
+    page.get_by_text("What to look for").first.wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()  # the recorded race shows at once
+    count_points = """() => Array.from(document.querySelectorAll('.st-key-live_loss .js-plotly-plot'))
+        .map(d => (d.data || []).reduce((n, t) => n + (t.x ? t.x.length : 0), 0)).reduce((a, b) => a + b, 0)"""
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_function(f"({count_points})() > 0", timeout=90_000)
+    first = page.evaluate(count_points)
+    page.wait_for_function(f"({count_points})() > {first}", timeout=60_000)
+    grown = page.evaluate(count_points)
+    assert grown > first
+    page.get_by_text("images/s").first.wait_for()  # the progress bar with throughput and ETA
+    screenshot(page, "training_race")
+    page.get_by_role("button", name="Stop").click()
+    # The stopped race moves into the session's finished races; its curves no longer change.
+    page.get_by_text("stopped").first.wait_for(timeout=30_000)
+    count_all = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+        .map(d => (d.data || []).reduce((n, t) => n + (t.x ? t.x.length : 0), 0)).reduce((a, b) => a + b, 0)"""
+    page.wait_for_timeout(1000)
+    frozen = page.evaluate(count_all)
+    page.wait_for_timeout(2500)
+    assert page.evaluate(count_all) == frozen
+    assert page.get_by_role("button", name="Stop").is_disabled()
+    screenshot(page, "training_race_stopped")
