@@ -7,10 +7,10 @@ st.set_page_config(page_title="ResNet twins", page_icon=":material/hub:", layout
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/explain.py", title="Explain", icon=":material/search:", url_path="explain"),
-    st.Page("pages/gradient_flow.py", title="Gradient flow", icon=":material/trending_down:", url_path="gradient-flow"),
-    st.Page("pages/residual_vs_identity.py", title="Residual vs identity", icon=":material/add_circle:", url_path="residual"),
-    st.Page("pages/training_race.py", title="Training race", icon=":material/sports_score:", url_path="training-race"),
+    st.Page("pages/explain.py", title="Explain", icon=":material/search:"),
+    st.Page("pages/gradient_flow.py", title="Gradient flow", icon=":material/trending_down:"),
+    st.Page("pages/residual_vs_identity.py", title="Residual vs identity", icon=":material/add_circle:"),
+    st.Page("pages/training_race.py", title="Training race", icon=":material/sports_score:"),
 ]
 
 page = st.navigation(PAGES)

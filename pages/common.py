@@ -50,3 +50,55 @@ def twin_label(twin: str, *, pretrained_imagenet: bool = False) -> str:
     if twin == "resnet":
         return "ResNet"
     return "Plain twin (skip connections removed)" if pretrained_imagenet else "Plain twin"
+
+
+MODEL_SOURCES = {
+    "shapes-20": "Bundled ResNet-20 and Plain-20 (shapes, offline)",
+    "shapes-56": "Bundled ResNet-56 and Plain-56 (shapes, offline)",
+    "resnet18": "ImageNet ResNet-18 (torchvision weights)",
+    "resnet50": "ImageNet ResNet-50 (torchvision weights)",
+}
+
+
+@st.cache_resource(show_spinner="Loading ImageNet weights…")
+def imagenet_twins(arch: str):
+    resnet, plain = rv.build_twins(arch, weights="imagenet")
+    for model in (resnet, plain):
+        model.requires_grad_(False)
+        model.to(device())
+    return resnet, plain, {"name": arch, "class_names": resnet.class_names}
+
+
+def twins_for(source: str):
+    """(resnet, plain, info) for a key of MODEL_SOURCES."""
+    return imagenet_twins(source) if source in ("resnet18", "resnet50") else bundled_twins(source)
+
+
+def available_sources() -> list[str]:
+    bundled = rv.list_bundled()
+    return [k for k in MODEL_SOURCES if k in bundled or k in ("resnet18", "resnet50")]
+
+
+def ensure_imagenet(arch: str) -> bool:
+    """True when ImageNet weights are ready; otherwise offer a download with progress."""
+    if rv.imagenet_available(arch):
+        return True
+    from resnet_viz.weights import WeightsUnavailable, download_imagenet_weights, imagenet_weights_path
+
+    st.info(f"The ImageNet weights for {arch} are not on this machine yet "
+            f"(expected at `{imagenet_weights_path(arch)}`). They are downloaded once and cached.")
+    if st.button(f"Download {arch} weights", key=f"download-{arch}"):
+        bar = st.progress(0.0, text="Connecting…")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(min(1.0, done / total) if total else 0.0,
+                         text=f"{done / 1e6:.1f} of {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB")
+
+        try:
+            download_imagenet_weights(arch, progress=progress)
+        except WeightsUnavailable as exc:
+            bar.empty()
+            st.error(str(exc))
+            return False
+        st.rerun()
+    return False

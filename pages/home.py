@@ -1,6 +1,8 @@
 """Home: what residual learning is, and what each page shows."""
 import streamlit as st
 
+import pages  # noqa: F401  (routes deep links through app.py; see pages/__init__.py)
+
 st.title("ResNet twins")
 st.markdown(
     "Deep networks got much deeper in 2015 thanks to one small change: the **skip connection**. "
