@@ -178,7 +178,8 @@ def deletion_accuracies(model: TwinNet, images: torch.Tensor, labels: torch.Tens
     """
     _check_eval(model)
     blocks = [block for _, block in model.blocks()]
-    sets = [frozenset(int(i) for i in d) for d in deletions]
+    requested = [frozenset(int(i) for i in d) for d in deletions]
+    sets = list(dict.fromkeys(requested))  # each distinct set runs once
     if not sets:
         return []
     for s in sets:
@@ -200,7 +201,8 @@ def deletion_accuracies(model: TwinNet, images: torch.Tensor, labels: torch.Tens
             for i in range(first, len(blocks)):
                 h = _lesioned(blocks[i], h) if i in s else blocks[i](h)
             correct[k] += float((model.head(h).argmax(dim=1) == y).sum())
-    return (correct / max(1, len(images))).tolist()
+    accuracy = dict(zip(sets, (correct / max(1, len(images))).tolist()))
+    return [accuracy[s] for s in requested]
 
 
 def lesion_accuracies(model: TwinNet, images: torch.Tensor, labels: torch.Tensor, *,

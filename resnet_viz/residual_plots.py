@@ -17,6 +17,12 @@ IDENTITY_COLOR = COLORS["resnet"]
 RESIDUAL_COLOR = "#2ca02c"
 
 
+def _title_above_legend(fig: go.Figure, height: int = 400) -> go.Figure:
+    # base_layout puts a horizontal legend just above the plot; keep the title clear of it.
+    fig.update_layout(height=height, margin=dict(t=95), title=dict(y=0.97, yanchor="top", font_size=15))
+    return fig
+
+
 def _block_axis(fig: go.Figure, names: list[str]) -> None:
     """Block index on x, block names on hover, dotted lines between stages."""
     fig.update_xaxes(tickmode="array", tickvals=list(range(len(names))),
@@ -41,6 +47,7 @@ def _per_block_lines(contribs: dict[str, list[dict]], key: str, *, title: str, y
         fig.add_hline(y=reference, line=dict(color="#888888", dash="dot"), annotation_text=reference_label,
                       annotation_position="top left")
     base_layout(fig, title=title, x="block (stages separated by dotted lines)", y=y)
+    _title_above_legend(fig)
     _block_axis(fig, names)
     return fig
 
@@ -90,8 +97,12 @@ def spatial_maps_figure(image: np.ndarray, entries: list[dict], *, title: str, o
                 z=_upsample(e["spatial_map"], size), coloraxis="coloraxis", opacity=opacity,
                 hovertemplate=e["name"] + f" ({e['resolution'][0]}x{e['resolution'][1]})"
                               "<br>|F(x)| / mean|x|: %{z:.2f}<extra></extra>"), row=r, col=c)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, scaleanchor="x", autorange="reversed")
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
+    for r in range(1, rows + 1):  # square pixels: each y axis keeps its own x axis' scale
+        for c in range(1, cols + 1):
+            i = (r - 1) * cols + c
+            fig.update_yaxes(scaleanchor="x" if i == 1 else f"x{i}", row=r, col=c)
     fig.update_layout(title=title, template="plotly_white", height=max(260, int(rows * cell_px * 1.15) + 80),
                       width=None, margin=dict(l=10, r=10, t=70, b=10),
                       coloraxis=dict(colorscale="Inferno", cmin=0, cmax=zmax,
@@ -115,6 +126,7 @@ def gradient_split_figure(entries: list[dict]) -> go.Figure:
     fig.add_hline(y=0.5, line=dict(color="#888888", dash="dot"))
     base_layout(fig, title="Where the gradient reaching each block's input comes from (ResNet)",
                 x="block", y="share of ‖dL/dx‖")
+    _title_above_legend(fig)
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     _block_axis(fig, names)
     return fig
@@ -127,16 +139,20 @@ def lesion_figure(lesions: dict[str, dict], names: list[str]) -> go.Figure:
     for twin, result in lesions.items():
         values = result["per_block"]
         fig.add_trace(go.Bar(
-            x=x, y=[v if v is not None else 0 for v in values], name=f"{LABELS[twin]}: block deleted",
+            x=x, y=[v if v is not None else 0 for v in values], name=f"{LABELS[twin]}, one block deleted",
             marker=dict(color=COLORS[twin], pattern_shape="" if twin == "resnet" else "/"),
             text=["" if v is not None else "n/a" for v in values], textposition="outside", customdata=names,
             hovertext=[f"{n}: {v:.1%}" if v is not None else f"{n}: cannot be deleted (changes the shape)"
                        for n, v in zip(names, values)], hoverinfo="text"))
-        fig.add_hline(y=result["baseline"], line=dict(color=COLORS[twin], dash="dash", width=1.5),
-                      annotation_text=f"{LABELS[twin]}, nothing deleted: {result['baseline']:.1%}",
-                      annotation_position="bottom right" if twin == "resnet" else "top right")
+    for twin, result in lesions.items():  # baselines as legend entries: labels on the lines would collide
+        fig.add_trace(go.Scatter(
+            x=[-0.5, len(names) - 0.5], y=[result["baseline"]] * 2, mode="lines",
+            name=f"{LABELS[twin]}, intact: {result['baseline']:.1%}",
+            line=dict(color=COLORS[twin], dash="dash", width=1.5), hoverinfo="skip"))
     base_layout(fig, title="Accuracy with one block deleted", x="deleted block", y="test accuracy")
-    fig.update_layout(barmode="group")
+    # Four legend entries: below the axis, where they have room.
+    fig.update_layout(barmode="group", height=470, margin=dict(t=60, b=130),
+                      legend=dict(orientation="h", yanchor="top", y=-0.28, x=0))
     fig.update_yaxes(range=[0, 1.08], tickformat=".0%")
     _block_axis(fig, names)
     return fig
@@ -157,6 +173,7 @@ def random_deletion_figure(curves: dict[str, dict], baselines: dict[str, float],
                       annotation_position="bottom right")
     base_layout(fig, title="Accuracy against the number of blocks deleted at random",
                 x="blocks deleted", y="test accuracy")
+    _title_above_legend(fig, 440)
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
     fig.update_xaxes(dtick=1)
     return fig

@@ -1,0 +1,77 @@
+"""The "Residual vs identity" page: AppTest in-process, and a real browser."""
+import os
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from conftest import screenshot
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAGE = "pages/residual_vs_identity.py"
+CHARTS = 7  # ratio, cosine, spatial maps, gradient split, lesions, random deletions, path lengths
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # AppTest runs in this process; small convolutions are faster on one thread when the cores are shared.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def app():
+    at = AppTest.from_file(os.path.join(ROOT, "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page(PAGE)
+    at.run()
+    return at
+
+
+def test_page_shows_every_chart_and_the_lesion_numbers(app):
+    assert not app.exception, app.exception
+    assert not app.error
+    assert len(app.get("plotly_chart")) == CHARTS
+    labels = [m.label for m in app.metric]
+    assert "ResNet: mean loss, one block deleted" in labels
+    assert any("Veit" in md.value for md in app.markdown)
+
+
+@pytest.mark.parametrize("source", ["Batch of shapes", "Sample photo"])
+def test_other_inputs_and_the_plain_twins_maps(app, source):
+    app.radio(key="residual_source").set_value(source).run()
+    app.radio(key="residual_map_twin").set_value("plain").run()
+    assert not app.exception, app.exception
+    assert len(app.get("plotly_chart")) == CHARTS
+
+
+def test_upload_without_a_file_asks_for_one(app):
+    app.radio(key="residual_source").set_value("Upload").run()
+    assert not app.exception
+    assert any("Upload a PNG" in i.value for i in app.info)
+    # Without an input the lesion lab and the paths still show.
+    assert len(app.get("plotly_chart")) == 3
+
+
+@pytest.mark.browser
+def test_browser_sees_the_charts_and_a_clear_error_for_a_bad_upload(page, app_url):
+    # Through the sidebar, so the test holds whatever URL path app.py gives the page.
+    page.goto(app_url)
+    page.get_by_role("link", name="Residual vs identity").first.click()
+    page.get_by_text("Lesion lab").first.wait_for()
+    page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot').length >= {CHARTS}", timeout=120_000)
+    page.get_by_text("Plain / ResNet").first.wait_for()
+    # Streamlit scrolls inside its own container: a tall viewport shows the whole page.
+    page.set_viewport_size({"width": 1400, "height": 4200})
+    page.wait_for_timeout(2000)
+    screenshot(page, "residual")
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+    page.get_by_text("Upload", exact=True).first.click()
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": "not-an-image.png", "mimeType": "image/png", "buffer": b"this is not a PNG"}])
+    page.get_by_text("This image cannot be used").first.wait_for()
+    assert page.get_by_text("Traceback").count() == 0
+    screenshot(page, "residual-bad-upload")
