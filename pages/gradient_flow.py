@@ -217,16 +217,16 @@ def compute_sweep(options: dict) -> grad.DepthSweep:
 
 def describe(view: dict) -> str:
     arch = f"CIFAR, {view['depth']} layers" if view["arch"] == "cifar" else ARCH_LABELS[view["arch"]]
-    return (f"{arch} · {NORM_LABELS[view['norm']]} normalisation · {ACT_LABELS[view['act']]} · "
+    norm = "BatchNorm" if view["norm"] == "batch" else "no normalisation"
+    return (f"{arch} · {norm} · {ACT_LABELS[view['act']]} · "
             f"{BLOCK_LABELS[view['block']]} · {INIT_LABELS[view['init']]} init · {BATCH_LABELS[view['batch']]} · "
             f"seed {view['seed']}")
 
 
 def ratio_metrics(flows: dict[str, grad.GradientFlow]) -> None:
-    cols = st.columns(2)
-    for col, twin in zip(cols, ("resnet", "plain")):
-        col.metric(f"{'ResNet' if twin == 'resnet' else 'Plain twin'}: first/last ratio",
-                   format_ratio(flows[twin].ratio))
+    for twin in ("resnet", "plain"):
+        st.metric(f"{'ResNet' if twin == 'resnet' else 'Plain twin'}: first/last ratio",
+                  format_ratio(flows[twin].ratio))
 
 
 st.title("Gradient flow")
@@ -261,9 +261,8 @@ with notes:
         pair = {view["block"]: flows["resnet"],
                 other: compute_flows(view["arch"], depth, {**options, "block": other},
                                      what="Other block design")["resnet"]}
-        cols = st.columns(2)
-        for col, design in zip(cols, ("post", "pre")):
-            col.metric(f"ResNet, {design}-activation", format_ratio(pair[design].ratio))
+        for design in ("post", "pre"):
+            st.metric(f"ResNet, {design}-activation", format_ratio(pair[design].ratio))
 
 chart, notes = st.columns([3, 1.3])
 with chart:
@@ -285,6 +284,8 @@ if view["sweep"] == "on":
                     "dotted line is a ratio of 1: the gradient reaches the input at the size it left the output). "
                     "Moving away from 1 exponentially with depth is the signature of vanishing or exploding "
                     "gradients.")
+        if any(r == 0 for ratios in sweep.ratios.values() for r in ratios):
+            st.caption("Missing points: the first layer's gradient underflowed to exactly 0 in float32.")
         st.caption("Results are cached: coming back to a view you have seen is instant.")
 else:
     st.caption("Depth sweep is off (turn it on above to compare depths 8 to 110).")

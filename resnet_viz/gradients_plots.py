@@ -23,6 +23,13 @@ def format_ratio(ratio: float) -> str:
     return f"{ratio:.2e}"
 
 
+def _layout(fig: go.Figure, **kwargs) -> go.Figure:
+    base_layout(fig, **kwargs)
+    # Room for a legend whose entries carry the ratios, between the title and the plot.
+    fig.update_layout(margin=dict(t=95), title=dict(y=0.97, yanchor="top"), legend=dict(y=1.02))
+    return fig
+
+
 def _positive(values):
     """Log axes cannot show 0: leave a gap there (the value underflowed in float32)."""
     return [v if v > 0 and math.isfinite(v) else None for v in values]
@@ -45,7 +52,7 @@ def gradient_norm_figure(flows: Mapping[str, GradientFlow], *, title: str = "Gra
             mode="lines+markers", marker=dict(size=4), line=dict(color=COLORS[twin], dash=DASH[twin]),
             name=f"{LABELS[twin]} — first/last ratio {format_ratio(flow.ratio)}",
             hovertemplate="%{customdata}<br>‖∂L/∂W‖ = %{y:.3g}<extra>" + LABELS[twin] + "</extra>"))
-    base_layout(fig, title=title, x="layer index (0 = stem convolution … last = final linear layer)",
+    _layout(fig, title=title, x="layer index (0 = stem convolution … last = final linear layer)",
                 y="‖∂loss/∂W‖ (log scale)", log_y=True)
     return fig
 
@@ -61,7 +68,7 @@ def forward_signal_figure(flows: Mapping[str, GradientFlow], *,
             x=list(range(len(flow.blocks))), y=_positive(flow.signal_std), customdata=flow.blocks,
             mode="lines+markers", marker=dict(size=4), line=dict(color=COLORS[twin], dash=DASH[twin]),
             name=LABELS[twin], hovertemplate="%{customdata}<br>std = %{y:.3g}<extra>" + LABELS[twin] + "</extra>"))
-    base_layout(fig, title=title, x="block index (0 = stem … last = final block)", y="output std (log scale)",
+    _layout(fig, title=title, x="block index (0 = stem … last = final block)", y="output std (log scale)",
                 log_y=True)
     return fig
 
@@ -75,6 +82,6 @@ def depth_sweep_figure(sweep: DepthSweep, *, title: str = "First/last gradient r
             name=LABELS[twin], text=[format_ratio(r) for r in ratios],
             hovertemplate="depth %{x}<br>first/last = %{text}<extra>" + LABELS[twin] + "</extra>"))
     fig.add_hline(y=1, line=dict(color="#888", width=1, dash="dot"))
-    base_layout(fig, title=title, x="depth (layers)", y="first/last gradient-norm ratio (log scale)", log_y=True)
+    _layout(fig, title=title, x="depth (layers)", y="first/last gradient-norm ratio (log scale)", log_y=True)
     fig.update_xaxes(tickvals=sweep.depths)
     return fig
