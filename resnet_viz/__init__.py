@@ -5,6 +5,7 @@ gradient norms, residual-vs-identity probes and training races. No Streamlit
 needed; every plotting function returns a plotly figure.
 """
 from .bundled import list_bundled, load_bundled, sample_images
+from .checkpoints import load_checkpoint, save_twins
 from .data import SHAPE_CLASSES, make_shapes
 from .device import best_device, describe_device
 from .explain import Explanation, explain, localisation
@@ -24,5 +25,5 @@ __all__ = [
     "recorded_race", "run_race", "explain", "imagenet_available", "list_bundled", "load_bundled",
     "load_image", "localisation", "make_shapes", "sample_images",
     "block_contributions", "gradient_split", "lesion_accuracies", "path_length_distribution",
-    "random_deletion_accuracies",
+    "random_deletion_accuracies", "load_checkpoint", "save_twins",
 ]

@@ -6,14 +6,13 @@ the same recipe and batches; the file's metadata holds the model card.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors.torch import load_file, safe_open, save_file
 
+from .checkpoints import load_checkpoint, read_info, save_twins
 from .data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes
 from .models import TwinNet, build_twins
 from .training import Recipe, batch_indices, evaluate, make_optimizer, train_step
@@ -35,11 +34,6 @@ def list_bundled() -> list[str]:
     return sorted(p.stem for p in MODELS_DIR.glob("*.safetensors"))
 
 
-def _info_of(path: Path) -> dict:
-    with safe_open(str(path), framework="pt") as f:
-        return json.loads(f.metadata()["info"])
-
-
 def load_bundled(name: str = "shapes-20", *, device: torch.device | str = "cpu") -> tuple[TwinNet, TwinNet, dict]:
     """Load bundled twins: ``(resnet, plain, info)``, in eval mode.
 
@@ -48,14 +42,7 @@ def load_bundled(name: str = "shapes-20", *, device: torch.device | str = "cpu")
     path = MODELS_DIR / f"{name}.safetensors"
     if not path.is_file():
         raise ValueError(f"no bundled model {name!r}; available: {list_bundled()}")
-    info = _info_of(path)
-    tensors = load_file(str(path))
-    resnet, plain = build_twins(**info["build"])
-    for prefix, model in (("resnet.", resnet), ("plain.", plain)):
-        model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-        model.class_names = list(info["class_names"])
-        model.to(device).eval()
-    return resnet, plain, info
+    return load_checkpoint(path, device=device)
 
 
 def sample_images() -> dict[str, Path]:
@@ -74,7 +61,7 @@ def train_bundled(names: list[str] | None = None, *, log: Callable[[str], None] 
         depth, recipe = BUNDLED_RECIPES[name]
         build = dict(arch="cifar", depth=depth, num_classes=len(SHAPE_CLASSES), seed=0)
         twins = build_twins(**build)
-        tensors, card = {}, {}
+        card = {}
         for model in twins:
             model.train()
             opt = make_optimizer(model, recipe)
@@ -89,13 +76,10 @@ def train_bundled(names: list[str] | None = None, *, log: Callable[[str], None] 
             card[model.twin] = {"test_accuracy": round(1 - test["error"], 4),
                                 "train_loss": round(train["loss"], 4), "train_seconds": round(time.time() - start)}
             log(f"{name} {model.twin}: test accuracy {1 - test['error']:.4f}")
-            tensors.update({f"{model.twin}.{k}": v.contiguous() for k, v in model.state_dict().items()})
         info = {"name": name, "dataset": f"shapes (train {TRAIN_SIZE} images seed {TRAIN_SEED}, "
                                           f"test {TEST_SIZE} images seed {TEST_SEED})",
                 "build": build, "recipe": recipe.to_dict(), "class_names": SHAPE_CLASSES, **card}
-        path = MODELS_DIR / f"{name}.safetensors"
-        save_file(tensors, str(path), metadata={"info": json.dumps(info)})
-        written.append(path)
+        written.append(save_twins(MODELS_DIR / f"{name}.safetensors", *twins, info))
     _write_model_card()
     return written
 
@@ -107,7 +91,7 @@ def _write_model_card() -> None:
              "| name | depth | ResNet test accuracy | plain test accuracy | ResNet train loss | plain train loss |"
              " recipe |", "|---|---|---|---|---|---|---|"]
     for name in list_bundled():
-        info = _info_of(MODELS_DIR / f"{name}.safetensors")
+        info = read_info(MODELS_DIR / f"{name}.safetensors")
         r, p, rec = info["resnet"], info["plain"], info["recipe"]
         lines.append(f"| {name} | {info['build']['depth']} | {r['test_accuracy']:.2%} | {p['test_accuracy']:.2%} | "
                      f"{r['train_loss']:.3f} | {p['train_loss']:.3f} | {rec['optimizer']} lr {rec['lr']}, "
