@@ -50,7 +50,7 @@ def _settings() -> tuple[rr.RaceConfig | None, str | None]:
             batch = a2.number_input("Batch size", 4, 1024, base.batch_size, step=4, key="race_batch")
             optimizer = a3.selectbox("Optimiser", OPTIMIZERS, key="race_opt",
                                      format_func=lambda o: "SGD with momentum" if o == "sgd" else "Adam")
-            lr = a4.number_input("Learning rate", 1e-5, 2.0, base.lr if optimizer == "sgd" else 1e-3, format="%.4f",
+            lr = a4.number_input("Learning rate", 1e-5, 2.0, base.lr if optimizer == base.optimizer else (0.1 if optimizer == "sgd" else 1e-3), format="%.4f",
                                  key=f"race_lr_{optimizer}")
             b1, b2, b3, b4 = st.columns(4)
             warmup = b1.number_input("Warm-up steps", 0, 5000, base.warmup_steps, key="race_warmup")
@@ -126,10 +126,10 @@ def _curves(result: dict, key: str) -> None:
 
 
 @st.fragment(run_every=0.5 if running else None)
-def live_view() -> None:
+def live_view(show_curves: bool) -> None:
     race: rr.Race = state["race_live"]
     _progress(race)
-    if race.runs:
+    if race.runs and show_curves:
         _curves(race.to_dict(), "live")
     if race.done:
         _store_finished(race)
@@ -151,10 +151,9 @@ shown = st.selectbox("Show", choices, key="race_show", label_visibility="collaps
 chart_col, text_col = st.columns([3, 1])
 result: dict | None = None
 with chart_col:
-    if shown == LIVE and running:
-        live_view()
-        result = live.to_dict() if live.runs else None
-    else:
+    if running:  # poll while training, even when another race is on show, to notice the end
+        live_view(shown == LIVE)
+    if not (shown == LIVE and running):
         if shown == RECORDED:
             result = rr.recorded_race()
             if result is None:

@@ -18,6 +18,10 @@ def _race(args: argparse.Namespace) -> int:
     from .training import Recipe
 
     device = args.device or "cpu"
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     base = quick_recipe(device)
     overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "seed", "optimizer", "schedule",
                                                "warmup_steps", "weight_decay") if getattr(args, k) is not None}
@@ -91,10 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--train-size", type=int, default=4000, help="training images (default 4000)")
     r.add_argument("--test-size", type=int, default=500, help="test images (default 500)")
     r.add_argument("--eval-every", type=int, default=50, help="steps between test-error checkpoints")
-    r.add_argument("--snapshot-every", type=int, default=50, help="steps between gradient/ratio snapshots")
+    r.add_argument("--snapshot-every", type=int, default=20, help="steps between gradient/ratio snapshots")
     r.add_argument("--history-every", type=int, default=1,
                    help="keep every k-th step in the file (averaging the steps in between)")
     r.add_argument("--device", help="cpu (default), cuda, ...")
+    r.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     r.add_argument("--out", required=True, help="where to write the race JSON")
     r.set_defaults(func=_race)
     return parser

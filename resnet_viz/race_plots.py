@@ -11,7 +11,10 @@ import math
 import plotly.graph_objects as go
 
 from .race import run_label
-from .style import COLORS, DASH, DEPTH_PALETTE, LABELS, base_layout
+from .gradients import GradientFlow
+from .gradients_plots import gradient_norm_figure
+from .residual_plots import ratio_figure
+from .style import DASH, DEPTH_PALETTE, base_layout
 
 METRICS = {"train_loss": "training loss", "train_error": "training error"}
 
@@ -40,7 +43,7 @@ def _window(run: dict, smooth_steps: int) -> int:
     return max(1, round(smooth_steps / spacing))
 
 
-def curves_figure(result: dict, metric: str = "train_loss", *, smooth_steps: int = 10, height: int = 380) -> go.Figure:
+def curves_figure(result: dict, metric: str = "train_loss", *, smooth_steps: int = 10, height: int = 430) -> go.Figure:
     """Training loss or error against steps; ``metric="train_error"`` adds the test error at checkpoints (bold)."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
@@ -63,8 +66,15 @@ def curves_figure(result: dict, metric: str = "train_loss", *, smooth_steps: int
     title = "Training loss" if metric == "train_loss" else "Training error (thin) and test error (bold)"
     base_layout(fig, title=title, x="training step", y=METRICS[metric] if metric == "train_loss" else "error",
                 height=height)
+    _legend_below(fig)
     if metric == "train_error":
         fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return fig
+
+
+def _legend_below(fig: go.Figure) -> go.Figure:
+    """Several runs make a long legend: below the plot it cannot cover the title."""
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, x=0), margin=dict(b=100, t=50))
     return fig
 
 
@@ -78,32 +88,24 @@ def _snapshot(run: dict, step: int) -> dict | None:
     return next((s for s in run.get("snapshots", []) if s["step"] == step), None)
 
 
-def _twin_snapshot_figure(result: dict, depth: int, step: int, key: str, *, title: str, y: str, log_y: bool,
-                          height: int) -> go.Figure:
-    fig = go.Figure()
-    for run in result["runs"]:
-        snap = _snapshot(run, step) if run["depth"] == depth else None
-        if not snap or not snap.get(key):
-            continue
-        names, values = list(snap[key]), list(snap[key].values())
-        fig.add_trace(go.Scatter(x=names, y=values, mode="lines+markers", name=f"{LABELS[run['arch']]}-{depth}",
-                                 line=dict(color=COLORS[run["arch"]], dash=DASH[run["arch"]], width=2),
-                                 marker=dict(size=5)))
-    base_layout(fig, title=f"{title} at step {step}", x="layer (input → output)", y=y, log_y=log_y, height=height)
-    fig.update_xaxes(showticklabels=False)
-    return fig
+def _twins_at(result: dict, depth: int, step: int) -> dict[str, dict]:
+    """twin -> its snapshot at ``step`` (ResNet first, as the other pages draw them)."""
+    snaps = {run["arch"]: _snapshot(run, step) for run in result["runs"] if run["depth"] == depth}
+    return {twin: snaps[twin] for twin in ("resnet", "plain") if snaps.get(twin)}
 
 
-def gradient_snapshot_figure(result: dict, depth: int, step: int, *, height: int = 340) -> go.Figure:
-    """Per-layer gradient norms of both twins of ``depth`` at a snapshot step (as on *Gradient flow*)."""
-    return _twin_snapshot_figure(result, depth, step, "grad_norms", title="Gradient norm per layer",
-                                 y="‖∂loss/∂W‖", log_y=True, height=height)
+def gradient_snapshot_figure(result: dict, depth: int, step: int) -> go.Figure:
+    """Per-layer gradient norms of both twins of ``depth`` at a snapshot step: the *Gradient flow* chart."""
+    flows = {twin: GradientFlow(twin=twin, layers=list(s["grad_norms"]), grad_norms=list(s["grad_norms"].values()),
+                                blocks=[], signal_std=[], loss=float("nan"))
+             for twin, s in _twins_at(result, depth, step).items() if s.get("grad_norms")}
+    return _legend_below(gradient_norm_figure(flows, title=f"Gradient norm per layer, depth {depth}, step {step}"))
 
 
-def ratio_snapshot_figure(result: dict, depth: int, step: int, *, height: int = 340) -> go.Figure:
-    """Per-block ‖F(x)‖/‖x‖ of both twins of ``depth`` at a snapshot step (as on *Residual vs identity*)."""
-    fig = _twin_snapshot_figure(result, depth, step, "ratios", title="‖F(x)‖ / ‖x‖ per block",
-                                y="‖F(x)‖ / ‖x‖", log_y=True, height=height)
-    fig.update_xaxes(title="block (input → output)")
-    fig.add_hline(y=1, line=dict(color="#888", width=1, dash="dot"))
-    return fig
+def ratio_snapshot_figure(result: dict, depth: int, step: int) -> go.Figure:
+    """Per-block ‖F(x)‖/‖x‖ of both twins of ``depth`` at a snapshot step: the *Residual vs identity* chart."""
+    contribs = {twin: [{"name": name, "ratio": value} for name, value in s["ratios"].items()]
+                for twin, s in _twins_at(result, depth, step).items() if s.get("ratios")}
+    fig = ratio_figure(contribs)
+    fig.update_layout(title=f"‖F(x)‖ / ‖x‖ per block, depth {depth}, step {step}")
+    return _legend_below(fig)

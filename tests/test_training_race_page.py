@@ -56,7 +56,8 @@ def test_start_trains_a_race_that_stays_in_the_session():
 
 @pytest.mark.browser
 def test_start_grows_the_curves_and_stop_freezes_them(page, app_url):
-    page.goto(app_url + "/training-race")
+    page.goto(app_url)  # through the sidebar: robust to how app.py names the URL path
+    page.get_by_role("link", name="Training race").first.click()
     page.get_by_text("What to look for").first.wait_for()
     page.locator(".js-plotly-plot").first.wait_for()  # the recorded race shows at once
     count_points = """() => Array.from(document.querySelectorAll('.st-key-live_loss .js-plotly-plot'))
