@@ -66,8 +66,10 @@ def bench(arch: str, depth: int | None, batch_size: int, repeats: int, device: t
         # Alternate which goes first so drifts in machine load hit both equally.
         order = [("bare", bare), ("probe", probe)] if i % 2 == 0 else [("probe", probe), ("bare", bare)]
         for kind, times in order:
-            fn = (lambda: bare_forward_backward(model, x, y)) if kind == "bare" else (lambda: gradient_norms(model, x, y))
-            times.append(time_one(fn))
+            if kind == "bare":
+                times.append(time_one(lambda: bare_forward_backward(model, x, y)))
+            else:
+                times.append(time_one(lambda: gradient_norms(model, x, y)))
     model.load_state_dict(running)
     return statistics.median(bare), statistics.median(probe)
 
@@ -82,8 +84,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"device={device} threads={torch.get_num_threads()} repeats={args.repeats} (median)")
-    print(f"| model | batch | bare fwd+bwd (ms) | gradient_norms (ms) | ratio |")
-    print(f"|---|---|---|---|---|")
+    print("| model | batch | bare fwd+bwd (ms) | gradient_norms (ms) | ratio |")
+    print("|---|---|---|---|---|")
     for label, arch, depth, batch_size in CASES:
         if args.quick and arch != "cifar":
             continue

@@ -41,21 +41,23 @@ EXPLANATIONS = {
               "at initialisation (BatchNorm uses the batch's statistics, as in training). Read from right "
               "(output) to left (input): a ratio below 1 means the gradient shrinks on its way back to the "
               "input, above 1 that it grows. Pick a preset for a guided lesson.",
-    "vanishing": "Without normalisation, every sigmoid multiplies the backward signal by at most 0.25. In the plain "
-                 "twin these factors pile up layer after layer: the gradient is astronomically small by the time "
-                 "it reaches the stem (exact zeros are float32 underflow: nothing arrives at all). In the ResNet "
+    "vanishing": "Without normalisation, every sigmoid scales the backward signal by its slope, at most 0.25. "
+                 "In the plain twin these factors pile up layer after layer: the gradient is astronomically small "
+                 "by the time it reaches the stem (exact zeros are float32 underflow: nothing arrives at all). "
+                 "In the ResNet "
                  "every block *adds* its branch to an untouched identity path, so the gradient reaches the first "
                  "layers through the shortcuts.",
     "exploding": "BatchNorm keeps every block's forward signal at a steady scale (second chart), and yet the plain "
                  "twin's gradient *grows* toward the input at initialisation, and grows faster the deeper the net "
                  "(depth sweep). Yang et al. (2019) proved this: batch-normalised plain nets have exploding "
-                 "gradients at initialisation. The ResNet's identity paths keep its ratio near 1 at every depth.",
+                 "gradients at initialisation. The ResNet's identity paths keep its ratio within a small factor of 1 "
+                 "at every depth.",
     "paper": "BatchNorm + ReLU, post-activation blocks, option-A shortcuts, 56 layers: He et al.'s (2015) CIFAR "
              "setting, where the 56-layer plain net trains *worse* than the 20-layer one. They remarked that this "
-             "degradation is unlikely to be caused by vanishing gradients: with BatchNorm the signals keep a healthy "
-             "size. The chart agrees, nothing vanishes in the plain twin (if anything its gradient grows toward "
-             "the input). Degradation is an optimisation difficulty, and shortcuts make deep nets easier to "
-             "optimise.",
+             "degradation is unlikely to be caused by vanishing gradients: with BatchNorm the forward signals keep a "
+             "non-zero variance and the backward gradients have healthy norms. The chart agrees: nothing vanishes "
+             "in the plain twin (if anything its gradient grows toward the input, as Yang et al. 2019 later "
+             "explained). Degradation is an optimisation difficulty; shortcuts make deep nets easier to optimise.",
     "block_design": "In a post-activation block the sigmoid comes *after* the addition, x + F(x), so even the "
                     "identity path is squashed at every block: the ResNet's gradient vanishes almost as badly as "
                     "the plain twin's. Pre-activation blocks (He et al. 2016) end with the addition and keep the "

@@ -80,13 +80,16 @@ def test_preset_in_url_fills_its_settings():
 
 def test_changing_a_control_updates_the_url_and_leaves_the_preset():
     at = open_page({"preset": "paper", "sweep": "off"})
-    at.selectbox(key="gf_act").set_value("tanh").run()
+    at.select_slider(key="gf_depth").set_value(8).run()
     assert not at.exception
-    assert at.query_params["act"] == "tanh"
+    assert at.query_params["depth"] == "8"
     assert at.query_params["preset"] == "custom"
     assert at.radio(key="gf_preset").value == "custom"
+    at.selectbox(key="gf_act").set_value("tanh").run()
     at.number_input(key="gf_seed").set_value(3).run()
-    assert at.query_params["seed"] == "3"
+    assert not at.exception
+    assert at.query_params["act"] == "tanh" and at.query_params["seed"] == "3"
+    assert "CIFAR, 8 layers" in " ".join(m.value for m in at.markdown)
 
 
 def test_bad_url_values_fall_back_to_defaults_with_a_warning():
