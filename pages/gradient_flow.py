@@ -273,7 +273,8 @@ with notes:
     st.subheader("Forward signal")
     st.markdown("The standard deviation of the stem's and each block's output for the same batch: signals can "
                 "explode or collapse on the way *in* too. A flat line means every block passes on a signal of "
-                "the same size; BatchNorm flattens it by design, even where the gradient explodes.")
+                "the same size: BatchNorm keeps a plain net's line flat by design, even where its gradient "
+                "explodes. In a ResNet each addition x + F(x) piles up variance, block after block.")
 
 if view["sweep"] == "on":
     sweep = compute_sweep(options)

@@ -115,3 +115,21 @@ def test_page_opens_from_its_url(page, app_url):
     page.wait_for_timeout(1500)
     assert "preset=vanishing" in page.url and "seed=3" in page.url
     screenshot(page, "gradient_flow")
+
+
+def test_views_already_seen_are_not_recomputed(monkeypatch):
+    calls = []
+
+    def counting_gradient_flow(model, x, y, **kwargs):
+        calls.append(model.twin)
+        return rv.gradients.gradient_flow(model, x, y, **kwargs)
+
+    monkeypatch.setattr(rv, "gradient_flow", counting_gradient_flow)
+    view = dict(preset="custom", depth="8", act="tanh", init="default", batch="noise", seed="90210", sweep="off")
+    at = open_page(view)
+    assert sorted(calls) == ["plain", "resnet"]
+    at.number_input(key="gf_seed").set_value(90211).run()
+    assert len(calls) == 4
+    at.number_input(key="gf_seed").set_value(90210).run()  # back to a view already seen: served from the cache
+    assert not at.exception
+    assert len(calls) == 4
