@@ -1,7 +1,7 @@
 """ResNet twins: the router and the shared sidebar.  Run with ``streamlit run app.py``."""
 import streamlit as st
 
-from pages.common import device_label
+from pages.common import checkpoint_sidebar, device_label
 
 st.set_page_config(page_title="ResNet twins", page_icon=":material/hub:", layout="wide")
 
@@ -18,4 +18,5 @@ with st.sidebar:
     st.caption(f"Running on **{device_label()}**")
     st.caption("A ResNet next to its *plain twin*: the same network, the same initial weights, "
                "the skip connections removed.")
+checkpoint_sidebar()
 page.run()

@@ -6,7 +6,10 @@ works on its own copy.
 """
 from __future__ import annotations
 
-import threading
+import hashlib
+import logging
+import os
+import tempfile
 
 import streamlit as st
 import torch
@@ -30,20 +33,6 @@ def bundled_twins(name: str):
     for model in (resnet, plain):
         model.requires_grad_(False)  # shared and read-only: Grad-CAM needs no weight gradients
     return resnet, plain, info
-
-
-@st.cache_resource
-def _locks() -> dict[int, threading.Lock]:
-    return {}
-
-
-_locks_guard = threading.Lock()
-
-
-def model_lock(model: torch.nn.Module) -> threading.Lock:
-    """A server-wide lock for work that mutates a shared model (hooks, .grad, mode)."""
-    with _locks_guard:
-        return _locks().setdefault(id(model), threading.Lock())
 
 
 def twin_label(twin: str, *, pretrained_imagenet: bool = False) -> str:
@@ -70,13 +59,22 @@ def imagenet_twins(arch: str):
 
 
 def twins_for(source: str):
-    """(resnet, plain, info) for a key of MODEL_SOURCES."""
+    """(resnet, plain, info) for a key of MODEL_SOURCES, or UPLOAD_SOURCE."""
+    if source == UPLOAD_SOURCE:
+        return session_models().twins
     return imagenet_twins(source) if source in ("resnet18", "resnet50") else bundled_twins(source)
 
 
 def available_sources() -> list[str]:
     bundled = rv.list_bundled()
-    return [k for k in MODEL_SOURCES if k in bundled or k in ("resnet18", "resnet50")]
+    sources = [k for k in MODEL_SOURCES if k in bundled or k in ("resnet18", "resnet50")]
+    return sources + [UPLOAD_SOURCE] if session_models().twins else sources
+
+
+def source_label(source: str) -> str:
+    if source == UPLOAD_SOURCE:
+        return f"Your checkpoint: {session_models().name}"
+    return MODEL_SOURCES[source]
 
 
 def ensure_imagenet(arch: str) -> bool:
@@ -102,3 +100,79 @@ def ensure_imagenet(arch: str) -> bool:
             return False
         st.rerun()
     return False
+
+
+# --- per-session state: released when the tab closes ----------------------------------------------
+UPLOAD_SOURCE = "upload"
+CHECKPOINT_TYPES = ["safetensors", "pt", "pth", "bin"]
+CHECKPOINT_MAX_MB = 100
+log = logging.getLogger("resnet_twins")
+
+
+class SessionModels:
+    """The twins a visitor uploaded: private to the session, at most one pair."""
+
+    def __init__(self) -> None:
+        self.twins = None
+        self.name: str | None = None
+        self.digest: str | None = None
+
+    def release(self) -> None:
+        self.twins = None
+
+
+@st.cache_resource(scope="session", on_release=SessionModels.release, show_spinner=False)
+def session_models() -> SessionModels:
+    return SessionModels()
+
+
+def checkpoint_sidebar() -> None:
+    """Sidebar uploader for a visitor's own twins (safetensors or weights-only torch files)."""
+    store = session_models()
+    with st.sidebar.expander("Your own model", expanded=store.twins is not None):
+        upload = st.file_uploader(
+            "Checkpoint (.safetensors or a torch state dict)", type=CHECKPOINT_TYPES, key="checkpoint",
+            max_upload_size=CHECKPOINT_MAX_MB,
+            help="Twins saved by `python -m resnet_viz race --save`, or the state dict of a ResNet of a supported "
+                 "architecture. Files are read as tensors only; nothing in them is executed. The model stays in "
+                 "your session and is forgotten when you close the tab.")
+        if upload is None:
+            if store.twins is not None:
+                store.release()
+                store.name = store.digest = None
+            return
+        data = upload.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != store.digest:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "checkpoint")
+                with open(path, "wb") as f:
+                    f.write(data)
+                try:
+                    resnet, plain, info = rv.load_checkpoint(path, device=device())
+                except ValueError as exc:
+                    log.info("checkpoint refused: %s", exc)
+                    store.release()
+                    store.name = store.digest = None
+                    st.error(f"This checkpoint can't be used: {exc}")
+                    return
+            for model in (resnet, plain):
+                model.requires_grad_(False)
+            store.twins, store.name, store.digest = (resnet, plain, info), upload.name[:60], digest
+        build = store.twins[2]["build"]
+        arch = build["arch"] if build["arch"] != "cifar" else f"CIFAR ResNet-{build['depth']}"
+        st.success(f"Loaded {arch} with {build['num_classes']} classes. Choose “Your checkpoint” as the model.")
+
+
+@st.cache_resource
+def explain_slots() -> rv.Slots:
+    """Server-wide bound on explanations computed at once; the rest wait in line."""
+    return rv.Slots(max(2, os.cpu_count() or 2))
+
+
+def wait_message(placeholder, what: str):
+    """An ``on_wait`` callback that tells the visitor why they are waiting."""
+    def on_wait(ahead: int) -> None:
+        placeholder.info(f"The server is busy: {ahead} {what} ahead of yours. It starts as soon as a slot is free.",
+                         icon=":material/hourglass_top:")
+    return on_wait

@@ -8,7 +8,8 @@ import streamlit as st
 from PIL import Image
 
 import resnet_viz as rv
-from pages.common import MODEL_SOURCES, available_sources, ensure_imagenet, twins_for, twin_label
+from pages.common import (UPLOAD_SOURCE, session_models, available_sources, ensure_imagenet, explain_slots, source_label, twin_label,
+                          twins_for, wait_message)
 from resnet_viz.data import TEST_SEED, make_shapes_raw
 from resnet_viz.explain_plots import overlay, png_bytes, topk_figure
 from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, load_image
@@ -33,7 +34,7 @@ def decode_upload(data: bytes) -> np.ndarray:
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def cached_explain(source: str, twin: str, image_key: str, _image: Image.Image, layer: str,
-                   class_ids: tuple[int, ...] | None) -> rv.Explanation:
+                   class_ids: tuple[int, ...] | None, model_key: str = "") -> rv.Explanation:
     resnet, plain, _ = twins_for(source)
     model = resnet if twin == "resnet" else plain
     return rv.explain(model, _image, topk=5, layer=layer, class_ids=list(class_ids) if class_ids else None)
@@ -54,7 +55,7 @@ def pick_image(source: str):
         return load_image(photos[name].read_bytes()), None, None
     if kind == "Upload":
         upload = st.file_uploader("Upload an image (PNG, JPEG, WebP, BMP or GIF; at most 20 MB)",
-                                  type=list(ACCEPTED_EXTENSIONS))
+                                  type=list(ACCEPTED_EXTENSIONS), max_upload_size=20)
     else:
         upload = st.camera_input("Take a photo")
     if upload is None:
@@ -64,11 +65,13 @@ def pick_image(source: str):
 
 
 options = available_sources()
-source = st.selectbox("Model", options, format_func=MODEL_SOURCES.get,
+source = st.selectbox("Model", options, format_func=source_label,
                       help="The bundled twins work offline. ImageNet weights are downloaded once.", key="explain-model")
 imagenet = source in ("resnet18", "resnet50")
 if imagenet and not ensure_imagenet(source):
     st.stop()
+resnet, plain, info = twins_for(source)
+skips_removed = imagenet or bool(info.get("plain_is_resnet_without_skips"))
 
 try:
     picked = pick_image(source)
@@ -79,8 +82,7 @@ if picked is None:
     st.stop()
 image, mask, true_label = picked
 
-resnet, plain, info = twins_for(source)
-if not imagenet and true_label is None:
+if source.startswith("shapes") and true_label is None:
     st.warning("The bundled twins know only eight shapes (" + ", ".join(rv.SHAPE_CLASSES) + "), so their "
                "answers on a photo are guesses. Pick an ImageNet model to explain photos.", icon=":material/info:")
 
@@ -90,8 +92,11 @@ layer = c1.selectbox("Stage", resnet.stage_names, index=len(resnet.stage_names) 
 alpha = c3.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="explain-opacity")
 
 image_key = hashlib.sha1(np.asarray(image).tobytes()).hexdigest()
-with st.spinner("Explaining…"):
-    top = {twin: cached_explain(source, twin, image_key, image, layer, None) for twin in ("resnet", "plain")}
+model_key = session_models().digest if source == UPLOAD_SOURCE else ""
+status = st.empty()
+with explain_slots().hold(on_wait=wait_message(status, "explanations")), st.spinner("Explaining…"):
+    top = {twin: cached_explain(source, twin, image_key, image, layer, None, model_key) for twin in ("resnet", "plain")}
+status.empty()
 candidates = list(dict.fromkeys([*map(int, top["resnet"].indices), *map(int, top["plain"].indices)]))
 names = dict(zip(map(int, top["resnet"].indices), top["resnet"].labels)) | \
     dict(zip(map(int, top["plain"].indices), top["plain"].labels))
@@ -110,9 +115,10 @@ for column, twin, model in zip(columns, ("resnet", "plain"), (resnet, plain)):
     if chosen in exp.indices:
         heatmap = exp.heatmaps[list(exp.indices).index(chosen)]
     else:
-        heatmap = cached_explain(source, twin, image_key, image, layer, (chosen,)).heatmaps[0]
+        with explain_slots().hold():
+            heatmap = cached_explain(source, twin, image_key, image, layer, (chosen,), model_key).heatmaps[0]
     with column:
-        st.subheader(twin_label(twin, pretrained_imagenet=imagenet))
+        st.subheader(twin_label(twin, pretrained_imagenet=skips_removed))
         picture = overlay(image, heatmap, alpha=alpha, mask=mask)
         st.image(picture, caption=f"Grad-CAM for '{names[chosen]}' at {layer}", width="stretch", output_format="PNG")
         if heatmap.max() == 0:
@@ -132,8 +138,8 @@ for column, twin, model in zip(columns, ("resnet", "plain"), (resnet, plain)):
 with st.expander("How to read this"):
     st.markdown(
         "- Both twins started from the **same weights**; " + (
-            "the plain twin here is the trained ImageNet ResNet with its skip connections removed, so it shows "
-            "how much the trained network relies on them (it usually falls apart)." if imagenet else
+            "the plain twin here is the trained ResNet with its skip connections removed, so it shows "
+            "how much the trained network relies on them (it usually falls apart)." if skips_removed else
             "each was then trained with the same recipe and batches, so differences come from the skips.") +
         "\n- Grad-CAM is computed at the chosen stage (Selvaraju et al. 2017): the gradient of the class score, "
         "averaged over the stage's feature map, weighs each channel. Maps are scaled so their peak is 1; "

@@ -15,6 +15,7 @@ from .models import TwinNet, build_twins
 from .residual import (block_contributions, gradient_split, lesion_accuracies, path_length_distribution,
                        random_deletion_accuracies)
 from .race import DatasetUnavailable, Race, RaceConfig, RaceFileError, load_race, recorded_race, run_race
+from .slots import Slots
 from .training import Recipe
 from .weights import WeightsUnavailable, imagenet_available
 
@@ -25,5 +26,5 @@ __all__ = [
     "recorded_race", "run_race", "explain", "imagenet_available", "list_bundled", "load_bundled",
     "load_image", "localisation", "make_shapes", "sample_images",
     "block_contributions", "gradient_split", "lesion_accuracies", "path_length_distribution",
-    "random_deletion_accuracies", "load_checkpoint", "save_twins",
+    "random_deletion_accuracies", "load_checkpoint", "save_twins", "Slots",
 ]

@@ -8,7 +8,6 @@ registered, so many threads can explain with one shared model at once.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,10 +16,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .imaging import image_to_tensor
+from .locks import model_lock
 from .models import TwinNet
-
-_mode_locks: dict[int, threading.Lock] = {}
-_mode_locks_guard = threading.Lock()
 
 
 @dataclass
@@ -37,11 +34,6 @@ class Explanation:
     heatmaps: np.ndarray
     layer: str
     raw_max: np.ndarray = field(repr=False)  # each map's maximum before scaling
-
-
-def _eval_lock(model: torch.nn.Module) -> threading.Lock:
-    with _mode_locks_guard:
-        return _mode_locks.setdefault(id(model), threading.Lock())
 
 
 def grad_cam(model: TwinNet, x: torch.Tensor, class_ids: list[int] | None = None, *, topk: int = 5,
@@ -100,15 +92,20 @@ def explain(model: TwinNet, image: Image.Image | torch.Tensor, *, topk: int = 5,
     if not 1 <= topk:
         raise ValueError("topk must be at least 1")
 
-    if model.training:  # BatchNorm must not update shared statistics
-        with _eval_lock(model):
+    lock = model_lock(model)
+    result = None
+    with lock.shared():  # no writer holds the model now, so its mode is its own
+        if not model.training:
+            result = grad_cam(model, x, class_ids, topk=topk, layer=layer, out_size=out_size)
+    if result is None:  # training mode: BatchNorm must not update statistics, so switch to eval for a moment
+        with lock.exclusive():
+            was_training = model.training
             model.eval()
             try:
-                logits, ids, cams = grad_cam(model, x, class_ids, topk=topk, layer=layer, out_size=out_size)
+                result = grad_cam(model, x, class_ids, topk=topk, layer=layer, out_size=out_size)
             finally:
-                model.train()
-    else:
-        logits, ids, cams = grad_cam(model, x, class_ids, topk=topk, layer=layer, out_size=out_size)
+                model.train(was_training)
+    logits, ids, cams = result
 
     probs = torch.softmax(logits[0].float(), dim=0)[ids].cpu().numpy()
     cams = cams.float()

@@ -4,6 +4,7 @@ Every failure becomes :class:`ImageError` with a message a person can act on.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import warnings
 
@@ -16,19 +17,33 @@ ACCEPTED_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "gif")
 MAX_PIXELS = 40_000_000  # decoded pixels; Pillow's bomb check fires at twice its own limit
 MAX_ASPECT = 20.0
 DISPLAY_MAX_SIDE = 1024
+DECODE_TIMEOUT_S = 10.0
+# Decoding runs here so a slow file cannot hold a page forever; the pixel limit bounds the work left behind.
+_decoder = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="image-decode")
 
 
 class ImageError(ValueError):
     """An upload that cannot be explained, with the reason in plain words."""
 
 
-def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS, max_side: int = DISPLAY_MAX_SIDE) -> Image.Image:
+def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS, max_side: int = DISPLAY_MAX_SIDE,
+               timeout: float = DECODE_TIMEOUT_S) -> Image.Image:
     """Decode an upload into an upright RGB image no larger than ``max_side``.
 
     Handles EXIF rotation, palette/RGBA/CMYK/16-bit/grayscale modes and the first
     frame of animations. Refuses non-images, corrupt or truncated files,
-    decompression bombs (more than ``max_pixels``) and extreme aspect ratios.
+    decompression bombs (more than ``max_pixels``), extreme aspect ratios and
+    files that take longer than ``timeout`` seconds to decode.
     """
+    future = _decoder.submit(_decode, data, max_pixels, max_side)
+    try:
+        return future.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise ImageError(f"The image took longer than {timeout:g} s to decode and was refused.") from None
+
+
+def _decode(data: bytes, max_pixels: int, max_side: int) -> Image.Image:
     if not data:
         raise ImageError("The file is empty.")
     try:

@@ -60,3 +60,10 @@ def test_imagenet_preprocessing_keeps_aspect_and_caps_the_long_side():
     assert image_to_tensor(Image.new("RGB", (1000, 60)), pre).shape == (1, 3, 32, 448)
     x = image_to_tensor(Image.new("RGB", (10, 10), (255, 255, 255)), pre)
     assert torch.allclose(x, torch.full_like(x, 2.0))
+
+
+def test_decoding_has_a_time_limit():
+    _, data, _ = GOOD["large"]
+    with pytest.raises(ImageError, match="longer than"):
+        load_image(data, timeout=1e-4)
+    assert load_image(data).size == (1024, 683)  # the pool is free again afterwards
