@@ -19,6 +19,7 @@ SHAPES_POOL = 200  # test images to pick a single shape from
 BATCH_SIZE = 64
 SOURCES = ("Shapes test image", "Batch of shapes", "Sample photo", "Upload")
 PLOT_CONFIG = {"displaylogo": False}
+AUTO_LESION_MAX_BLOCKS = 9  # deeper twins run the lesion lab on request
 
 
 # -- cached computations: keyed by model name and input, shared by all sessions -------------------
@@ -36,6 +37,12 @@ def probe(model_name: str, input_key: str, _x):
     resnet, plain, _ = bundled_twins(model_name)
     contribs = {m.twin: block_contributions(m, _x) for m in (resnet, plain)}
     return contribs, gradient_split(resnet, _x)
+
+
+@st.cache_resource
+def finished_labs() -> set:
+    """(model, number of images) pairs whose lesion lab is already in the cache."""
+    return set()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -148,18 +155,28 @@ if chosen is not None:
 
 st.header("2. Lesion lab: delete blocks at test time")
 n_images = st.select_slider("Test images", options=[100, 200, 500, 1000], value=100, key="residual_lesion_images")
-with st.spinner("Deleting blocks and re-testing both twins… (a few seconds, cached afterwards)"):
-    single, curves = lesion_lab(model_name, n_images, 3)
-left, right = st.columns(2)
-left.plotly_chart(plots.lesion_figure(single, names), config=PLOT_CONFIG)
-right.plotly_chart(plots.random_deletion_figure(curves, {t: r["baseline"] for t, r in single.items()},
-                                                chance=1 / len(rv.SHAPE_CLASSES)), config=PLOT_CONFIG)
-drops = {t: r["baseline"] - float(np.mean([v for v in r["per_block"] if v is not None])) for t, r in single.items()}
-c1, c2, c3 = st.columns(3)
-c1.metric("ResNet: mean loss, one block deleted", f"{100 * drops['resnet']:.1f} points")
-c2.metric("Plain twin: mean loss, one block deleted", f"{100 * drops['plain']:.1f} points",
-          help="Averaged over the blocks that keep their shape; the others cannot be deleted.")
-c3.metric("Plain / ResNet", f"{drops['plain'] / max(drops['resnet'], 1e-9):.1f}x")
+lab_key = (model_name, n_images)
+# Deep twins take a while on a CPU: run them on request, then remember for every session.
+run_lab = len(names) <= AUTO_LESION_MAX_BLOCKS or lab_key in finished_labs()
+if not run_lab:
+    st.info(f"The lesion lab re-tests both {len(names)}-block twins with each block deleted; on a CPU this "
+            "takes a minute or so the first time, then it is cached for everyone.")
+    run_lab = st.button("Run the lesion lab", key=f"residual_run_lab_{model_name}_{n_images}")
+if run_lab:
+    with st.spinner("Deleting blocks and re-testing both twins… (cached afterwards)"):
+        single, curves = lesion_lab(model_name, n_images, 3)
+    finished_labs().add(lab_key)
+    left, right = st.columns(2)
+    left.plotly_chart(plots.lesion_figure(single, names), config=PLOT_CONFIG)
+    right.plotly_chart(plots.random_deletion_figure(curves, {t: r["baseline"] for t, r in single.items()},
+                                                    chance=1 / len(rv.SHAPE_CLASSES)), config=PLOT_CONFIG)
+    drops = {t: r["baseline"] - float(np.mean([v for v in r["per_block"] if v is not None]))
+             for t, r in single.items()}
+    c1, c2, c3 = st.columns(3)
+    c1.metric("ResNet: mean loss, one block deleted", f"{100 * drops['resnet']:.1f} points")
+    c2.metric("Plain twin: mean loss, one block deleted", f"{100 * drops['plain']:.1f} points",
+              help="Averaged over the blocks that keep their shape; the others cannot be deleted.")
+    c3.metric("Plain / ResNet", f"{drops['plain'] / max(drops['resnet'], 1e-9):.1f}x")
 st.markdown(
     "A deleted ResNet block is replaced by its shortcut; a deleted plain block by the identity. Bars marked "
     "*n/a* are plain blocks that change the resolution and channel count: nothing can stand in for them. "
@@ -173,7 +190,7 @@ st.markdown(
 )
 
 st.header("3. 2ⁿ paths: a ResNet unravelled")
-n_blocks = st.slider("Residual blocks n", 1, 60, len(names), key="residual_paths_n",
+n_blocks = st.slider("Residual blocks n", 1, 60, len(names), key=f"residual_paths_n_{model_name}",
                      help="Defaults to the selected model's number of blocks.")
 dist = path_length_distribution(n_blocks)
 st.plotly_chart(plots.path_length_figure(dist), config=PLOT_CONFIG)

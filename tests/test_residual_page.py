@@ -6,6 +6,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from conftest import screenshot
+from resnet_viz.bundled import MODELS_DIR
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGE = "pages/residual_vs_identity.py"
@@ -69,9 +70,20 @@ def test_browser_sees_the_charts_and_a_clear_error_for_a_bad_upload(page, app_ur
     screenshot(page, "residual")
     page.set_viewport_size({"width": 1400, "height": 1000})
 
-    page.get_by_text("Upload", exact=True).first.click()
-    page.locator("input[type=file]").set_input_files(
+    page.locator("p:text-is('Upload'):visible").first.click()  # a stale hidden copy may linger in the DOM
+    page.get_by_test_id("stMainBlockContainer").locator("input[type=file]").set_input_files(
         files=[{"name": "not-an-image.png", "mimeType": "image/png", "buffer": b"this is not a PNG"}])
     page.get_by_text("This image cannot be used").first.wait_for()
     assert page.get_by_text("Traceback").count() == 0
     screenshot(page, "residual-bad-upload")
+
+
+@pytest.mark.skipif(not (MODELS_DIR / "shapes-56.safetensors").is_file(),
+                    reason="shapes-56 is not bundled yet (resnet_viz/assets/models/shapes-56.safetensors)")
+def test_deep_twins_run_the_lesion_lab_on_request(app):
+    app.radio(key="residual_source").set_value("Shapes test image").run()
+    app.selectbox(key="residual_model").set_value("shapes-56").run()
+    assert not app.exception, app.exception
+    assert len(app.get("plotly_chart")) == CHARTS - 2  # everything but the two lesion charts
+    assert any(b.label == "Run the lesion lab" for b in app.button)
+    assert app.slider(key="residual_paths_n_shapes-56").value == 27
