@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 
 import numpy as np
 import streamlit as st
 
 import resnet_viz as rv
-from pages.common import bundled_twins
+from pages.common import bundled_twins, explain_slots, wait_message
 from resnet_viz import residual_plots as plots
 from resnet_viz.data import TEST_SEED, make_shapes_raw
 from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, image_to_tensor, load_image, resize_for_model
@@ -57,6 +58,15 @@ def lesion_lab(model_name: str, n_images: int, samples: int):
     curves = {m.twin: random_deletion_accuracies(m, images, labels, ks=ks, samples=samples, seed=0)
               for m in (resnet, plain)}
     return single, curves
+
+
+@contextmanager
+def bounded_work():
+    """Share the server's pool of work slots with the other pages; say so while waiting."""
+    waiting = st.empty()
+    with explain_slots().hold(on_wait=wait_message(waiting, "computations")):
+        waiting.empty()
+        yield
 
 
 # -- input ----------------------------------------------------------------------------------------
@@ -120,7 +130,8 @@ st.header("1. F(x) next to x, block by block")
 chosen = choose_input(resnet)
 if chosen is not None:
     x, shown, input_key, caption = chosen
-    contribs, grads = probe(model_name, input_key, x)
+    with bounded_work():
+        contribs, grads = probe(model_name, input_key, x)
     left, right = st.columns(2)
     left.plotly_chart(plots.ratio_figure(contribs), config=PLOT_CONFIG)
     right.plotly_chart(plots.cosine_figure(contribs), config=PLOT_CONFIG)
@@ -163,7 +174,7 @@ if not run_lab:
             "takes a minute or so the first time, then it is cached for everyone.")
     run_lab = st.button("Run the lesion lab", key=f"residual_run_lab_{model_name}_{n_images}")
 if run_lab:
-    with st.spinner("Deleting blocks and re-testing both twins… (cached afterwards)"):
+    with bounded_work(), st.spinner("Deleting blocks and re-testing both twins… (cached afterwards)"):
         single, curves = lesion_lab(model_name, n_images, 3)
     finished_labs().add(lab_key)
     left, right = st.columns(2)

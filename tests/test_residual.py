@@ -210,3 +210,17 @@ def test_path_lengths_are_binomial(n):
 def test_path_lengths_reject_bad_depth():
     with pytest.raises(ValueError):
         path_length_distribution(0)
+
+
+def test_probes_are_safe_on_a_shared_model_from_many_threads(twins20, test_shapes):
+    from concurrent.futures import ThreadPoolExecutor
+
+    resnet, _ = twins20
+    inputs = [test_shapes[0][i:i + 2] for i in range(0, 8, 2)]
+    expected = [(block_contributions(resnet, x)[4]["ratio"], gradient_split(resnet, x)[4]["identity_share"])
+                for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda x: (block_contributions(resnet, x)[4]["ratio"],
+                                       gradient_split(resnet, x)[4]["identity_share"]), inputs * 2))
+    assert got == pytest.approx(expected * 2, rel=1e-5)
+    assert all(p.grad is None for p in resnet.parameters())
