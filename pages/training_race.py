@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 
 import streamlit as st
 
@@ -22,36 +23,68 @@ st.markdown("Train ResNets and their plain twins of two or more depths **side by
             "the deeper plain net trains **worse** than the shallower one, the deeper ResNet does not.")
 
 state = st.session_state
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_shapes_cache() -> bool:
+    """Generate the default race's shapes in the background once per server, while visitors read."""
+    import threading
+
+    threading.Thread(target=rr.load_race_data, args=("shapes",), name="warm-shapes", daemon=True).start()
+    return True
+
+
+_warm_shapes_cache()
 state.setdefault("race_results", {})  # name -> finished race (dict)
 live: rr.Race | None = state.get("race_live")
 
 
 def _available_datasets() -> list[str]:
-    import os
-
     names = ["shapes", "cifar10"]
     if os.environ.get(rr.FOLDER_ENV):  # set by the server's operator, never typed by a visitor
         names.append("folder")
     return names
 
 
+def _query_preset() -> dict:
+    """Settings from the URL (``?depths=20,56&steps=100&batch=16``), so a teacher can share a prepared race.
+
+    Anything that does not parse or is out of range is ignored.
+    """
+    preset = {}
+    params = st.query_params
+    try:
+        depths = [int(d) for d in params.get("depths", "").split(",") if d.strip()]
+        if depths and all(d in DEPTH_CHOICES for d in depths):
+            preset["depths"] = depths
+    except ValueError:
+        pass
+    for name, low, high in (("steps", 10, 20000), ("batch", 4, 1024)):
+        value = params.get(name, "")
+        if value.isdigit() and low <= int(value) <= high:
+            preset[name] = int(value)
+    return preset
+
+
 def _settings() -> tuple[rr.RaceConfig | None, str | None]:
     base = rr.quick_recipe(device())
+    preset = _query_preset()
     with st.expander("Race settings", expanded=False):
         c1, c2, c3 = st.columns(3)
-        depths = c1.multiselect("Depths", DEPTH_CHOICES, default=[20, 56], key="race_depths",
+        depths = c1.multiselect("Depths", DEPTH_CHOICES, default=preset.get("depths", [20, 56]), key="race_depths",
                                 help="6n+2 layers, as in He et al.'s CIFAR networks.")
         twins = c2.multiselect("Networks", ["resnet", "plain"], default=["resnet", "plain"], key="race_twins",
                                format_func=lambda t: "ResNet" if t == "resnet" else "Plain twin")
         dataset = c3.selectbox("Data set", _available_datasets(), format_func=DATASET_LABELS.get, key="race_data")
         with st.expander("Advanced recipe"):
             a1, a2, a3, a4 = st.columns(4)
-            steps = a1.number_input("Steps", 10, 20000, base.steps, step=10, key="race_steps")
-            batch = a2.number_input("Batch size", 4, 1024, base.batch_size, step=4, key="race_batch")
-            optimizer = a3.selectbox("Optimiser", OPTIMIZERS, key="race_opt",
+            steps = a1.number_input("Steps", 10, 20000, preset.get("steps", base.steps), step=10, key="race_steps")
+            batch = a2.number_input("Batch size", 4, 1024, preset.get("batch", base.batch_size), step=4,
+                                    key="race_batch")
+            optimizer = a3.selectbox("Optimiser", OPTIMIZERS, index=OPTIMIZERS.index(base.optimizer), key="race_opt",
                                      format_func=lambda o: "SGD with momentum" if o == "sgd" else "Adam")
-            lr = a4.number_input("Learning rate", 1e-5, 2.0, base.lr if optimizer == base.optimizer else (0.1 if optimizer == "sgd" else 1e-3), format="%.4f",
-                                 key=f"race_lr_{optimizer}")
+            default_lr = base.lr if optimizer == base.optimizer else (0.1 if optimizer == "sgd" else 1e-3)
+            lr = a4.number_input("Learning rate", 1e-5, 2.0, default_lr, format="%.4f", key=f"race_lr_{optimizer}")
             b1, b2, b3, b4 = st.columns(4)
             warmup = b1.number_input("Warm-up steps", 0, 5000, base.warmup_steps, key="race_warmup")
             schedule = b2.selectbox("Decay", SCHEDULES, index=SCHEDULES.index(base.schedule), key="race_sched")

@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes
+from .data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes_raw, normalize_shapes
 from .device import describe_device
 from .gradients import main_path_weights
 from .models import TwinNet, build_twins
@@ -45,7 +45,8 @@ RECORDED_RACE = RACES_DIR / "shapes-20-56.json"
 # The image folder a server may offer; set by whoever runs the server, never by a visitor.
 FOLDER_ENV = "RESNET_VIZ_RACE_FOLDER"
 MAX_RACES_ENV = "RESNET_VIZ_MAX_RACES"
-CIFAR_CACHE = Path(os.environ.get("RESNET_VIZ_CACHE", Path.home() / ".cache" / "resnet_viz")) / "cifar10"
+CACHE_DIR = Path(os.environ.get("RESNET_VIZ_CACHE", Path.home() / ".cache" / "resnet_viz"))
+CIFAR_CACHE = CACHE_DIR / "cifar10"
 # He et al. 2015, Table 6: CIFAR-10 test error (%) of the ResNets.
 PAPER_CIFAR10_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
 
@@ -101,11 +102,34 @@ def load_race_data(name: str = "shapes", *, train_size: int = 4000, test_size: i
     raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
 
 
-@functools.lru_cache(maxsize=4)
+_shapes_lock = threading.Lock()
+
+
 def _shapes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cached: generating shapes takes seconds, and races only ever read them."""
-    images, labels, _ = make_shapes(n, seed=seed)
-    return images, labels
+    """Cached: generating shapes takes seconds, and races only ever read them. Locked, so a race
+    started while the page warms the cache waits for that work instead of repeating it."""
+    with _shapes_lock:
+        return _shapes_cached(n, seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _shapes_cached(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # Also on disk (uint8, 3 KB an image): a fresh server then starts its first race in a second.
+    path = CACHE_DIR / f"shapes-{n}-seed{seed}.pt"
+    try:
+        saved = torch.load(path, weights_only=True)
+        images, labels = saved["images"], saved["labels"]
+    except Exception:  # noqa: BLE001 - missing or unreadable cache: generate again
+        raw, labels_np, _ = make_shapes_raw(n, seed=seed)
+        images, labels = torch.from_numpy(raw), torch.from_numpy(labels_np)
+        try:
+            CACHE_DIR.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save({"images": images, "labels": labels}, tmp)
+            tmp.replace(path)
+        except OSError:
+            pass  # a read-only home only costs the generation time
+    return normalize_shapes(images.numpy()), labels
 
 
 def _can_reach(host: str, port: int, timeout_s: float) -> bool:

@@ -59,11 +59,13 @@ def test_start_grows_the_curves_and_stop_freezes_them(page, app_url):
     page.goto(app_url)  # through the sidebar: robust to how app.py names the URL path
     page.get_by_role("link", name="Training race").first.click()
     page.get_by_text("What to look for").first.wait_for()
-    page.locator(".js-plotly-plot").first.wait_for()  # the recorded race shows at once
+    # A small race keeps the test quick on 2 shared cores: the page reads presets from the URL.
+    page.goto(page.url.split("?")[0] + "?depths=8,14&batch=8&steps=500")
+    page.get_by_text("What to look for").first.wait_for()
     count_points = """() => Array.from(document.querySelectorAll('.st-key-live_loss .js-plotly-plot'))
         .map(d => (d.data || []).reduce((n, t) => n + (t.x ? t.x.length : 0), 0)).reduce((a, b) => a + b, 0)"""
     page.get_by_role("button", name="Start").click()
-    page.wait_for_function(f"({count_points})() > 0", timeout=90_000)
+    page.wait_for_function(f"({count_points})() > 0", timeout=180_000)  # data and networks first
     first = page.evaluate(count_points)
     page.wait_for_function(f"({count_points})() > {first}", timeout=60_000)
     grown = page.evaluate(count_points)
@@ -81,3 +83,17 @@ def test_start_grows_the_curves_and_stop_freezes_them(page, app_url):
     assert page.evaluate(count_all) == frozen
     assert page.get_by_role("button", name="Stop").is_disabled()
     screenshot(page, "training_race_stopped")
+
+
+def test_url_presets_fill_the_settings_and_bad_values_are_ignored():
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["depths"] = "8,14"
+    at.query_params["steps"] = "30"
+    at.query_params["batch"] = "99999"  # out of range: the default stays
+    at.run()
+    at.switch_page("pages/training_race.py")
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="race_depths").value == [8, 14]
+    assert at.number_input(key="race_steps").value == 30
+    assert at.number_input(key="race_batch").value == 32
