@@ -187,7 +187,9 @@ if run_lab:
     c1.metric("ResNet: mean loss, one block deleted", f"{100 * drops['resnet']:.1f} points")
     c2.metric("Plain twin: mean loss, one block deleted", f"{100 * drops['plain']:.1f} points",
               help="Averaged over the blocks that keep their shape; the others cannot be deleted.")
-    c3.metric("Plain / ResNet", f"{drops['plain'] / max(drops['resnet'], 1e-9):.1f}x")
+    ratio = drops["plain"] / drops["resnet"] if drops["resnet"] >= 0.005 else None
+    c3.metric("Plain / ResNet", f"{ratio:.1f}x" if ratio is not None else "n/a",
+              help="How many times more accuracy the plain twin loses (n/a when the ResNet loses almost none).")
 st.markdown(
     "A deleted ResNet block is replaced by its shortcut; a deleted plain block by the identity. Bars marked "
     "*n/a* are plain blocks that change the resolution and channel count: nothing can stand in for them. "

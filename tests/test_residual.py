@@ -164,7 +164,7 @@ def test_plain_twin_depends_on_every_block_much_more_than_the_resnet(lesions20):
 
 
 @pytest.mark.xfail(strict=False, reason="issue 4 asks for 3x; the bundled shapes-20 twins measure about 2.1x "
-                                        "(ResNet-20 loses ~36 points, plain-20 ~75 points)")
+                                        "(on 1000 test images ResNet-20 loses 35 points, Plain-20 74)")
 def test_plain20_loses_at_least_three_times_what_resnet20_loses(lesions20):
     assert mean_drop(lesions20["plain"]) >= 3 * mean_drop(lesions20["resnet"])
 
@@ -174,7 +174,7 @@ def test_plain20_loses_at_least_three_times_what_resnet20_loses(lesions20):
 def test_resnet56_survives_single_block_deletion(test_shapes):
     resnet, _, _ = rv.load_bundled("shapes-56")
     images, labels = test_shapes
-    result = lesion_accuracies(resnet, images, labels)
+    result = lesion_accuracies(resnet, images[:200], labels[:200])  # 27 blocks: keep the test set small
     assert len(result["per_block"]) == 27
     assert mean_drop(result) < 0.05
 
