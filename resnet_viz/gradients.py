@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import SHAPE_CLASSES, make_shapes
+from .locks import model_lock
 from .models import CIFAR_ARCH, TwinNet, build_twins
 
 BATCH_KINDS = ("shapes", "noise")
@@ -55,24 +56,26 @@ def _probe_state(model: nn.Module, weights: Sequence[nn.Parameter], batch_stats:
     ``track_running_stats`` off, so it normalises with the batch's statistics
     and leaves ``running_mean``/``running_var``/``num_batches_tracked`` alone.
     """
-    modes = [(m, m.training) for m in model.modules()]
-    bn_flags = [(m, m.track_running_stats) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    requires = [(w, w.requires_grad) for w in weights]
-    try:
-        model.train(batch_stats)
-        if batch_stats:
-            for m, _ in bn_flags:
-                m.track_running_stats = False
-        for w in weights:
-            w.requires_grad_(True)
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
-        for m, flag in bn_flags:
-            m.track_running_stats = flag
-        for w, flag in requires:
-            w.requires_grad_(flag)
+    with model_lock(model).exclusive():  # other threads never see the temporary state
+        modes = [(m, m.training) for m in model.modules()]
+        bn_flags = [(m, m.track_running_stats) for m in model.modules()
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        requires = [(w, w.requires_grad) for w in weights]
+        try:
+            model.train(batch_stats)
+            if batch_stats:
+                for m, _ in bn_flags:
+                    m.track_running_stats = False
+            for w in weights:
+                w.requires_grad_(True)
+            yield
+        finally:
+            for m, training in modes:
+                m.training = training
+            for m, flag in bn_flags:
+                m.track_running_stats = flag
+            for w, flag in requires:
+                w.requires_grad_(flag)
 
 
 @dataclass(frozen=True)
