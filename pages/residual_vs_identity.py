@@ -142,8 +142,11 @@ if chosen is not None:
         "trained apart, so even their first blocks now differ, and each feeds its own signal on. "
         "He et al. (2015, Fig. 7) found residual responses generally *smaller* than plain layers' responses "
         "in ResNets trained for long on CIFAR-10: each block makes a modest correction to what flows past it. "
-        "These twins are small and briefly trained, so their ratios stay near 1: every block still makes a "
-        "substantial change. A cosine near 0 means F(x) adds new directions rather than scaling x up or down."
+        f"Here the ResNet's median is {'below' if median['resnet'] < median['plain'] else 'not below'} the "
+        "plain twin's"
+        + (", but near 1: these small, briefly trained twins still make a substantial change in every block. "
+           if median["resnet"] > 0.5 else ". ")
+        + "A cosine near 0 means F(x) adds new directions rather than scaling x up or down."
     )
 
     st.subheader("Where in the picture each block's branch acts")
