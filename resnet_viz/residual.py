@@ -19,8 +19,10 @@ Three probes:
   with blocks deleted at test time (Veit, Wilber, Belongie 2016).
 
 All probes run the network block by block through :meth:`TwinNet.blocks`
-(no hooks, no weight gradients), so one shared model may be probed from many
-threads at once.  Models must be in eval mode.
+(no hooks, no weight gradients) under the model's shared lock
+(:func:`resnet_viz.locks.model_lock`), so one model may be probed from many
+threads at once while no other thread has it in a temporary state.  Models
+must be in eval mode.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .locks import model_lock
 from .models import TwinNet
 
 
@@ -86,7 +89,12 @@ def block_contributions(model: TwinNet, x: torch.Tensor) -> list[dict]:
     Norms are L2 over C x H x W per image, then averaged over the batch; the
     cosine and the map are averaged over the batch too.
     """
-    h = model.stem(_prepare(model, x))
+    with model_lock(model).shared():
+        return _block_contributions(model, _prepare(model, x))
+
+
+def _block_contributions(model: TwinNet, x: torch.Tensor) -> list[dict]:
+    h = model.stem(x)
     entries = []
     stage_of = {name: i + 1 for i, name in enumerate(model.stage_names)}
     for index, (name, block) in enumerate(model.blocks()):
@@ -124,7 +132,11 @@ def gradient_split(model: TwinNet, x: torch.Tensor, targets: torch.Tensor | Sequ
     summed over the batch. Norms are per image, averaged over the batch.
     Gradients are taken with respect to activations only, never the weights.
     """
-    x = _prepare(model, x)
+    with model_lock(model).shared():
+        return _gradient_split(model, _prepare(model, x), targets)
+
+
+def _gradient_split(model: TwinNet, x: torch.Tensor, targets) -> list[dict]:
     with torch.no_grad():
         stem_out = model.stem(x)
     with torch.enable_grad():
@@ -176,6 +188,12 @@ def deletion_accuracies(model: TwinNet, images: torch.Tensor, labels: torch.Tens
     every deletion set. Raises ValueError for a set that deletes a
     shape-changing block of a plain network.
     """
+    with model_lock(model).shared():
+        return _deletion_accuracies(model, images, labels, deletions, batch_size)
+
+
+def _deletion_accuracies(model: TwinNet, images: torch.Tensor, labels: torch.Tensor,
+                         deletions: Sequence[Iterable[int]], batch_size: int) -> list[float]:
     _check_eval(model)
     blocks = [block for _, block in model.blocks()]
     requested = [frozenset(int(i) for i in d) for d in deletions]

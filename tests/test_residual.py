@@ -224,3 +224,21 @@ def test_probes_are_safe_on_a_shared_model_from_many_threads(twins20, test_shape
                                        gradient_split(resnet, x)[4]["identity_share"]), inputs * 2))
     assert got == pytest.approx(expected * 2, rel=1e-5)
     assert all(p.grad is None for p in resnet.parameters())
+
+
+def test_probes_wait_while_another_thread_changes_the_model(twins20, test_shapes):
+    import threading
+
+    from resnet_viz.locks import model_lock
+
+    resnet, _ = twins20
+    results = []
+    with model_lock(resnet).exclusive():  # e.g. a gradient probe with BatchNorm briefly in training mode
+        resnet.train()
+        reader = threading.Thread(target=lambda: results.append(block_contributions(resnet, test_shapes[0][:2])))
+        reader.start()
+        reader.join(0.5)
+        assert reader.is_alive() and not results  # it waits instead of seeing training mode
+        resnet.eval()
+    reader.join(30)
+    assert len(results) == 1 and len(results[0]) == 9
