@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.common import device
+from pages.common import device, explain_slots
 from resnet_viz import build_twins, gradient_flow
 from resnet_viz import gradients as grad
 from resnet_viz.gradients_plots import (count_zeros, depth_sweep_figure, format_ratio, forward_signal_figure,
@@ -187,19 +187,24 @@ def _model_options(view: dict) -> dict:
 @st.cache_data(show_spinner=False, max_entries=256)
 def twin_flow(arch: str, depth: int, twin: str, norm: str, activation: str, block: str, init: str, batch: str,
               seed: int) -> grad.GradientFlow:
-    """One twin's gradient flow on a freshly built model (never a shared one)."""
-    x, y = grad.example_batch(batch, arch=arch, batch_size=16 if arch == "cifar" else 8, seed=seed)
-    resnet, plain = build_twins(arch, seed=seed, depth=depth, norm=norm, activation=activation, block=block,
-                                init=init, num_classes=grad.NUM_CLASSES)
-    model = (resnet if twin == "resnet" else plain).to(device())
-    return gradient_flow(model, x.to(device()), y.to(device()))
+    """One twin's gradient flow on a freshly built model (never a shared one).
+
+    Only a cache miss takes one of the server's work slots; cached views stay instant.
+    """
+    with explain_slots().hold():
+        x, y = grad.example_batch(batch, arch=arch, batch_size=16 if arch == "cifar" else 8, seed=seed)
+        resnet, plain = build_twins(arch, seed=seed, depth=depth, norm=norm, activation=activation, block=block,
+                                    init=init, num_classes=grad.NUM_CLASSES)
+        model = (resnet if twin == "resnet" else plain).to(device())
+        return gradient_flow(model, x.to(device()), y.to(device()))
 
 
 def compute_flows(arch: str, depth: int, options: dict, *, what: str) -> dict[str, grad.GradientFlow]:
     bar = st.progress(0.0, text=f"{what}: ResNet…")
     flows = {}
     for i, twin in enumerate(("resnet", "plain")):
-        bar.progress(i / 2, text=f"{what}: {'ResNet' if twin == 'resnet' else 'plain twin'} (forward + backward)…")
+        bar.progress(i / 2, text=f"{what}: {'ResNet' if twin == 'resnet' else 'plain twin'}, forward + backward "
+                                    "(queued if the server is busy)…")
         flows[twin] = twin_flow(arch, depth, twin, **options)
     bar.empty()
     return flows
