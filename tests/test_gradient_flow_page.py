@@ -104,10 +104,13 @@ def test_bad_url_values_fall_back_to_defaults_with_a_warning():
 def test_page_opens_from_its_url(page, app_url):
     # Take the page's address from the navigation, so the test follows app.py's routing.
     page.goto(app_url)
-    href = page.get_by_role("link", name="Gradient flow").first.get_attribute("href")
+    # Wait for app.py's own sidebar: until the router has run once, Streamlit serves pages/ as standalone pages.
+    page.get_by_text("Running on").first.wait_for()
+    href = page.get_by_role("link", name="Gradient flow", exact=True).first.get_attribute("href")
     page_url = href if href.startswith("http") else app_url + "/" + href.lstrip("/")
     page.goto(page_url.split("?")[0] + "?preset=vanishing&batch=noise&seed=3&sweep=off")
     page.get_by_text("Vanishing gradients").first.wait_for()
+    page.get_by_text("Running on").first.wait_for()  # rendered inside the app's router, not standalone
     page.get_by_text("random noise · seed 3").first.wait_for()  # the URL's settings were applied
     page.locator(".js-plotly-plot").nth(1).wait_for(timeout=120_000)
     assert page.locator(".js-plotly-plot").count() == 2
