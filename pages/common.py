@@ -1,8 +1,8 @@
 """Streamlit glue shared by the pages: cached models, locks, small widgets.
 
-Models cached here are shared by every session and are read-only: code that
-registers hooks or runs backward into the weights takes :func:`model_lock` or
-works on its own copy.
+Models cached here are shared by every session and are read-only: library probes
+that must change a model's state for a moment take ``resnet_viz.locks.model_lock``;
+anything else that registers hooks or trains works on its own copy.
 """
 from __future__ import annotations
 

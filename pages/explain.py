@@ -8,12 +8,14 @@ import streamlit as st
 from PIL import Image
 
 import resnet_viz as rv
+from pages import route_through_app
 from pages.common import (UPLOAD_SOURCE, session_models, available_sources, ensure_imagenet, explain_slots, source_label, twin_label,
                           twins_for, wait_message)
 from resnet_viz.data import TEST_SEED, make_shapes_raw
 from resnet_viz.explain_plots import overlay, png_bytes, topk_figure
 from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, load_image
 
+route_through_app()
 N_SHAPES_SAMPLES = 200
 
 st.title("Explain")

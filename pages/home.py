@@ -1,7 +1,9 @@
 """Home: what residual learning is, and what each page shows."""
 import streamlit as st
 
-import pages  # noqa: F401  (routes deep links through app.py; see pages/__init__.py)
+from pages import route_through_app
+
+route_through_app()
 
 st.title("ResNet twins")
 st.markdown(

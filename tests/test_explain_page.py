@@ -65,9 +65,9 @@ def test_upload_then_hostile_files_then_recovery():
 @pytest.mark.browser
 def test_browser_upload_shows_both_heatmaps(page, app_url):
     page.goto(app_url + "/explain")
-    page.get_by_text("Upload", exact=True).click()
+    page.locator("[data-testid=stMain]").get_by_text("Upload", exact=True).click()
     photo = os.path.join(os.path.dirname(APP), "resnet_viz", "assets", "samples", "chelsea.png")
-    page.locator("input[type=file]").set_input_files(photo)
+    page.locator("[data-testid=stMain] input[type=file]").set_input_files(photo)
     page.get_by_text("Download overlay (PNG)").first.wait_for()
     page.wait_for_timeout(1000)
     images = page.locator("[data-testid=stImage] img")

@@ -1,0 +1,138 @@
+"""Many users on one server: shared models stay untouched, uploads are private and safe."""
+import os
+import threading
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+import resnet_viz as rv
+from resnet_viz.data import TEST_SEED
+
+APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
+
+
+def _in_threads(fn, args_list, repeats=2):
+    """Run fn(*args) for every args in many threads at once; return the last result of each."""
+    results = [None] * len(args_list)
+    errors = []
+    barrier = threading.Barrier(len(args_list))
+
+    def work(i, args):
+        try:
+            barrier.wait()
+            for _ in range(repeats):
+                results[i] = fn(*args)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i, a)) for i, a in enumerate(args_list)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    return results
+
+
+@pytest.fixture(scope="module")
+def shared():
+    resnet, plain, _ = rv.load_bundled("shapes-20")
+    images, labels, _ = rv.make_shapes(64, seed=TEST_SEED)
+    return resnet, plain, images, labels
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _assert_untouched(model, before, training=False):
+    assert model.training == training
+    assert all(p.grad is None for p in model.parameters())
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_gradient_norms_from_many_threads_equal_sequential(shared):
+    resnet, _, images, labels = shared
+    before = _state(resnet)
+    batches = [(resnet, images[i * 8:(i + 1) * 8], labels[i * 8:(i + 1) * 8]) for i in range(6)]
+    sequential = [rv.gradient_norms(*b) for b in batches]
+    parallel = _in_threads(rv.gradient_norms, batches)
+    assert parallel == sequential
+    _assert_untouched(resnet, before)
+
+
+def test_block_probes_and_lesions_from_many_threads_equal_sequential(shared):
+    resnet, plain, images, labels = shared
+    before = _state(resnet)
+
+    def probe(model, x):
+        entries = rv.block_contributions(model, x)
+        return [(e["residual_norm"], e["identity_norm"], e["cosine"]) for e in entries]
+
+    jobs = [(m, images[i * 4:(i + 1) * 4]) for i in range(4) for m in (resnet, plain)]
+    assert _in_threads(probe, jobs) == [probe(*j) for j in jobs]
+    lesion_jobs = [(resnet, images, labels)] * 3 + [(plain, images, labels)] * 3
+    assert _in_threads(rv.lesion_accuracies, lesion_jobs, repeats=1) == [rv.lesion_accuracies(*j)
+                                                                          for j in lesion_jobs]
+    _assert_untouched(resnet, before)
+
+
+def test_mixed_probes_on_one_model_do_not_disturb_each_other(shared):
+    """Gradient norms switch BatchNorm to batch statistics for a moment; Grad-CAM must never see that."""
+    resnet, _, images, labels = shared
+    expected = [rv.explain(resnet, images[i:i + 1], topk=2) for i in range(4)]
+
+    def mixed(i):
+        if i % 2:
+            return rv.gradient_norms(resnet, images[:16], labels[:16])
+        return rv.explain(resnet, images[i // 2:i // 2 + 1], topk=2)
+
+    results = _in_threads(mixed, [(i,) for i in range(8)], repeats=3)
+    for i in range(0, 8, 2):
+        np.testing.assert_array_equal(results[i].heatmaps, expected[i // 2].heatmaps)
+    assert not resnet.training
+
+
+def _upload_checkpoint(at, name, data):
+    uploader = next(u for u in at.file_uploader if u.label.startswith("Checkpoint"))
+    uploader.set_value((name, data, "application/octet-stream")).run()
+    return at
+
+
+def test_uploaded_checkpoint_is_offered_and_explained(tmp_path):
+    resnet, plain = rv.build_twins("cifar", depth=8, num_classes=3, seed=5)
+    path = rv.save_twins(tmp_path / "mine.safetensors", resnet, plain,
+                         {"build": {"arch": "cifar", "depth": 8, "num_classes": 3, "seed": 5},
+                          "class_names": ["apple", "pear", "plum"]})
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/explain.py")
+    at.run()
+    _upload_checkpoint(at, "mine.safetensors", path.read_bytes())
+    assert not at.exception and any("Loaded CIFAR ResNet-8" in s.value for s in at.sidebar.success)
+    model_box = at.selectbox(key="explain-model")
+    assert model_box.options[-1].startswith("Your checkpoint")
+    model_box.select_index(len(model_box.options) - 1).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    assert at.selectbox(key="explain-class").value in ("apple", "pear", "plum")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ['EVIL_MARKER']}",))
+
+
+def test_malicious_checkpoint_upload_is_refused_in_the_app(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("EVIL_MARKER", str(marker))
+    evil = tmp_path / "evil.pt"
+    torch.save({"conv1.weight": _Evil()}, evil)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    _upload_checkpoint(at, "evil.pt", evil.read_bytes())
+    assert not at.exception
+    assert at.sidebar.error and "Refused" in at.sidebar.error[0].value
+    assert not marker.exists()
