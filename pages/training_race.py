@@ -103,7 +103,8 @@ def _settings() -> tuple[rr.RaceConfig | None, str | None]:
 
 config, problem = _settings()
 running = live is not None and not live.done
-b1, b2, b3, _ = st.columns([1, 1, 1, 5])
+buttons = st.container(horizontal=True)
+b1 = b2 = b3 = buttons
 if b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=running or config is None):
     if live is not None:
         live.stop()

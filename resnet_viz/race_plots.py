@@ -108,4 +108,6 @@ def ratio_snapshot_figure(result: dict, depth: int, step: int) -> go.Figure:
                 for twin, s in _twins_at(result, depth, step).items() if s.get("ratios")}
     fig = ratio_figure(contribs)
     fig.update_layout(title=f"‖F(x)‖ / ‖x‖ per block, depth {depth}, step {step}")
-    return _legend_below(fig)
+    _legend_below(fig)
+    fig.update_layout(legend=dict(y=-0.4), margin=dict(b=130))  # below the slanted block names
+    return fig
