@@ -6,12 +6,16 @@ reproduces it exactly.
 from __future__ import annotations
 
 import streamlit as st
+import torch
 
-from pages.common import device, explain_slots
+from pages import route_through_app
+from pages.common import device, explain_slots, session_models
 from resnet_viz import build_twins, gradient_flow
 from resnet_viz import gradients as grad
 from resnet_viz.gradients_plots import (count_zeros, depth_sweep_figure, format_ratio, forward_signal_figure,
                                         gradient_norm_figure)
+
+route_through_app()
 
 ARCH_LABELS = {"cifar": "CIFAR ResNet (6n+2 layers)", "resnet18": "ResNet-18 (torchvision)",
                "resnet34": "ResNet-34 (torchvision)", "resnet50": "ResNet-50 (torchvision)"}
@@ -297,3 +301,36 @@ if view["sweep"] == "on":
         st.caption("Results are cached: coming back to a view you have seen is instant.")
 else:
     st.caption("Depth sweep is off (turn it on above to compare depths 8 to 110).")
+
+
+@st.cache_data(show_spinner="Measuring your checkpoint…", max_entries=16)
+def checkpoint_flows(digest: str) -> dict[str, grad.GradientFlow]:
+    """Gradient flow of the session's uploaded twins at their trained weights (BatchNorm in eval mode)."""
+    resnet, plain, _ = session_models().twins
+    size = int(resnet.preprocess.get("size", 32))
+    if size == 32 and resnet.conv1.in_channels == 3:
+        x, _ = grad.example_batch("shapes", arch="cifar", batch_size=16, seed=0)
+    else:
+        x = torch.randn(8, resnet.conv1.in_channels, size, size, generator=torch.Generator().manual_seed(0))
+    x = x.to(device())
+    with explain_slots().hold():
+        flows = {}
+        for model in (resnet, plain):
+            with torch.no_grad():
+                y = model(x).argmax(1)  # its own predictions: no labels are needed for any class set
+            flows[model.twin] = gradient_flow(model, x, y, batch_stats=False)
+    return flows
+
+
+store = session_models()
+if store.twins:
+    st.header("Your checkpoint")
+    chart, notes = st.columns([3, 1.3])
+    flows_u = checkpoint_flows(store.digest)
+    with chart:
+        st.plotly_chart(gradient_norm_figure(flows_u), width="stretch", key="checkpoint-flow")
+    with notes:
+        st.markdown(f"**{store.name}** at its trained weights, BatchNorm using its running statistics, the loss "
+                    "taken on each twin's own predictions for a batch of shapes (or noise for other input sizes). "
+                    "Trained networks are not at initialisation: compare the shape of the curves, not the lessons.")
+        ratio_metrics(flows_u)

@@ -8,13 +8,16 @@ import numpy as np
 import streamlit as st
 
 import resnet_viz as rv
-from pages.common import bundled_twins, explain_slots, wait_message
+from pages import route_through_app
+from pages.common import UPLOAD_SOURCE, explain_slots, session_models, source_label, twins_for, wait_message
 from resnet_viz import residual_plots as plots
 from resnet_viz.data import TEST_SEED, make_shapes_raw
 from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, image_to_tensor, load_image, resize_for_model
 from resnet_viz.residual import (block_contributions, gradient_split, keeps_shape, lesion_accuracies,
                                  path_length_distribution, random_deletion_accuracies)
 from resnet_viz.style import LABELS
+
+route_through_app()
 
 SHAPES_POOL = 200  # test images to pick a single shape from
 BATCH_SIZE = 64
@@ -33,9 +36,9 @@ def shapes_pool(n: int):
 
 
 @st.cache_data(show_spinner="Probing every block…", max_entries=64)
-def probe(model_name: str, input_key: str, _x):
+def probe(model_name: str, input_key: str, _x, model_key: str = ""):
     """Block contributions of both twins and the ResNet's gradient split, for one input."""
-    resnet, plain, _ = bundled_twins(model_name)
+    resnet, plain, _ = twins_for(model_name)
     contribs = {m.twin: block_contributions(m, _x) for m in (resnet, plain)}
     return contribs, gradient_split(resnet, _x)
 
@@ -47,8 +50,8 @@ def finished_labs() -> set:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def lesion_lab(model_name: str, n_images: int, samples: int):
-    resnet, plain, _ = bundled_twins(model_name)
+def lesion_lab(model_name: str, n_images: int, samples: int, model_key: str = ""):
+    resnet, plain, _ = twins_for(model_name)
     images, labels, _ = shapes_pool(max(n_images, SHAPES_POOL))
     images, labels = images[:n_images], labels[:n_images]
     single = {m.twin: lesion_accuracies(m, images, labels) for m in (resnet, plain)}
@@ -121,9 +124,13 @@ available = rv.list_bundled()
 if not available:
     st.error("No bundled twins found; run `python -m resnet_viz train-bundled`.")
     st.stop()
-model_name = st.selectbox("Bundled twins (trained on the shapes data set)", available, key="residual_model",
-                          format_func=lambda n: f"{n} (depth {n.split('-')[-1]})")
-resnet, plain, info = bundled_twins(model_name)
+if session_models().twins:
+    available = [*available, UPLOAD_SOURCE]
+model_labels = {(source_label(n) if n == UPLOAD_SOURCE else f"Bundled {n} (depth {n.split('-')[-1]}, trained on shapes)"): n
+                for n in available}
+model_name = model_labels[st.selectbox("Twins", list(model_labels), key="residual_model")]
+resnet, plain, info = twins_for(model_name)
+model_key = session_models().digest if model_name == UPLOAD_SOURCE else ""
 names = [name for name, _ in resnet.blocks()]
 
 st.header("1. F(x) next to x, block by block")
@@ -131,7 +138,7 @@ chosen = choose_input(resnet)
 if chosen is not None:
     x, shown, input_key, caption = chosen
     with bounded_work():
-        contribs, grads = probe(model_name, input_key, x)
+        contribs, grads = probe(model_name, input_key, x, model_key)
     left, right = st.columns(2)
     left.plotly_chart(plots.ratio_figure(contribs), config=PLOT_CONFIG)
     right.plotly_chart(plots.cosine_figure(contribs), config=PLOT_CONFIG)
@@ -169,16 +176,21 @@ if chosen is not None:
 
 st.header("2. Lesion lab: delete blocks at test time")
 n_images = st.select_slider("Test images", options=[100, 200, 500, 1000], value=100, key="residual_lesion_images")
-lab_key = (model_name, n_images)
+lab_key = (model_name, model_key, n_images)
+fits_shapes = resnet.fc.out_features == len(rv.SHAPE_CLASSES) and resnet.preprocess.get("size") == 32
 # Deep twins take a while on a CPU: run them on request, then remember for every session.
 run_lab = len(names) <= AUTO_LESION_MAX_BLOCKS or lab_key in finished_labs()
-if not run_lab:
+if not fits_shapes:
+    st.info("The lesion lab measures accuracy on the shapes test set, so it needs twins trained on shapes "
+            f"({len(rv.SHAPE_CLASSES)} classes, 32x32 images). Your checkpoint has {resnet.fc.out_features} classes.")
+    run_lab = False
+elif not run_lab:
     st.info(f"The lesion lab re-tests both {len(names)}-block twins with each block deleted; on a CPU this "
             "takes a minute or so the first time, then it is cached for everyone.")
     run_lab = st.button("Run the lesion lab", key=f"residual_run_lab_{model_name}_{n_images}")
 if run_lab:
     with bounded_work(), st.spinner("Deleting blocks and re-testing both twins… (cached afterwards)"):
-        single, curves = lesion_lab(model_name, n_images, 3)
+        single, curves = lesion_lab(model_name, n_images, 3, model_key)
     finished_labs().add(lab_key)
     left, right = st.columns(2)
     left.plotly_chart(plots.lesion_figure(single, names), config=PLOT_CONFIG)

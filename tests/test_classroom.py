@@ -136,3 +136,24 @@ def test_malicious_checkpoint_upload_is_refused_in_the_app(tmp_path, monkeypatch
     assert not at.exception
     assert at.sidebar.error and "Refused" in at.sidebar.error[0].value
     assert not marker.exists()
+
+
+def test_uploaded_checkpoint_on_gradient_flow_and_residual_pages(tmp_path):
+    resnet, plain = rv.build_twins("cifar", depth=8, num_classes=8, seed=6)
+    path = rv.save_twins(tmp_path / "eight.safetensors", resnet, plain,
+                         {"build": {"arch": "cifar", "depth": 8, "num_classes": 8, "seed": 6}})
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    _upload_checkpoint(at, "eight.safetensors", path.read_bytes())
+    at.switch_page("pages/gradient_flow.py")
+    at.run()
+    assert not at.exception
+    assert any(h.value == "Your checkpoint" for h in at.header)
+    at.switch_page("pages/residual_vs_identity.py")
+    at.run()
+    box = at.selectbox(key="residual_model")
+    assert box.options[-1].startswith("Your checkpoint")
+    box.set_value(box.options[-1]).run()
+    assert not at.exception
+    assert at.selectbox(key="residual_model").value.startswith("Your checkpoint")
+    assert len(at.get("plotly_chart")) >= 3

@@ -82,7 +82,7 @@ def test_browser_sees_the_charts_and_a_clear_error_for_a_bad_upload(page, app_ur
                     reason="shapes-56 is not bundled yet (resnet_viz/assets/models/shapes-56.safetensors)")
 def test_deep_twins_run_the_lesion_lab_on_request(app):
     app.radio(key="residual_source").set_value("Shapes test image").run()
-    app.selectbox(key="residual_model").set_value("shapes-56").run()
+    app.selectbox(key="residual_model").set_value("Bundled shapes-56 (depth 56, trained on shapes)").run()
     assert not app.exception, app.exception
     assert len(app.get("plotly_chart")) == CHARTS - 2  # everything but the two lesion charts
     assert any(b.label == "Run the lesion lab" for b in app.button)
