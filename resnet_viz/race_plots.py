@@ -63,7 +63,7 @@ def curves_figure(result: dict, metric: str = "train_loss", *, smooth_steps: int
                                      name=f"{label} test", legendgroup=label, showlegend=False,
                                      line=dict(color=colors[run["depth"]], dash=DASH[run["arch"]], width=4),
                                      marker=dict(size=8)))
-    title = "Training loss" if metric == "train_loss" else "Training error (thin) and test error (bold)"
+    title = "Training loss" if metric == "train_loss" else "Error: training (thin), test (bold)"
     base_layout(fig, title=title, x="training step", y=METRICS[metric] if metric == "train_loss" else "error",
                 height=height)
     _legend_below(fig)
