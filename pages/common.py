@@ -176,3 +176,23 @@ def wait_message(placeholder, what: str):
         placeholder.info(f"The server is busy: {ahead} {what} ahead of yours. It starts as soon as a slot is free.",
                          icon=":material/hourglass_top:")
     return on_wait
+
+
+class SessionRaces:
+    """Training races started in this session; a closed tab's races are stopped."""
+
+    def __init__(self) -> None:
+        self.races: list = []
+
+    def track(self, race):
+        self.races = [r for r in self.races if not r.done] + [race]
+        return race
+
+    def release(self) -> None:
+        for race in self.races:
+            race.stop()
+
+
+@st.cache_resource(scope="session", on_release=SessionRaces.release, show_spinner=False)
+def session_races() -> SessionRaces:
+    return SessionRaces()

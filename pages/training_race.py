@@ -6,7 +6,8 @@ import os
 
 import streamlit as st
 
-from pages.common import device
+from pages import route_through_app
+from pages.common import device, session_races
 from resnet_viz import race as rr
 from resnet_viz import race_plots
 from resnet_viz.training import OPTIMIZERS, SCHEDULES, Recipe
@@ -14,6 +15,7 @@ from resnet_viz.training import OPTIMIZERS, SCHEDULES, Recipe
 DEPTH_CHOICES = [8, 14, 20, 32, 44, 56, 110]
 DATASET_LABELS = {"shapes": "Bundled shapes (offline)", "cifar10": "CIFAR-10 (downloaded once)",
                   "folder": "Server image folder"}
+route_through_app()
 RECORDED = "Recorded race (shipped with the app)"
 LIVE = "Live race"
 
@@ -108,7 +110,8 @@ b1 = b2 = b3 = buttons
 if b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=running or config is None):
     if live is not None:
         live.stop()
-    state["race_live"] = live = rr.Race(config, device=device()).start()
+    # Tracked per session: closing the tab stops the race (see SessionRaces).
+    state["race_live"] = live = session_races().track(rr.Race(config, device=device()).start())
     state["race_show"] = LIVE
     running = True
 if b2.button("Stop", icon=":material/stop:", disabled=not running):

@@ -37,7 +37,7 @@ def _race(args: argparse.Namespace) -> int:
         return 2
     bar = _ProgressBar(recipe.steps)
     try:
-        result = run_race(config, device=device, on_progress=bar.update)
+        result = run_race(config, device=device, on_progress=bar.update, save_dir=args.save)
     except (DatasetUnavailable, RuntimeError) as e:
         bar.close()
         print(f"error: {e}", file=sys.stderr)
@@ -49,6 +49,8 @@ def _race(args: argparse.Namespace) -> int:
         test = "" if row["test_error"] is None else f", test error {row['test_error']:.2%}"
         print(f"{row['run']:>10}: {row['status']}, final training loss {row['final_train_loss']:.4f}{test}")
     print(f"wrote {args.out}")
+    if args.save:
+        print(f"saved the trained twins in {args.save}")
     return 0
 
 
@@ -101,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", help="cpu (default), cuda, ...")
     r.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     r.add_argument("--out", required=True, help="where to write the race JSON")
+    r.add_argument("--save", metavar="DIR", help="also save each depth's trained twins as DIR/race-<depth>.safetensors "
+                                                 "(upload one in the app's sidebar, or load it with load_checkpoint)")
     r.set_defaults(func=_race)
     return parser
 

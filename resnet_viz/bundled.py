@@ -6,6 +6,7 @@ the same recipe and batches; the file's metadata holds the model card.
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -50,35 +51,60 @@ def sample_images() -> dict[str, Path]:
     return {p.stem: p for p in sorted(SAMPLES_DIR.glob("*.png"))}
 
 
-def train_bundled(names: list[str] | None = None, *, log: Callable[[str], None] = print) -> list[Path]:
-    """Retrain the bundled twins from scratch (deterministic on the CPU)."""
+def _train_twin(name: str, twin: str) -> tuple[dict, dict]:
+    """Train one twin of a bundled pair from scratch; returns (state dict, card entry).
+
+    Runs in its own process on one thread: deterministic, and the twins of a
+    pair train side by side on a multi-core machine.
+    """
+    torch.set_num_threads(1)
     torch.manual_seed(0)
+    depth, recipe = BUNDLED_RECIPES[name]
     train_x, train_y, _ = make_shapes(TRAIN_SIZE, seed=TRAIN_SEED)
     test_x, test_y, _ = make_shapes(TEST_SIZE, seed=TEST_SEED)
+    resnet, plain = build_twins(**_build_of(name))
+    model = resnet if twin == "resnet" else plain
+    model.train()
+    opt = make_optimizer(model, recipe)
+    start = time.time()
+    for step, idx in enumerate(batch_indices(len(train_x), recipe)):
+        loss, _ = train_step(model, opt, train_x[idx], train_y[idx], recipe.lr_at(step))
+        if step % 100 == 0:
+            print(f"{name} {twin}: step {step}/{recipe.steps} loss {loss:.3f}", flush=True)
+    model.eval()
+    test, train = evaluate(model, test_x, test_y), evaluate(model, train_x, train_y)
+    card = {"test_accuracy": round(1 - test["error"], 4), "train_loss": round(train["loss"], 4),
+            "train_seconds": round(time.time() - start)}
+    return {k: v.clone() for k, v in model.state_dict().items()}, card
+
+
+def _build_of(name: str) -> dict:
+    return dict(arch="cifar", depth=BUNDLED_RECIPES[name][0], num_classes=len(SHAPE_CLASSES), seed=0)
+
+
+def train_bundled(names: list[str] | None = None, *, log: Callable[[str], None] = print,
+                  workers: int | None = None) -> list[Path]:
+    """Retrain the bundled twins from scratch, one process per twin (one thread each)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    names = names or list(BUNDLED_RECIPES)
+    jobs = [(name, twin) for name in names for twin in ("resnet", "plain")]
+    workers = workers or max(1, min(len(jobs), os.cpu_count() or 1))
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        results = dict(zip(jobs, pool.map(_train_twin, *zip(*jobs))))
     written = []
-    for name in names or list(BUNDLED_RECIPES):
-        depth, recipe = BUNDLED_RECIPES[name]
-        build = dict(arch="cifar", depth=depth, num_classes=len(SHAPE_CLASSES), seed=0)
-        twins = build_twins(**build)
+    for name in names:
+        twins = build_twins(**_build_of(name))
         card = {}
         for model in twins:
-            model.train()
-            opt = make_optimizer(model, recipe)
-            start = time.time()
-            for step, idx in enumerate(batch_indices(len(train_x), recipe)):
-                loss, _ = train_step(model, opt, train_x[idx], train_y[idx], recipe.lr_at(step))
-                if step % 100 == 0:
-                    log(f"{name} {model.twin}: step {step}/{recipe.steps} loss {loss:.3f}")
-            model.eval()
-            test = evaluate(model, test_x, test_y)
-            train = evaluate(model, train_x, train_y)
-            card[model.twin] = {"test_accuracy": round(1 - test["error"], 4),
-                                "train_loss": round(train["loss"], 4), "train_seconds": round(time.time() - start)}
-            log(f"{name} {model.twin}: test accuracy {1 - test['error']:.4f}")
+            state, card[model.twin] = results[(name, model.twin)]
+            model.load_state_dict(state)
+            log(f"{name} {model.twin}: test accuracy {card[model.twin]['test_accuracy']:.4f}")
         info = {"name": name, "dataset": f"shapes (train {TRAIN_SIZE} images seed {TRAIN_SEED}, "
                                           f"test {TEST_SIZE} images seed {TEST_SEED})",
-                "build": build, "recipe": recipe.to_dict(), "class_names": SHAPE_CLASSES, **card}
+                "build": _build_of(name), "recipe": BUNDLED_RECIPES[name][1].to_dict(),
+                "class_names": SHAPE_CLASSES, **card}
         written.append(save_twins(MODELS_DIR / f"{name}.safetensors", *twins, info))
     _write_model_card()
     return written
@@ -86,7 +112,7 @@ def train_bundled(names: list[str] | None = None, *, log: Callable[[str], None] 
 
 def _write_model_card() -> None:
     lines = ["# Bundled models", "", "Twins trained on the bundled `shapes` data set by "
-             "`python -m resnet_viz train-bundled` (deterministic on the CPU). Each pair starts from the same "
+             "`python -m resnet_viz train-bundled` (each twin in its own single-threaded process). Each pair starts from the same "
              "weights and sees the same batches.", "",
              "| name | depth | ResNet test accuracy | plain test accuracy | ResNet train loss | plain train loss |"
              " recipe |", "|---|---|---|---|---|---|---|"]

@@ -579,8 +579,11 @@ class Race:
 
 def run_race(config: RaceConfig | None = None, *, device: torch.device | str | None = None,
              scheduler: RaceScheduler | None = None, on_progress: Callable[[Race], None] | None = None,
-             poll_s: float = 0.5) -> dict:
-    """Run a race to the end in the calling thread's company; returns :meth:`Race.to_dict`."""
+             poll_s: float = 0.5, save_dir: str | os.PathLike | None = None) -> dict:
+    """Run a race to the end in the calling thread's company; returns :meth:`Race.to_dict`.
+
+    With ``save_dir``, each depth's trained twins are saved there as well (see :func:`save_race_models`).
+    """
     race = Race(config, device=device, scheduler=scheduler or RaceScheduler(1)).start()
     try:
         while not race.join(poll_s):
@@ -593,7 +596,32 @@ def run_race(config: RaceConfig | None = None, *, device: torch.device | str | N
         on_progress(race)
     if race.status == "failed":
         raise RuntimeError(race.message)
+    if save_dir is not None:
+        save_race_models(race, save_dir)
     return race.to_dict()
+
+
+def save_race_models(race: Race, folder: str | os.PathLike) -> list[Path]:
+    """Save each depth's trained twins as ``race-<depth>.safetensors`` (readable by ``load_checkpoint``)."""
+    from .checkpoints import save_twins
+
+    by_depth: dict[int, dict[str, Run]] = {}
+    for run in race.runs:
+        by_depth.setdefault(run.depth, {})[run.arch] = run
+    written = []
+    for depth, runs in sorted(by_depth.items()):
+        if set(runs) != {"resnet", "plain"}:
+            continue  # a lone twin has no partner to save with
+        resnet, plain = runs["resnet"].model, runs["plain"].model
+        build = {k: v for k, v in resnet.config.items() if k != "weights"}
+        info = {"name": f"race-{depth}", "build": build, "recipe": race.config.recipe.to_dict(),
+                "class_names": list(race.data.classes) if race.data else None,
+                "dataset": race.data.description if race.data else None,
+                "race": {run.arch: {"status": run.status, "steps": len(run.history)} for run in runs.values()}}
+        for model in (resnet, plain):
+            model.eval()
+        written.append(save_twins(Path(folder) / f"race-{depth}.safetensors", resnet, plain, info))
+    return written
 
 
 # -- results: summaries, files ------------------------------------------------------------------------------

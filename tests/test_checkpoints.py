@@ -94,3 +94,17 @@ def test_bundled_models_load_through_the_same_path():
     resnet, plain, info = rv.load_bundled("shapes-20")
     assert info["build"]["depth"] == 20 and resnet.class_names == rv.SHAPE_CLASSES
     assert not _same(resnet, plain)  # trained separately
+
+
+def test_race_cli_save_gives_loadable_twins(tmp_path):
+    from resnet_viz.__main__ import main
+
+    code = main(["race", "--depths", "8", "--steps", "3", "--batch-size", "8", "--train-size", "64",
+                 "--test-size", "16", "--eval-every", "3", "--snapshot-every", "3", "--seed", "1",
+                 "--out", str(tmp_path / "race.json"), "--save", str(tmp_path / "models")])
+    assert code == 0
+    resnet, plain, info = load_checkpoint(tmp_path / "models" / "race-8.safetensors")
+    assert info["build"]["depth"] == 8 and resnet.class_names == rv.SHAPE_CLASSES
+    assert not _same(resnet, plain)  # each twin kept its own trained weights
+    initial, _ = rv.build_twins(**info["build"])
+    assert not torch.equal(initial.conv1.weight, resnet.conv1.weight)  # trained, not the initial weights

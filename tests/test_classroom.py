@@ -157,3 +157,29 @@ def test_uploaded_checkpoint_on_gradient_flow_and_residual_pages(tmp_path):
     assert not at.exception
     assert at.selectbox(key="residual_model").value.startswith("Your checkpoint")
     assert len(at.get("plotly_chart")) >= 3
+
+
+def test_closing_a_session_stops_its_training_thread():
+    import time
+
+    from pages.common import SessionRaces, session_models, session_races
+    from resnet_viz import race as rr
+    from resnet_viz.training import Recipe
+
+    # Both stores live in the session and are released with it.
+    for cached in (session_races, session_models):
+        assert cached._info.scope == "session" and cached._info.on_release is not None
+    assert session_races._info.on_release is SessionRaces.release
+
+    config = rr.RaceConfig(depths=(8,), recipe=Recipe(steps=10_000, batch_size=8, lr=0.01), train_size=64,
+                           test_size=16, eval_every=1000, snapshot_every=1000)
+    store = SessionRaces()
+    race = store.track(rr.Race(config, scheduler=rr.RaceScheduler(1)).start())
+    deadline = time.time() + 60
+    while not any(r["steps_done"] for r in race.to_dict()["runs"]) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not race.done
+    started = time.time()
+    session_races._info.on_release(store)  # what Streamlit calls when the tab closes
+    assert race.join(5) and race.done
+    assert time.time() - started < 5
