@@ -8,7 +8,6 @@ Usage: ``python benchmarks/bench_load.py [--users 4]``.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import socket
 import statistics

@@ -2,15 +2,22 @@
 
 Streamlit treats a folder called ``pages/`` as an old-style (v1) multipage app
 until ``st.navigation`` has run in the process (and AppTest resets that on every
-run), so a deep link such as ``/gradient_flow`` can run a page without
+run), so a deep link such as ``/gradient_flow`` can start a page without
 ``app.py`` and its sidebar. Each page starts with :func:`route_through_app`,
-which switches v1 routing off and reruns through ``app.py``.
+which then switches v1 routing off and runs ``app.py`` in place, in the same
+script run, so widget events such as a button click are not lost.
 """
+from pathlib import Path
+
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+APP = Path(__file__).resolve().parent.parent / "app.py"
+
 
 def route_through_app() -> None:
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+    if not PagesManager.uses_pages_directory:
+        return
+    PagesManager.uses_pages_directory = False
+    exec(compile(APP.read_text(), str(APP), "exec"), {"__name__": "__main__", "__file__": str(APP)})
+    st.stop()  # app.py has run this page already

@@ -40,36 +40,35 @@ def count_zeros(flows: Mapping[str, GradientFlow]) -> dict[str, int]:
     return {twin: sum(1 for v in flow.grad_norms if v == 0) for twin, flow in flows.items()}
 
 
-def gradient_norm_figure(flows: Mapping[str, GradientFlow], *, title: str = "Gradient norm per layer") -> go.Figure:
-    """Per-layer gradient norm of both twins on one chart, input (left) to output (right)."""
+def _twin_lines(flows: Mapping[str, GradientFlow], names: str, values: str, *, label, hover: str) -> go.Figure:
+    """One line per twin: ``getattr(flow, values)`` against the index of ``getattr(flow, names)``."""
     fig = go.Figure()
     for twin in TWINS:
         if twin not in flows:
             continue
         flow = flows[twin]
         fig.add_trace(go.Scatter(
-            x=list(range(len(flow.layers))), y=_positive(flow.grad_norms), customdata=flow.layers,
-            mode="lines+markers", marker=dict(size=4), line=dict(color=COLORS[twin], dash=DASH[twin]),
-            name=f"{LABELS[twin]} — first/last ratio {format_ratio(flow.ratio)}",
-            hovertemplate="%{customdata}<br>‖∂L/∂W‖ = %{y:.3g}<extra>" + LABELS[twin] + "</extra>"))
+            x=list(range(len(getattr(flow, names)))), y=_positive(getattr(flow, values)),
+            customdata=getattr(flow, names), mode="lines+markers", marker=dict(size=4),
+            line=dict(color=COLORS[twin], dash=DASH[twin]), name=label(twin, flow),
+            hovertemplate="%{customdata}<br>" + hover + "<extra>" + LABELS[twin] + "</extra>"))
+    return fig
+
+
+def gradient_norm_figure(flows: Mapping[str, GradientFlow], *, title: str = "Gradient norm per layer") -> go.Figure:
+    """Per-layer gradient norm of both twins on one chart, input (left) to output (right)."""
+    fig = _twin_lines(flows, "layers", "grad_norms", hover="‖∂L/∂W‖ = %{y:.3g}",
+                      label=lambda twin, flow: f"{LABELS[twin]} — first/last ratio {format_ratio(flow.ratio)}")
     _layout(fig, title=title, x="layer index (0 = stem convolution … last = final linear layer)",
-                y="‖∂loss/∂W‖ (log scale)", log_y=True)
+            y="‖∂loss/∂W‖ (log scale)", log_y=True)
     return fig
 
 
 def forward_signal_figure(flows: Mapping[str, GradientFlow], *,
                           title: str = "Forward signal: standard deviation of each block's output") -> go.Figure:
-    fig = go.Figure()
-    for twin in TWINS:
-        if twin not in flows:
-            continue
-        flow = flows[twin]
-        fig.add_trace(go.Scatter(
-            x=list(range(len(flow.blocks))), y=_positive(flow.signal_std), customdata=flow.blocks,
-            mode="lines+markers", marker=dict(size=4), line=dict(color=COLORS[twin], dash=DASH[twin]),
-            name=LABELS[twin], hovertemplate="%{customdata}<br>std = %{y:.3g}<extra>" + LABELS[twin] + "</extra>"))
+    fig = _twin_lines(flows, "blocks", "signal_std", hover="std = %{y:.3g}", label=lambda twin, flow: LABELS[twin])
     _layout(fig, title=title, x="block index (0 = stem … last = final block)", y="output std (log scale)",
-                log_y=True)
+            log_y=True)
     return fig
 
 

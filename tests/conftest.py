@@ -1,3 +1,4 @@
+import contextlib
 import os
 import shutil
 
@@ -5,6 +6,22 @@ import pytest
 import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small convolutions run several times faster on one thread when the cores are shared."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+class EvilPickle:
+    """Unpickling this would create the file named by $EVIL_MARKER: proof that code ran."""
+
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ['EVIL_MARKER']}",))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -31,9 +48,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_url():
-    """Start ``streamlit run app.py`` on a free local port for the whole test session."""
+@contextlib.contextmanager
+def running_app():
+    """``streamlit run app.py`` on a free local port, for as long as the block lasts; yields its URL."""
     import subprocess
     import sys
     import time
@@ -41,7 +58,7 @@ def app_url():
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     port = _free_port()
-    log = open(os.path.join(root, "streamlit-test.log"), "w")
+    log = open(os.path.join(root, "streamlit-test.log"), "a")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
@@ -66,6 +83,13 @@ def app_url():
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """One app server shared by the browser tests of a session."""
+    with running_app() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,3 @@
-import os
 import pickle
 
 import pytest
@@ -6,6 +5,7 @@ import torch
 from safetensors.torch import save_file
 
 import resnet_viz as rv
+from conftest import EvilPickle
 from resnet_viz.checkpoints import load_checkpoint, save_twins
 
 
@@ -42,18 +42,13 @@ def test_plain_state_dicts_in_both_formats(tmp_path, arch, kwargs):
             assert torch.allclose(r2(x), resnet(x))
 
 
-class _Evil:
-    def __reduce__(self):
-        return (os.system, (f"touch {os.environ['EVIL_MARKER']}",))
-
-
 def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path, monkeypatch):
     marker = tmp_path / "pwned"
     monkeypatch.setenv("EVIL_MARKER", str(marker))
     path = tmp_path / "evil.pt"
-    torch.save({"conv1.weight": _Evil()}, path)
+    torch.save({"conv1.weight": EvilPickle()}, path)
     with open(tmp_path / "evil.pkl", "wb") as f:
-        pickle.dump(_Evil(), f)
+        pickle.dump(EvilPickle(), f)
     for name in ("evil.pt", "evil.pkl"):
         with pytest.raises(ValueError, match="Refused|safely"):
             load_checkpoint(tmp_path / name)

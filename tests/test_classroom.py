@@ -8,6 +8,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import resnet_viz as rv
+from conftest import EvilPickle
 from resnet_viz.data import TEST_SEED
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
@@ -120,16 +121,11 @@ def test_uploaded_checkpoint_is_offered_and_explained(tmp_path):
     assert at.selectbox(key="explain-class").value in ("apple", "pear", "plum")
 
 
-class _Evil:
-    def __reduce__(self):
-        return (os.system, (f"touch {os.environ['EVIL_MARKER']}",))
-
-
 def test_malicious_checkpoint_upload_is_refused_in_the_app(tmp_path, monkeypatch):
     marker = tmp_path / "pwned"
     monkeypatch.setenv("EVIL_MARKER", str(marker))
     evil = tmp_path / "evil.pt"
-    torch.save({"conv1.weight": _Evil()}, evil)
+    torch.save({"conv1.weight": EvilPickle()}, evil)
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     _upload_checkpoint(at, "evil.pt", evil.read_bytes())

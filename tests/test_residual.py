@@ -15,13 +15,7 @@ from resnet_viz.residual import (block_contributions, deletion_accuracies, gradi
 LESION_IMAGES = 300  # about +-2.5 points of sampling error; small enough for 2 shared CPU cores
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # These small convolutions run several times faster on one thread when the cores are shared.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

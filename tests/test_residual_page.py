@@ -2,7 +2,6 @@
 import os
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from conftest import screenshot
@@ -13,13 +12,7 @@ PAGE = "pages/residual_vs_identity.py"
 CHARTS = 7  # ratio, cosine, spatial maps, gradient split, lesions, random deletions, path lengths
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # AppTest runs in this process; small convolutions are faster on one thread when the cores are shared.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
