@@ -38,6 +38,14 @@ def _warm_shapes_cache() -> bool:
 
 _warm_shapes_cache()
 state.setdefault("race_results", {})  # name -> finished race (dict)
+MAX_KEPT_RACES = 8  # per session: older results are dropped so a long class cannot grow memory without bound
+
+
+def _keep(name: str, result: dict) -> None:
+    results = state["race_results"]
+    results[name] = result
+    while len(results) > MAX_KEPT_RACES:
+        results.pop(next(iter(results)))
 live: rr.Race | None = state.get("race_live")
 
 
@@ -129,9 +137,10 @@ def _store_finished(race: rr.Race) -> None:
     """Keep a finished live race in the session under a readable name (once)."""
     if getattr(race, "stored_as", None) or not race.done or race.status == "failed" or not race.runs:
         return
-    name = f"Race {len(state['race_results']) + 1}: " + ", ".join(r.label for r in race.runs) + \
+    state["race_count"] = state.get("race_count", 0) + 1
+    name = f"Race {state['race_count']}: " + ", ".join(r.label for r in race.runs) + \
            f" ({race.status}, {datetime.datetime.now():%H:%M})"
-    state["race_results"][name] = race.to_dict()
+    _keep(name, race.to_dict())
     race.stored_as = name
 
 
@@ -260,7 +269,7 @@ with st.expander("Load a race file (JSON)"):
         else:
             name = f"Loaded: {upload.name}"
             if name not in state["race_results"]:
-                state["race_results"][name] = loaded
+                _keep(name, loaded)
                 state["race_show_next"] = name  # the selector exists already: switch on the next run
                 st.rerun()
             st.success(f"Loaded {upload.name}; pick it above under *Show*.")
