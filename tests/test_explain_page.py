@@ -1,6 +1,7 @@
 import os
 
 import pytest
+from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
 from conftest import screenshot
@@ -69,9 +70,8 @@ def test_browser_upload_shows_both_heatmaps(page, app_url):
     photo = os.path.join(os.path.dirname(APP), "resnet_viz", "assets", "samples", "chelsea.png")
     page.locator("[data-testid=stMain] input[type=file]").set_input_files(photo)
     page.get_by_text("Download overlay (PNG)").first.wait_for()
-    page.wait_for_timeout(1000)
-    images = page.locator("[data-testid=stImage] img")
-    assert images.count() == 2
-    assert page.locator(".js-plotly-plot").count() == 2
+    # Plotly draws asynchronously: wait for both charts rather than sleeping.
+    expect(page.locator("[data-testid=stImage] img")).to_have_count(2, timeout=60_000)
+    expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)
     assert page.get_by_text("Plain twin", exact=True).is_visible()
     screenshot(page, "explain-upload")
