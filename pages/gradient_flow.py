@@ -234,6 +234,13 @@ def describe(view: dict) -> str:
             f"seed {view['seed']}")
 
 
+def chart_beside_notes(fig, **kwargs):
+    """Draw ``fig`` in a wide column and return the narrow column beside it, for the explanation."""
+    chart, notes = st.columns([3, 1.3])
+    chart.plotly_chart(fig, width="stretch", **kwargs)
+    return notes
+
+
 def ratio_metrics(flows: dict[str, grad.GradientFlow]) -> None:
     for twin in ("resnet", "plain"):
         st.metric(f"{'ResNet' if twin == 'resnet' else 'Plain twin'}: first/last ratio",
@@ -255,10 +262,7 @@ depth = view["depth"] if view["arch"] == "cifar" else 0
 st.markdown(f"**Current view:** {describe(view)}")
 flows = compute_flows(view["arch"], depth, options, what="Gradients")
 
-chart, notes = st.columns([3, 1.3])
-with chart:
-    st.plotly_chart(gradient_norm_figure(flows), width="stretch")
-with notes:
+with chart_beside_notes(gradient_norm_figure(flows)):
     st.subheader(PRESET_LABELS[view["preset"]] if view["preset"] != "custom" else "How to read it")
     st.markdown(EXPLANATIONS[view["preset"]])
     ratio_metrics(flows)
@@ -275,10 +279,7 @@ with notes:
         for design in ("post", "pre"):
             st.metric(f"ResNet, {design}-activation", format_ratio(pair[design].ratio))
 
-chart, notes = st.columns([3, 1.3])
-with chart:
-    st.plotly_chart(forward_signal_figure(flows), width="stretch")
-with notes:
+with chart_beside_notes(forward_signal_figure(flows)):
     st.subheader("Forward signal")
     st.markdown("The standard deviation of the stem's and each block's output for the same batch: signals can "
                 "explode or collapse on the way *in* too. A flat line means every block passes on a signal of "
@@ -287,10 +288,7 @@ with notes:
 
 if view["sweep"] == "on":
     sweep = compute_sweep(options)
-    chart, notes = st.columns([3, 1.3])
-    with chart:
-        st.plotly_chart(depth_sweep_figure(sweep), width="stretch")
-    with notes:
+    with chart_beside_notes(depth_sweep_figure(sweep)):
         st.subheader("Depth sweep")
         st.markdown("The first/last ratio of CIFAR networks from 8 to 110 layers with the settings above (the "
                     "dotted line is a ratio of 1: the gradient reaches the input at the size it left the output). "
@@ -325,11 +323,8 @@ def checkpoint_flows(digest: str) -> dict[str, grad.GradientFlow]:
 store = session_models()
 if store.twins:
     st.header("Your checkpoint")
-    chart, notes = st.columns([3, 1.3])
     flows_u = checkpoint_flows(store.digest)
-    with chart:
-        st.plotly_chart(gradient_norm_figure(flows_u), width="stretch", key="checkpoint-flow")
-    with notes:
+    with chart_beside_notes(gradient_norm_figure(flows_u), key="checkpoint-flow"):
         st.markdown(f"**{store.name}** at its trained weights, BatchNorm using its running statistics, the loss "
                     "taken on each twin's own predictions for a batch of shapes (or noise for other input sizes). "
                     "Trained networks are not at initialisation: compare the shape of the curves, not the lessons.")

@@ -92,7 +92,7 @@ class _Block(nn.Module):
 
     def skip_only(self, x: torch.Tensor) -> torch.Tensor:
         """The block with F deleted (a lesion): what the identity path alone gives."""
-        return self.combine(torch.zeros_like(self.shortcut(x)), self.shortcut(x))
+        return self.act_out(self.shortcut(x))  # F(x) = 0: only the identity path and the final activation
 
 
 def _make_downsample(cin: int, cout: int, stride: int, *, shortcut: str, norm: str) -> nn.Module | None:
