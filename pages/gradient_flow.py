@@ -81,7 +81,7 @@ def parse_view(params: dict[str, str]) -> tuple[dict, list[str]]:
     A preset fills its settings; explicit settings in the URL win, and a view
     that no longer matches its preset becomes "custom".
     """
-    view, problems, given = dict(DEFAULT_VIEW), [], set()
+    view, invalid, given = dict(DEFAULT_VIEW), [], set()
     for key, raw in params.items():
         if key not in DEFAULT_VIEW:
             continue
@@ -92,8 +92,7 @@ def parse_view(params: dict[str, str]) -> tuple[dict, list[str]]:
         else:
             ok = raw in CHOICES[key]
         if not ok:
-            allowed = ", ".join(map(str, DEPTHS if key == "depth" else CHOICES.get(key, ["0 … 2³¹−1"])))
-            problems.append(f"`{key}={raw}` is not valid (choose from {allowed}); using `{DEFAULT_VIEW[key]}`.")
+            invalid.append((key, raw))
             continue
         view[key] = int(raw) if key in ("depth", "seed") else raw
         given.add(key)
@@ -104,6 +103,10 @@ def parse_view(params: dict[str, str]) -> tuple[dict, list[str]]:
                 view[key] = preset[key]
         if any(view[key] != preset[key] for key in PRESET_KEYS):
             view["preset"] = "custom"
+    problems = []
+    for key, raw in invalid:  # after the preset, so the message names the value actually used
+        allowed = ", ".join(map(str, DEPTHS if key == "depth" else CHOICES.get(key, ["0 … 2³¹−1"])))
+        problems.append(f"`{key}={raw}` is not valid (choose from {allowed}); using `{view[key]}`.")
     return view, problems
 
 

@@ -40,6 +40,7 @@ RACE_VERSION = 1
 TWINS = ("resnet", "plain")
 DATASETS = ("shapes", "cifar10", "folder")
 MAX_DEPTH = 110
+EVAL_CHUNK = 100  # test images evaluated between two looks at the Stop button
 RACES_DIR = Path(__file__).parent / "assets" / "races"
 RECORDED_RACE = RACES_DIR / "shapes-20-56.json"
 # The image folder a server may offer; set by whoever runs the server, never by a visitor.
@@ -546,13 +547,24 @@ class Race:
             run.history.append(row)
             return
         if want_eval:
-            with self._autocast():
-                row["test_error"] = round(evaluate(run.model, self._test_x, self._test_y)["error"], 5)
+            error = self._test_error(run.model)
+            row["test_error"] = None if error is None else round(error, 5)
         run.history.append(row)
         if want_snapshot:
             with self._autocast():
                 ratios = residual_ratios(run.model, self._probe)
             run.snapshots.append({"step": step + 1, "grad_norms": grads, "ratios": ratios})
+
+    def _test_error(self, model: TwinNet) -> float | None:
+        """Test error, in chunks so Stop is honoured within a chunk; None when stopped midway."""
+        wrong, n = 0.0, len(self._test_x)
+        for i in range(0, n, EVAL_CHUNK):
+            if self._stop.is_set():
+                return None
+            x, y = self._test_x[i:i + EVAL_CHUNK], self._test_y[i:i + EVAL_CHUNK]
+            with self._autocast():
+                wrong += evaluate(model, x, y, batch_size=EVAL_CHUNK)["error"] * len(x)
+        return wrong / max(1, n)
 
     # -- reading -----------------------------------------------------------------------------------------
     def progress(self) -> dict:

@@ -100,6 +100,13 @@ def test_bad_url_values_fall_back_to_defaults_with_a_warning():
     assert len(at.get("plotly_chart")) == 2
 
 
+def test_bad_url_value_under_a_preset_names_the_value_the_preset_uses():
+    at = open_page({"preset": "paper", "depth": "999", "sweep": "off"})
+    text = " ".join(w.value for w in at.warning)
+    assert "depth=999" in text and "using `56`" in text
+    assert at.query_params["depth"] == "56" and at.query_params["preset"] == "paper"
+
+
 @pytest.mark.browser
 def test_page_opens_from_its_url(page, app_url):
     # Take the page's address from the navigation, so the test follows app.py's routing.

@@ -98,6 +98,23 @@ def test_stop_halts_within_a_second_and_is_idempotent(tiny_data):
     assert all(step <= n <= step + 1 for n in rows)  # a step in progress may have finished for some runs
 
 
+def test_stop_halts_within_a_second_during_a_long_test_evaluation(tiny_data):
+    # 3200 test images after every step: evaluating them takes seconds, far longer than a step.
+    big_test = rr.RaceData("shapes", tiny_data.train_x, tiny_data.train_y, tiny_data.test_x.repeat(100, 1, 1, 1),
+                           tiny_data.test_y.repeat(100), tiny_data.classes, "big test set")
+    config = rr.RaceConfig(depths=(20,), twins=("resnet",), eval_every=1, snapshot_every=0,
+                           recipe=Recipe(steps=100, batch_size=8, lr=0.05, warmup_steps=0))
+    race = rr.Race(config, data=big_test, scheduler=rr.RaceScheduler(1)).start()
+    wait_for(lambda: race.step >= 1)
+    time.sleep(0.3)  # well inside the next evaluation
+    t0 = time.monotonic()
+    race.stop()
+    assert race.join(1.0), "the worker did not stop within a second"
+    assert time.monotonic() - t0 < 1.0
+    assert race.status == "stopped"
+    assert race.runs[0].history[0]["test_error"] is not None  # the finished evaluation was kept
+
+
 def test_pause_holds_and_resume_continues(tiny_data):
     race = tiny_race(tiny_data, steps=100_000).start()
     wait_for(lambda: race.step >= 1)
