@@ -151,7 +151,7 @@ if chosen is not None:
         "in ResNets trained for long on CIFAR-10: each block makes a modest correction to what flows past it. "
         f"Here the ResNet's median is {'below' if median['resnet'] < median['plain'] else 'not below'} the "
         "plain twin's"
-        + (", but near 1: these small, briefly trained twins still make a substantial change in every block. "
+        + (", but near 1: in a net this shallow each block still makes a substantial change. "
            if median["resnet"] > 0.5 else ". ")
         + "A cosine near 0 means F(x) adds new directions rather than scaling x up or down."
     )
@@ -213,8 +213,9 @@ st.markdown(
     "*ensemble of many shallower paths* that do not depend strongly on each other. Deleting any layer of a "
     "plain network (VGG) drops it to chance, because its only path goes through every layer. Random deletions "
     "here are drawn among the blocks that keep their shape, the same blocks for both twins; error bars show "
-    "the spread over 3 draws. Small, briefly trained ResNets such as these lean on each block more than "
-    "ResNet-110 does; compare the two twins' losses above to see how much the skips still buy."
+    "the spread over 3 draws. A shallow ResNet such as ResNet-20 (9 blocks, 512 paths) leans on each block "
+    "more than ResNet-110 does, and blocks that downsample matter most, since their shortcut is not the "
+    "identity either; Veit et al. saw the same. Compare the two twins' losses above to see what the skips buy."
 )
 
 st.header("3. 2ⁿ paths: a ResNet unravelled")

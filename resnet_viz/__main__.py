@@ -8,7 +8,7 @@ import sys
 def _train_bundled(args: argparse.Namespace) -> int:
     from .bundled import train_bundled
 
-    for path in train_bundled(args.names or None):
+    for path in train_bundled(args.names or None, monitor_every=args.monitor_every):
         print(f"wrote {path}")
     return 0
 
@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train-bundled", help="retrain the bundled twins on shapes (CPU, deterministic)")
     p.add_argument("names", nargs="*", help="which bundled models (default: all)")
+    p.add_argument("--monitor-every", type=int, default=0, metavar="N",
+                   help="print test accuracy and the mean lesion drop every N steps")
     p.set_defaults(func=_train_bundled)
 
     r = sub.add_parser("race", help="train ResNets and plain twins side by side and write the race as JSON",

@@ -25,8 +25,8 @@ TRAIN_SIZE = 10_000
 TEST_SIZE = 2_000
 # name -> (depth, recipe). One recipe for both depths keeps the comparison fair.
 BUNDLED_RECIPES = {
-    "shapes-20": (20, Recipe(steps=700, batch_size=64, lr=0.1, weight_decay=5e-4, warmup_steps=50, seed=0)),
-    "shapes-56": (56, Recipe(steps=700, batch_size=64, lr=0.1, weight_decay=5e-4, warmup_steps=50, seed=0)),
+    "shapes-20": (20, Recipe(steps=3000, batch_size=64, lr=0.1, weight_decay=5e-4, warmup_steps=50, seed=0)),
+    "shapes-56": (56, Recipe(steps=3000, batch_size=64, lr=0.1, weight_decay=5e-4, warmup_steps=50, seed=0)),
 }
 
 
@@ -51,11 +51,13 @@ def sample_images() -> dict[str, Path]:
     return {p.stem: p for p in sorted(SAMPLES_DIR.glob("*.png"))}
 
 
-def _train_twin(name: str, twin: str) -> tuple[dict, dict]:
+def _train_twin(name: str, twin: str, monitor_every: int = 0) -> tuple[dict, dict]:
     """Train one twin of a bundled pair from scratch; returns (state dict, card entry).
 
     Runs in its own process on one thread: deterministic, and the twins of a
-    pair train side by side on a multi-core machine.
+    pair train side by side on a multi-core machine. ``monitor_every`` > 0
+    prints test accuracy and the mean single-block lesion drop that often
+    (evaluation only: the weights come out the same).
     """
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -71,6 +73,8 @@ def _train_twin(name: str, twin: str) -> tuple[dict, dict]:
         loss, _ = train_step(model, opt, train_x[idx], train_y[idx], recipe.lr_at(step))
         if step % 100 == 0:
             print(f"{name} {twin}: step {step}/{recipe.steps} loss {loss:.3f}", flush=True)
+        if monitor_every and (step + 1) % monitor_every == 0:
+            _print_lesions(f"{name} {twin} step {step + 1}", model, test_x[:300], test_y[:300])
     model.eval()
     test, train = evaluate(model, test_x, test_y), evaluate(model, train_x, train_y)
     card = {"test_accuracy": round(1 - test["error"], 4), "train_loss": round(train["loss"], 4),
@@ -78,21 +82,34 @@ def _train_twin(name: str, twin: str) -> tuple[dict, dict]:
     return {k: v.clone() for k, v in model.state_dict().items()}, card
 
 
+def _print_lesions(label: str, model: TwinNet, images: torch.Tensor, labels: torch.Tensor) -> None:
+    from .residual import lesion_accuracies
+
+    model.eval()
+    lesions = lesion_accuracies(model, images, labels)
+    drops = [lesions["baseline"] - acc for acc in lesions["per_block"] if acc is not None]
+    print(f"{label}: accuracy {lesions['baseline']:.3f}, mean drop per deleted block "
+          f"{sum(drops) / len(drops):.3f}, worst {max(drops):.3f}", flush=True)
+    model.train()
+
+
 def _build_of(name: str) -> dict:
     return dict(arch="cifar", depth=BUNDLED_RECIPES[name][0], num_classes=len(SHAPE_CLASSES), seed=0)
 
 
 def train_bundled(names: list[str] | None = None, *, log: Callable[[str], None] = print,
-                  workers: int | None = None) -> list[Path]:
+                  workers: int | None = None, monitor_every: int = 0) -> list[Path]:
     """Retrain the bundled twins from scratch, one process per twin (one thread each)."""
     from concurrent.futures import ProcessPoolExecutor
 
     names = names or list(BUNDLED_RECIPES)
-    jobs = [(name, twin) for name in names for twin in ("resnet", "plain")]
+    # Deepest first, so the long jobs start together.
+    names = sorted(names, key=lambda name: -BUNDLED_RECIPES[name][0])
+    jobs = [(name, twin, monitor_every) for name in names for twin in ("resnet", "plain")]
     workers = workers or max(1, min(len(jobs), os.cpu_count() or 1))
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        results = dict(zip(jobs, pool.map(_train_twin, *zip(*jobs))))
+        results = {job[:2]: result for job, result in zip(jobs, pool.map(_train_twin, *zip(*jobs)))}
     written = []
     for name in names:
         twins = build_twins(**_build_of(name))
