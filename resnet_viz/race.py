@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes_raw, normalize_shapes
-from .device import describe_device
+from .device import describe_device, release_openmp_threads
 from .gradients import main_path_weights
 from .models import TwinNet, build_twins
 from .residual import block_contributions
@@ -306,7 +306,7 @@ def residual_ratios(model: TwinNet, x: torch.Tensor) -> dict[str, float]:
     was_training = model.training
     model.eval()
     try:
-        return {e["name"]: round(e["ratio"], 6) for e in block_contributions(model, x)}
+        return {e["name"]: round(e["ratio"], 6) for e in block_contributions(model, x, details=False)}
     finally:
         model.train(was_training)
 
@@ -393,6 +393,7 @@ class Race:
         self.step = 0
         self.images_per_second = 0.0
         self.elapsed_s = 0.0
+        self.test_seconds = 0.0  # part of elapsed_s spent measuring test error
         self.started_at: float | None = None
         self._stop = threading.Event()
         self._resume = threading.Event()
@@ -406,6 +407,7 @@ class Race:
             if self._thread is not None:
                 return self
             self.status = "queued"
+            release_openmp_threads()  # an idle pool of the caller's would slow the worker's (see there)
             self._thread = threading.Thread(target=self._main, name="training-race", daemon=True)
             self._thread.start()
         return self
@@ -547,7 +549,9 @@ class Race:
             run.history.append(row)
             return
         if want_eval:
+            t0 = time.perf_counter()
             error = self._test_error(run.model)
+            self.test_seconds += time.perf_counter() - t0
             row["test_error"] = None if error is None else round(error, 5)
         run.history.append(row)
         if want_snapshot:

@@ -70,7 +70,7 @@ def _flat_norm(t: torch.Tensor) -> torch.Tensor:
 # -- forward: F(x) versus the identity -----------------------------------------------------------
 
 @torch.no_grad()
-def block_contributions(model: TwinNet, x: torch.Tensor) -> list[dict]:
+def block_contributions(model: TwinNet, x: torch.Tensor, *, details: bool = True) -> list[dict]:
     """One entry per block, in order, describing F(x) against the identity.
 
     ``x`` is a normalised N x C x H x W batch (or one C x H x W image). Keys:
@@ -87,13 +87,15 @@ def block_contributions(model: TwinNet, x: torch.Tensor) -> list[dict]:
       spikes a per-pixel ratio gives where x is nearly zero.
 
     Norms are L2 over C x H x W per image, then averaged over the batch; the
-    cosine and the map are averaged over the batch too.
+    cosine and the map are averaged over the batch too. ``details=False``
+    skips the cosine and the map (both ``None``): the training race's
+    snapshots only need the norms.
     """
     with model_lock(model).shared():
-        return _block_contributions(model, _prepare(model, x))
+        return _block_contributions(model, _prepare(model, x), details)
 
 
-def _block_contributions(model: TwinNet, x: torch.Tensor) -> list[dict]:
+def _block_contributions(model: TwinNet, x: torch.Tensor, details: bool) -> list[dict]:
     h = model.stem(x)
     entries = []
     stage_of = {name: i + 1 for i, name in enumerate(model.stage_names)}
@@ -103,16 +105,17 @@ def _block_contributions(model: TwinNet, x: torch.Tensor) -> list[dict]:
         reference = sx if sx is not None else h
         residual_norm = float(_flat_norm(fx).mean())
         identity_norm = float(_flat_norm(reference).mean())
-        cosine = None
-        if reference.shape == fx.shape:
+        cosine = spatial = None
+        if details and reference.shape == fx.shape:
             cosine = float(F.cosine_similarity(fx.flatten(1), reference.flatten(1), dim=1, eps=1e-12).mean())
-        scale = reference.abs().mean().clamp_min(1e-12)
-        spatial = (fx.abs().mean(dim=1) / scale).mean(dim=0)
+        if details:
+            scale = reference.abs().mean().clamp_min(1e-12)
+            spatial = (fx.abs().mean(dim=1) / scale).mean(dim=0).float().cpu().numpy()
         entries.append({
             "name": name, "index": index, "stage": stage_of[name.split(".")[0]],
             "resolution": tuple(fx.shape[-2:]), "residual_norm": residual_norm, "identity_norm": identity_norm,
             "ratio": residual_norm / identity_norm if identity_norm > 0 else float("inf"), "cosine": cosine,
-            "spatial_map": spatial.float().cpu().numpy(),
+            "spatial_map": spatial,
         })
         h = block.combine(fx, sx)
     return entries

@@ -73,6 +73,14 @@ def test_contributions_match_a_direct_computation(twins20, test_shapes):
     np.testing.assert_allclose(entry["spatial_map"], expected_map, rtol=1e-5)
 
 
+def test_norms_only_mode_gives_the_same_norms_without_the_extras(twins20, test_shapes):
+    images = test_shapes[0][:16]
+    for model in twins20:
+        full, lean = block_contributions(model, images), block_contributions(model, images, details=False)
+        assert [e["ratio"] for e in lean] == pytest.approx([e["ratio"] for e in full])
+        assert all(e["cosine"] is None and e["spatial_map"] is None for e in lean)
+        assert any(e["cosine"] is not None for e in full)
+
 @pytest.mark.parametrize("options", [dict(block="pre"), dict(shortcut="B"), dict(norm="none", activation="tanh")])
 def test_contributions_work_for_other_block_designs(options):
     resnet, plain = rv.build_twins(depth=8, num_classes=4, **options)
