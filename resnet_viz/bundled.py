@@ -16,7 +16,7 @@ import torch
 from .checkpoints import load_checkpoint, read_info, save_twins
 from .data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes
 from .models import TwinNet, build_twins
-from .training import Recipe, batch_indices, evaluate, make_optimizer, train_step
+from .training import Recipe, batch_indices, eval_mode, evaluate, make_optimizer, train_step
 
 ASSETS = Path(__file__).parent / "assets"
 MODELS_DIR = ASSETS / "models"
@@ -85,12 +85,11 @@ def _train_twin(name: str, twin: str, monitor_every: int = 0) -> tuple[dict, dic
 def _print_lesions(label: str, model: TwinNet, images: torch.Tensor, labels: torch.Tensor) -> None:
     from .residual import lesion_accuracies
 
-    model.eval()
-    lesions = lesion_accuracies(model, images, labels)
+    with eval_mode(model):
+        lesions = lesion_accuracies(model, images, labels)
     drops = [lesions["baseline"] - acc for acc in lesions["per_block"] if acc is not None]
     print(f"{label}: accuracy {lesions['baseline']:.3f}, mean drop per deleted block "
           f"{sum(drops) / len(drops):.3f}, worst {max(drops):.3f}", flush=True)
-    model.train()
 
 
 def _build_of(name: str) -> dict:

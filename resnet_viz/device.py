@@ -1,6 +1,9 @@
 """Pick the fastest available device: CUDA, then Apple MPS, then the CPU."""
 from __future__ import annotations
 
+import ctypes
+import functools
+
 import torch
 
 
@@ -24,7 +27,10 @@ def describe_device(device: torch.device | None = None) -> str:
 
 
 def release_openmp_threads() -> bool:
-    """Free the calling thread's idle OpenMP worker pool (GNU libgomp only); True if one was freed.
+    """Free the calling thread's idle OpenMP worker pool (GNU libgomp only).
+
+    Returns True when libgomp took the request (also when the thread had no
+    pool), False where there is no libgomp to ask.
 
     libgomp counts every pool's threads, idle ones included. Once more threads
     exist than cores, every pool stops spinning between parallel regions and
@@ -38,23 +44,16 @@ def release_openmp_threads() -> bool:
     return lib.omp_pause_resource_all(1) == 0  # 1 = omp_pause_soft; -1 inside a parallel region
 
 
-_gomp = None
-
-
+@functools.cache
 def _libgomp():
     """The libgomp torch loaded, if that is its OpenMP runtime and it has omp_pause_resource_all (OpenMP 5)."""
-    global _gomp
-    if _gomp is None:
-        import ctypes
-
-        _gomp = False
-        try:
-            with open("/proc/self/maps") as maps:  # Linux: find the copy torch loaded, wherever it lives
-                paths = {line.split()[-1] for line in maps if "/libgomp" in line}
-            if len(paths) == 1:
-                lib = ctypes.CDLL(paths.pop())  # already loaded: dlopen returns the same handle
-                lib.omp_pause_resource_all.argtypes = [ctypes.c_int]
-                _gomp = lib
-        except (OSError, AttributeError):
-            pass
-    return _gomp or None
+    try:
+        with open("/proc/self/maps") as maps:  # Linux: find the copy torch loaded, wherever it lives
+            paths = {line.split()[-1] for line in maps if "/libgomp" in line}
+        if len(paths) != 1:
+            return None
+        lib = ctypes.CDLL(paths.pop())  # already loaded: dlopen returns the same handle
+        lib.omp_pause_resource_all.argtypes = [ctypes.c_int]
+        return lib
+    except (OSError, AttributeError):
+        return None

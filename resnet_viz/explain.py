@@ -18,6 +18,7 @@ from PIL import Image
 from .imaging import image_to_tensor
 from .locks import model_lock
 from .models import TwinNet
+from .training import eval_mode
 
 
 @dataclass
@@ -98,13 +99,8 @@ def explain(model: TwinNet, image: Image.Image | torch.Tensor, *, topk: int = 5,
         if not model.training:
             result = grad_cam(model, x, class_ids, topk=topk, layer=layer, out_size=out_size)
     if result is None:  # training mode: BatchNorm must not update statistics, so switch to eval for a moment
-        with lock.exclusive():
-            was_training = model.training
-            model.eval()
-            try:
-                result = grad_cam(model, x, class_ids, topk=topk, layer=layer, out_size=out_size)
-            finally:
-                model.train(was_training)
+        with lock.exclusive(), eval_mode(model):
+            result = grad_cam(model, x, class_ids, topk=topk, layer=layer, out_size=out_size)
     logits, ids, cams = result
 
     probs = torch.softmax(logits[0].float(), dim=0)[ids].cpu().numpy()

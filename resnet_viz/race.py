@@ -33,7 +33,7 @@ from .device import describe_device, release_openmp_threads
 from .gradients import main_path_weights
 from .models import TwinNet, build_twins
 from .residual import block_contributions
-from .training import Recipe, batch_indices, evaluate, make_optimizer
+from .training import Recipe, batch_indices, eval_mode, evaluate, make_optimizer
 
 RACE_FORMAT = "resnet-viz-race"
 RACE_VERSION = 1
@@ -303,12 +303,8 @@ def residual_ratios(model: TwinNet, x: torch.Tensor) -> dict[str, float]:
 
     Eval mode, so BatchNorm's running statistics are used and left untouched.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return {e["name"]: round(e["ratio"], 6) for e in block_contributions(model, x, details=False)}
-    finally:
-        model.train(was_training)
 
 
 # -- the scheduler ------------------------------------------------------------------------------------------

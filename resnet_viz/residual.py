@@ -106,9 +106,9 @@ def _block_contributions(model: TwinNet, x: torch.Tensor, details: bool) -> list
         residual_norm = float(_flat_norm(fx).mean())
         identity_norm = float(_flat_norm(reference).mean())
         cosine = spatial = None
-        if details and reference.shape == fx.shape:
-            cosine = float(F.cosine_similarity(fx.flatten(1), reference.flatten(1), dim=1, eps=1e-12).mean())
         if details:
+            if reference.shape == fx.shape:
+                cosine = float(F.cosine_similarity(fx.flatten(1), reference.flatten(1), dim=1, eps=1e-12).mean())
             scale = reference.abs().mean().clamp_min(1e-12)
             spatial = (fx.abs().mean(dim=1) / scale).mean(dim=0).float().cpu().numpy()
         entries.append({

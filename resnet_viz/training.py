@@ -7,6 +7,7 @@ order. Twins trained with one recipe see the same batches in the same order.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Iterator
 
@@ -85,20 +86,27 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
     return float(loss.detach()), float(error)
 
 
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode for the block (BatchNorm uses and keeps its running statistics), then as it was."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> dict:
     """Loss and error of ``model`` (switched to eval mode and back)."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     loss_sum, wrong = 0.0, 0
-    try:
+    with eval_mode(model):
         for i in range(0, len(images), batch_size):
             x, y = images[i:i + batch_size].to(device), labels[i:i + batch_size].to(device)
             logits = model(x).float()
             loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
             wrong += int((logits.argmax(1) != y).sum())
-    finally:
-        model.train(was_training)
     n = max(1, len(images))
     return {"loss": loss_sum / n, "error": wrong / n}
