@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 import numpy as np
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ARGS = ["--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--no-sandbox", "--disable-dev-shm-usage"]
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from conftest import CHROMIUM_ARGS as ARGS, running_app  # noqa: E402  (the browser tests' server and browser)
 
 
 def _photos(n: int, folder: str) -> list[str]:
@@ -37,24 +34,6 @@ def _photos(n: int, folder: str) -> list[str]:
         Image.fromarray(arr).save(path, quality=90)
         paths.append(path)
     return paths
-
-
-def _start_server() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("streamlit did not start")
 
 
 def _one_user(browser, url: str, photo: str, results: list, start: threading.Barrier | None) -> None:
@@ -80,8 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    proc, url = _start_server()
-    try:
+    with running_app() as url:
         with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
             photos = _photos(args.users + 1, tmp)
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
@@ -105,8 +83,6 @@ def main() -> None:
                 t.start()
             for t in threads:
                 t.join()
-    finally:
-        proc.terminate()
     print(f"first upload (cold caches): {warm[0]:.2f} s")
     print(f"one user alone: upload -> both heatmaps in {alone[0]:.2f} s")
     print(f"{args.users} users at once: all {len(together)} got results; median {statistics.median(together):.2f} s, "

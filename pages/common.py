@@ -118,7 +118,11 @@ class SessionModels:
         self.digest: str | None = None
 
     def release(self) -> None:
-        self.twins = None
+        self.twins = self.name = self.digest = None
+
+    def cache_key(self, source: str) -> str:
+        """Part of a cache key that tells this session's upload apart from other checkpoints ("" otherwise)."""
+        return self.digest if source == UPLOAD_SOURCE else ""
 
 
 @st.cache_resource(scope="session", on_release=SessionModels.release, show_spinner=False)
@@ -139,7 +143,6 @@ def checkpoint_sidebar() -> None:
         if upload is None:
             if store.twins is not None:
                 store.release()
-                store.name = store.digest = None
             return
         data = upload.getvalue()
         digest = hashlib.sha256(data).hexdigest()
@@ -153,7 +156,6 @@ def checkpoint_sidebar() -> None:
                 except ValueError as exc:
                     log.info("checkpoint refused: %s", exc)
                     store.release()
-                    store.name = store.digest = None
                     st.error(f"This checkpoint can't be used: {exc}")
                     return
             for model in (resnet, plain):

@@ -9,8 +9,8 @@ from PIL import Image
 
 import resnet_viz as rv
 from pages import route_through_app
-from pages.common import (UPLOAD_SOURCE, session_models, available_sources, ensure_imagenet, explain_slots, source_label, twin_label,
-                          twins_for, wait_message)
+from pages.common import (available_sources, ensure_imagenet, explain_slots, session_models, source_label,
+                          twin_label, twins_for, wait_message)
 from resnet_viz.data import TEST_SEED, make_shapes_raw
 from resnet_viz.explain_plots import overlay, png_bytes, topk_figure
 from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, load_image
@@ -94,7 +94,7 @@ layer = c1.selectbox("Stage", resnet.stage_names, index=len(resnet.stage_names) 
 alpha = c3.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="explain-opacity")
 
 image_key = hashlib.sha1(np.asarray(image).tobytes()).hexdigest()
-model_key = session_models().digest if source == UPLOAD_SOURCE else ""
+model_key = session_models().cache_key(source)
 status = st.empty()
 with explain_slots().hold(on_wait=wait_message(status, "explanations")), st.spinner("Explaining…"):
     top = {twin: cached_explain(source, twin, image_key, image, layer, None, model_key) for twin in ("resnet", "plain")}

@@ -130,7 +130,7 @@ model_labels = {(source_label(n) if n == UPLOAD_SOURCE else f"Bundled {n} (depth
                 for n in available}
 model_name = model_labels[st.selectbox("Twins", list(model_labels), key="residual_model")]
 resnet, plain, info = twins_for(model_name)
-model_key = session_models().digest if model_name == UPLOAD_SOURCE else ""
+model_key = session_models().cache_key(model_name)
 names = [name for name, _ in resnet.blocks()]
 
 st.header("1. F(x) next to x, block by block")

@@ -13,6 +13,7 @@ from resnet_viz import race_plots
 from resnet_viz.training import OPTIMIZERS, SCHEDULES, Recipe
 
 DEPTH_CHOICES = [8, 14, 20, 32, 44, 56, 110]
+STEPS_RANGE, BATCH_RANGE = (10, 20000), (4, 1024)  # the widgets' bounds, also for settings from the URL
 DATASET_LABELS = {"shapes": "Bundled shapes (offline)", "cifar10": "CIFAR-10 (downloaded once)",
                   "folder": "Server image folder"}
 route_through_app()
@@ -69,7 +70,7 @@ def _query_preset() -> dict:
             preset["depths"] = depths
     except ValueError:
         pass
-    for name, low, high in (("steps", 10, 20000), ("batch", 4, 1024)):
+    for name, (low, high) in (("steps", STEPS_RANGE), ("batch", BATCH_RANGE)):
         value = params.get(name, "")
         if value.isdigit() and low <= int(value) <= high:
             preset[name] = int(value)
@@ -88,8 +89,8 @@ def _settings() -> tuple[rr.RaceConfig | None, str | None]:
         dataset = c3.selectbox("Data set", _available_datasets(), format_func=DATASET_LABELS.get, key="race_data")
         with st.expander("Advanced recipe"):
             a1, a2, a3, a4 = st.columns(4)
-            steps = a1.number_input("Steps", 10, 20000, preset.get("steps", base.steps), step=10, key="race_steps")
-            batch = a2.number_input("Batch size", 4, 1024, preset.get("batch", base.batch_size), step=4,
+            steps = a1.number_input("Steps", *STEPS_RANGE, preset.get("steps", base.steps), step=10, key="race_steps")
+            batch = a2.number_input("Batch size", *BATCH_RANGE, preset.get("batch", base.batch_size), step=4,
                                     key="race_batch")
             optimizer = a3.selectbox("Optimiser", OPTIMIZERS, index=OPTIMIZERS.index(base.optimizer), key="race_opt",
                                      format_func=lambda o: "SGD with momentum" if o == "sgd" else "Adam")
@@ -114,20 +115,19 @@ def _settings() -> tuple[rr.RaceConfig | None, str | None]:
 config, problem = _settings()
 running = live is not None and not live.done
 buttons = st.container(horizontal=True)
-b1 = b2 = b3 = buttons
-if b1.button("Start", type="primary", icon=":material/play_arrow:", disabled=running or config is None):
+if buttons.button("Start", type="primary", icon=":material/play_arrow:", disabled=running or config is None):
     if live is not None:
         live.stop()
     # Tracked per session: closing the tab stops the race (see SessionRaces).
     state["race_live"] = live = session_races().track(rr.Race(config, device=device()).start())
     state["race_show"] = LIVE
     running = True
-if b2.button("Stop", icon=":material/stop:", disabled=not running):
+if buttons.button("Stop", icon=":material/stop:", disabled=not running):
     live.stop()
 if running and live.paused:
-    if b3.button("Resume", icon=":material/play_arrow:"):
+    if buttons.button("Resume", icon=":material/play_arrow:"):
         live.resume()
-elif b3.button("Pause", icon=":material/pause:", disabled=not running):
+elif buttons.button("Pause", icon=":material/pause:", disabled=not running):
     live.pause()
 if problem:
     st.warning(problem)

@@ -81,6 +81,7 @@ def test_norms_only_mode_gives_the_same_norms_without_the_extras(twins20, test_s
         assert all(e["cosine"] is None and e["spatial_map"] is None for e in lean)
         assert any(e["cosine"] is not None for e in full)
 
+
 @pytest.mark.parametrize("options", [dict(block="pre"), dict(shortcut="B"), dict(norm="none", activation="tanh")])
 def test_contributions_work_for_other_block_designs(options):
     resnet, plain = rv.build_twins(depth=8, num_classes=4, **options)
@@ -167,15 +168,18 @@ def test_plain_twin_depends_on_every_block_much_more_than_the_resnet(lesions20):
     assert plain_drop >= 3 * resnet_drop
 
 
-@pytest.mark.skipif(not (MODELS_DIR / "shapes-56.safetensors").is_file(),
-                    reason="shapes-56 is not bundled yet (resnet_viz/assets/models/shapes-56.safetensors)")
+needs_shapes56 = pytest.mark.skipif(not (MODELS_DIR / "shapes-56.safetensors").is_file(),
+                                    reason="shapes-56 is not bundled (resnet_viz/assets/models/shapes-56.safetensors)")
+
+
+@needs_shapes56
 def test_resnet56_survives_every_single_block_deletion(lesions56):
     assert len(lesions56["per_block"]) == 27
     # No block is indispensable: with any one deleted the ResNet stays far above chance (1/8).
     assert min(lesions56["per_block"]) > 0.5
 
 
-@pytest.mark.skipif(not (MODELS_DIR / "shapes-56.safetensors").is_file(), reason="shapes-56 is not bundled")
+@needs_shapes56
 def test_resnet56_loses_under_five_points_per_deleted_block(lesions56):
     assert mean_drop(lesions56) < 0.05
 
