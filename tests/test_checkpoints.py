@@ -52,6 +52,8 @@ def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path, monkeypatch):
     for name in ("evil.pt", "evil.pkl"):
         with pytest.raises(ValueError, match="Refused|safely"):
             load_checkpoint(tmp_path / name)
+    with pytest.raises(ValueError, match="contains Python objects"):
+        load_checkpoint(tmp_path / "evil.pt")
     assert not marker.exists()
 
 
@@ -70,6 +72,7 @@ def test_unusable_files_give_actionable_errors(tmp_path):
         with pytest.raises(ValueError) as info:
             load_checkpoint(tmp_path / name)
         assert len(str(info.value)) > 10, name
+        assert "Python objects" not in str(info.value), name  # junk is not called a code-carrying pickle
     wrong_shape = {k: v for k, v in resnet.state_dict().items()}
     wrong_shape["fc.weight"] = torch.zeros(10, 7)
     torch.save(wrong_shape, tmp_path / "shape.pt")
