@@ -1,29 +1,36 @@
 """What does the race engine's instrumentation cost?
 
 Times the engine against a minimal hand-written PyTorch loop on the same model,
-data, batches, batch size and recipe (the quick race's), in one process,
-interleaved round by round (hand, engine, engine with checkpoints, hand), and
-prints the median throughput ratio engine / hand-written loop:
+data, batches, batch size, recipe (the quick race's) and memory format
+(channels_last, as the engine trains on the CPU and CUDA), in one process, and
+prints throughput ratios engine / hand-written loop:
 
-* ``instrumentation``: the engine as it races (per-step loss and error, images/s,
-  gradient-norm and residual-ratio snapshots every 20 steps, a worker thread,
-  stop and pause checks); the time spent measuring test error is left out;
-* ``with test checkpoints``: everything, including the quick race's test-error
-  evaluation (500 images every 50 steps), which is extra work rather than overhead.
+* ``step by step``: the engine races in its worker thread and, before each of its
+  steps, the same thread runs one hand-written step on a twin model. Both see the
+  same load at the same moment, so this ratio is immune to the drift of a shared
+  machine. Includes snapshots every 20 steps; the test evaluation is left out.
+* ``whole loops``: round by round, a hand-written loop, the engine, the engine
+  with test checkpoints, a hand-written loop again (the two bracket the engine);
+  ``instrumentation`` leaves out the time spent measuring test error,
+  ``with test checkpoints`` includes it (500 images every 50 steps: extra work
+  rather than overhead).
 
-``--openmp-check`` also times the hand-written loop in a worker thread with and
-without releasing the main thread's idle OpenMP pool first (see
-``resnet_viz.device.release_openmp_threads``, which ``Race.start`` calls).
+``--memory-format-check`` also times the hand-written loop on NCHW (contiguous)
+tensors, the layout most hand-written loops use, step by step against channels_last. ``--openmp-check`` also times
+the hand-written loop in a worker thread with and without releasing the main
+thread's idle OpenMP pool first (see ``resnet_viz.device.release_openmp_threads``,
+which ``Race.start`` calls).
 
-    python benchmarks/bench_race.py [--depth 20] [--steps 200] [--batch-size 32] [--rounds 5] [--openmp-check]
+    python benchmarks/bench_race.py [--depth 20] [--steps 200] [--batch-size 32] [--rounds 3]
+                                    [--memory-format-check] [--openmp-check]
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import statistics
-import threading
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,32 +45,87 @@ from resnet_viz.device import release_openmp_threads  # noqa: E402
 from resnet_viz.race import QUICK_RECIPE_CPU, Race, RaceConfig, RaceScheduler, load_race_data  # noqa: E402
 from resnet_viz.training import Recipe, batch_indices, make_optimizer  # noqa: E402
 
+CHANNELS_LAST, NCHW = torch.channels_last, torch.contiguous_format
+
+
+class HandLoop:
+    """A plain PyTorch training loop: forward, loss, backward, step. Nothing else."""
+
+    def __init__(self, depth: int, recipe: Recipe, data, memory_format=CHANNELS_LAST):
+        self.recipe = recipe
+        self.model, _ = build_twins("cifar", depth=depth, num_classes=len(data.classes), seed=recipe.seed)
+        self.model.to(memory_format=memory_format).train()
+        self.opt = make_optimizer(self.model, recipe)
+        self.x, self.y = data.train_x.contiguous(memory_format=memory_format), data.train_y
+        self.batches = list(batch_indices(len(self.x), recipe))
+
+    def step(self, step: int) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = self.recipe.lr_at(step)
+        idx = self.batches[step]
+        loss = F.cross_entropy(self.model(self.x[idx]), self.y[idx])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
 
 def hand_written(depth: int, recipe: Recipe, data) -> float:
-    """Images per second of a plain PyTorch loop: forward, loss, backward, step. Nothing else."""
-    model, _ = build_twins("cifar", depth=depth, num_classes=len(data.classes), seed=recipe.seed)
-    model.train()
-    opt = make_optimizer(model, recipe)
-    batches = list(batch_indices(len(data.train_x), recipe))
+    """Images per second of the hand-written loop."""
+    loop = HandLoop(depth, recipe, data)
     start = time.perf_counter()
-    for step, idx in enumerate(batches):
-        for group in opt.param_groups:
-            group["lr"] = recipe.lr_at(step)
-        loss = F.cross_entropy(model(data.train_x[idx]), data.train_y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    for step in range(recipe.steps):
+        loop.step(step)
     return recipe.steps * recipe.batch_size / (time.perf_counter() - start)
+
+
+def memory_formats(depth: int, recipe: Recipe, data) -> float:
+    """Throughput ratio of the hand-written loop on NCHW / on channels_last tensors, one step of each in turn."""
+    loops = {fmt: HandLoop(depth, recipe, data, fmt) for fmt in (NCHW, CHANNELS_LAST)}
+    seconds = dict.fromkeys(loops, 0.0)
+    for step in range(recipe.steps):
+        for fmt, loop in loops.items():
+            t0 = time.perf_counter()
+            loop.step(step)
+            seconds[fmt] += time.perf_counter() - t0
+    return seconds[CHANNELS_LAST] / seconds[NCHW]
+
+
+def race_config(depth: int, recipe: Recipe, eval_every: int) -> RaceConfig:
+    return RaceConfig(depths=(depth,), twins=("resnet",), recipe=recipe, eval_every=eval_every, snapshot_every=20)
 
 
 def engine(depth: int, recipe: Recipe, data, *, eval_every: int) -> tuple[float, float]:
     """Images per second of the race engine over its training loop: (without, with) its test evaluation."""
-    config = RaceConfig(depths=(depth,), twins=("resnet",), recipe=recipe, eval_every=eval_every, snapshot_every=20)
-    race = Race(config, data=data, scheduler=RaceScheduler(1)).start()
+    race = Race(race_config(depth, recipe, eval_every), data=data, scheduler=RaceScheduler(1)).start()
     race.join()
     assert race.status == "finished", race.message
     images = recipe.steps * recipe.batch_size
     return images / (race.elapsed_s - race.test_seconds), images / race.elapsed_s
+
+
+class InterleavedRace(Race):
+    """A race that runs one hand-written step before each of its own, in its worker thread, timing both."""
+
+    def __init__(self, hand: HandLoop, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hand, self.hand_seconds, self.hand_steps = hand, 0.0, 0
+
+    def _wait_if_paused(self) -> bool:
+        t0 = time.perf_counter()
+        self.hand.step(self.hand_steps)
+        self.hand_seconds += time.perf_counter() - t0  # the engine's step runs from here until the next call
+        self.hand_steps += 1
+        return super()._wait_if_paused()
+
+
+def step_by_step(depth: int, recipe: Recipe, data) -> float:
+    """Throughput ratio engine / hand-written, one step of each in turn (test evaluation left out)."""
+    race = InterleavedRace(HandLoop(depth, recipe, data), race_config(depth, recipe, 0), data=data,
+                           scheduler=RaceScheduler(1)).start()
+    race.join()
+    assert race.status == "finished", race.message
+    engine_seconds = race.elapsed_s - race.hand_seconds - race.test_seconds
+    return race.hand_seconds / engine_seconds
 
 
 def in_worker_thread(fn, *, release: bool) -> float:
@@ -81,15 +143,17 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=20)
     parser.add_argument("--steps", type=int, default=QUICK_RECIPE_CPU.steps)
     parser.add_argument("--batch-size", type=int, default=QUICK_RECIPE_CPU.batch_size)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--memory-format-check", action="store_true")
     parser.add_argument("--openmp-check", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     recipe = replace(QUICK_RECIPE_CPU, steps=args.steps, batch_size=args.batch_size)
     data = load_race_data("shapes", train_size=4000, test_size=500)
     hand_written(args.depth, replace(recipe, steps=5), data)  # warm-up
-    ratios, ratios_eval, rates, threads = [], [], [], []
+    stepwise, ratios, ratios_eval, rates, nchw, threads = [], [], [], [], [], []
     for i in range(args.rounds):
+        stepwise.append(step_by_step(args.depth, recipe, data))
         base = hand_written(args.depth, recipe, data)
         inst, _ = engine(args.depth, recipe, data, eval_every=0)
         _, full = engine(args.depth, recipe, data, eval_every=50)
@@ -98,19 +162,27 @@ def main() -> None:
         ratios.append(inst / ref)
         ratios_eval.append(full / ref)
         rates.append((ref, inst, full))
-        print(f"round {i + 1}: hand-written {ref:6.1f} img/s, engine {inst:6.1f} img/s ({inst / ref:.3f}), "
-              f"with test checkpoints {full:6.1f} img/s ({full / ref:.3f})", flush=True)
+        print(f"round {i + 1}: step by step {stepwise[-1]:.3f}; whole loops: hand-written {ref:6.1f} img/s, "
+              f"engine {inst:6.1f} img/s ({inst / ref:.3f}), with test checkpoints {full:6.1f} img/s "
+              f"({full / ref:.3f})", flush=True)
+        if args.memory_format_check:
+            nchw.append(memory_formats(args.depth, recipe, data))
+            print(f"         hand-written on NCHW tensors: {nchw[-1]:.3f} of the channels_last loop", flush=True)
         if args.openmp_check:
             run = functools.partial(hand_written, args.depth, recipe, data)
             kept, released = in_worker_thread(run, release=False), in_worker_thread(run, release=True)
             threads.append((kept / ref, released / ref))
             print(f"         hand-written in a worker thread: {kept / ref:.3f} with the main thread's OpenMP pool "
                   f"kept, {released / ref:.3f} with it released", flush=True)
-    print(f"ResNet-{args.depth}, batch {args.batch_size}, {args.steps} steps, {recipe.optimizer}, "
+    print(f"ResNet-{args.depth}, batch {args.batch_size}, {args.steps} steps, {recipe.optimizer}, channels_last, "
           f"{torch.get_num_threads()} threads, median of {args.rounds} rounds")
     print(f"hand-written loop: {statistics.median(r[0] for r in rates):.1f} img/s")
-    print(f"throughput ratio engine / hand-written (instrumentation): {statistics.median(ratios):.3f}")
-    print(f"throughput ratio engine / hand-written (with test checkpoints): {statistics.median(ratios_eval):.3f}")
+    print(f"throughput ratio engine / hand-written, step by step (instrumentation): {statistics.median(stepwise):.3f}")
+    print(f"throughput ratio engine / hand-written, whole loops (instrumentation): {statistics.median(ratios):.3f}")
+    print(f"throughput ratio engine / hand-written, whole loops (with test checkpoints): "
+          f"{statistics.median(ratios_eval):.3f}")
+    if nchw:
+        print(f"hand-written loop on NCHW tensors / channels_last: {statistics.median(nchw):.3f}")
     if threads:
         print(f"hand-written loop in a worker thread / in the main thread: "
               f"{statistics.median(t[0] for t in threads):.3f} with the main pool kept, "
