@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from .data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes_raw, normalize_shapes
 from .device import describe_device, release_openmp_threads
 from .gradients import main_path_weights
 from .models import TwinNet, build_twins
 from .residual import block_contributions
-from .training import Recipe, batch_indices, eval_mode, evaluate, make_optimizer
+from .training import Recipe, batch_indices, eval_mode, evaluate, make_optimizer, train_step
 
 RACE_FORMAT = "resnet-viz-race"
 RACE_VERSION = 1
@@ -280,21 +279,16 @@ def instrumented_step(run: Run, x: torch.Tensor, y: torch.Tensor, lr: float, *, 
 
     Gradient norms are read between backward and the update, so they cost no extra pass.
     """
-    for group in run.optimizer.param_groups:
-        group["lr"] = lr
-    with autocast():
-        logits = run.model(x)
-        loss = F.cross_entropy(logits.float(), y)
-    run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    grads = None
-    if want_grads:
+    grads: dict[str, float] = {}
+
+    def read_grad_norms() -> None:
         norms = torch.stack([p.grad.detach().float().norm() if p.grad is not None else torch.zeros(())
                              for _, p in run.grad_layers]).tolist()
-        grads = {name: round(v, 6) for (name, _), v in zip(run.grad_layers, norms)}
-    run.optimizer.step()
-    error = (logits.detach().argmax(1) != y).float().mean()
-    return float(loss.detach()), float(error), grads
+        grads.update({name: round(v, 6) for (name, _), v in zip(run.grad_layers, norms)})
+
+    loss, error = train_step(run.model, run.optimizer, x, y, lr, autocast=autocast,
+                             before_update=read_grad_norms if want_grads else None)
+    return loss, error, grads if want_grads else None
 
 
 @torch.no_grad()

@@ -7,9 +7,9 @@ order. Twins trained with one recipe see the same batches in the same order.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
-from typing import Iterator
+from typing import Callable, ContextManager, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -73,14 +73,21 @@ def batch_indices(n: int, recipe: Recipe) -> Iterator[torch.Tensor]:
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               lr: float) -> tuple[float, float]:
-    """One SGD step; returns ``(loss, error)`` on the batch."""
+               lr: float, *, autocast: Callable[[], ContextManager] = nullcontext,
+               before_update: Callable[[], None] | None = None) -> tuple[float, float]:
+    """One optimiser step; returns ``(loss, error)`` on the batch.
+
+    ``before_update`` runs between backward and the update, while the gradients are there to read.
+    """
     for group in optimizer.param_groups:
         group["lr"] = lr
-    logits = model(x)
-    loss = F.cross_entropy(logits, y)
+    with autocast():
+        logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if before_update is not None:
+        before_update()
     optimizer.step()
     error = (logits.detach().argmax(1) != y).float().mean()
     return float(loss.detach()), float(error)
