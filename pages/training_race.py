@@ -57,29 +57,36 @@ def _available_datasets() -> list[str]:
     return names
 
 
-def _query_preset() -> dict:
+def _query_preset() -> tuple[dict, list[str]]:
     """Settings from the URL (``?depths=20,56&steps=100&batch=16``), so a teacher can share a prepared race.
 
-    Anything that does not parse or is out of range is ignored.
+    Returns the settings that parse and are in range, and a note for each one that does not (its default stays).
     """
-    preset = {}
+    preset, problems = {}, []
     params = st.query_params
-    try:
-        depths = [int(d) for d in params.get("depths", "").split(",") if d.strip()]
-        if depths and all(d in DEPTH_CHOICES for d in depths):
-            preset["depths"] = depths
-    except ValueError:
-        pass
+    raw = params.get("depths", "")
+    if raw:
+        depths = [d.strip() for d in raw.split(",") if d.strip()]
+        if depths and all(d.isdigit() and int(d) in DEPTH_CHOICES for d in depths):
+            preset["depths"] = [int(d) for d in depths]
+        else:
+            problems.append(f"`depths={raw}` is not valid (choose from {', '.join(map(str, DEPTH_CHOICES))}, "
+                            "separated by commas); using the default depths.")
     for name, (low, high) in (("steps", STEPS_RANGE), ("batch", BATCH_RANGE)):
         value = params.get(name, "")
         if value.isdigit() and low <= int(value) <= high:
             preset[name] = int(value)
-    return preset
+        elif value:
+            problems.append(f"`{name}={value}` is not valid (a whole number from {low} to {high}); "
+                            "using the default.")
+    return preset, problems
 
 
 def _settings() -> tuple[rr.RaceConfig | None, str | None]:
     base = rr.quick_recipe(device())
-    preset = _query_preset()
+    preset, problems = _query_preset()
+    for problem in problems:
+        st.warning(f"Ignored a setting in the URL: {problem}")
     with st.expander("Race settings", expanded=False):
         c1, c2, c3 = st.columns(3)
         depths = c1.multiselect("Depths", DEPTH_CHOICES, default=preset.get("depths", [20, 56]), key="race_depths",

@@ -103,3 +103,5 @@ def test_url_presets_fill_the_settings_and_bad_values_are_ignored():
     assert at.multiselect(key="race_depths").value == [8, 14]
     assert at.number_input(key="race_steps").value == 30
     assert at.number_input(key="race_batch").value == 32
+    assert [w.value for w in at.warning] == [
+        "Ignored a setting in the URL: `batch=99999` is not valid (a whole number from 4 to 1024); using the default."]
