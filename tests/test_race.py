@@ -59,6 +59,25 @@ def test_race_trains_all_runs_and_records_metrics(tiny_data):
     assert p["step"] == p["total"] == 6 and p["images_per_second"] > 0
 
 
+def test_cpu_race_trains_channels_last(tiny_data, monkeypatch):
+    """NHWC is the faster layout for the CPU's convolutions too (see benchmarks/bench_race.py)."""
+    layouts = []
+    real_step = rr.instrumented_step
+
+    def spy(run, x, y, lr, **kw):
+        conv_weights = [m.weight for m in run.model.modules() if isinstance(m, torch.nn.Conv2d)]
+        layouts.append(x.is_contiguous(memory_format=torch.channels_last) and all(
+            w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights))
+        return real_step(run, x, y, lr, **kw)
+
+    monkeypatch.setattr(rr, "instrumented_step", spy)
+    nchw = replace(tiny_data, train_x=tiny_data.train_x.contiguous(), test_x=tiny_data.test_x.contiguous())
+    assert not nchw.train_x.is_contiguous(memory_format=torch.channels_last)  # the engine converts it
+    race = tiny_race(nchw, steps=2, depths=(8,)).start()
+    assert race.join(120) and race.status == "finished"
+    assert layouts == [True] * 4
+
+
 def test_twins_start_equal_and_see_identical_batches(tiny_data, monkeypatch):
     seen: dict[str, list[bytes]] = {}
     first_weights: dict[str, dict] = {}
