@@ -149,6 +149,7 @@ def _store_finished(race: rr.Race) -> None:
            f" ({race.status}, {datetime.datetime.now():%H:%M})"
     _keep(name, race.to_dict())
     race.stored_as = name
+    state.pop("race_live_figures", None)
 
 
 def _progress(race: rr.Race) -> None:
@@ -172,10 +173,24 @@ def _progress(race: rr.Race) -> None:
                    "Try a smaller learning rate or a warm-up.")
 
 
-def _curves(result: dict, key: str) -> None:
+def _curves(figures: tuple, key: str) -> None:
     c1, c2 = st.columns(2)
-    c1.plotly_chart(race_plots.curves_figure(result, "train_loss"), key=f"{key}_loss", use_container_width=True)
-    c2.plotly_chart(race_plots.curves_figure(result, "train_error"), key=f"{key}_error", use_container_width=True)
+    c1.plotly_chart(figures[0], key=f"{key}_loss", use_container_width=True)
+    c2.plotly_chart(figures[1], key=f"{key}_error", use_container_width=True)
+
+
+def _figures(result: dict) -> tuple:
+    return race_plots.curves_figure(result, "train_loss"), race_plots.curves_figure(result, "train_error")
+
+
+def _live_figures(race: rr.Race) -> tuple:
+    """The live curves, rebuilt only when the race has taken a step: building them holds the GIL that the
+    training thread needs, and a step of four networks often takes longer than the half second between polls."""
+    progress = (id(race), race.step, race.status, tuple(run.status for run in race.runs))
+    cached = state.get("race_live_figures")
+    if cached is None or cached[0] != progress:
+        cached = state["race_live_figures"] = (progress, _figures(race.to_dict()))
+    return cached[1]
 
 
 @st.fragment(run_every=0.5 if running else None)
@@ -183,7 +198,7 @@ def live_view(show_curves: bool) -> None:
     race: rr.Race = state["race_live"]
     _progress(race)
     if race.runs and show_curves:
-        _curves(race.to_dict(), "live")
+        _curves(_live_figures(race), "live")
     if race.done:
         _store_finished(race)
         st.rerun()  # leave polling mode; the full page shows the finished race
@@ -217,7 +232,7 @@ with chart_col:
         else:
             result = state["race_results"].get(shown)
         if result:
-            _curves(result, "shown")
+            _curves(_figures(result), "shown")
             st.dataframe([{k: v for k, v in row.items() if k not in ("arch",)} for row in rr.summary(result)],
                          hide_index=True, column_config={
                              "final_train_loss": st.column_config.NumberColumn("final training loss", format="%.3f"),

@@ -219,6 +219,9 @@ def test_summary_csv_json_round_trip_and_thinning(tiny_data):
     # The figures: one line per run; the error chart adds the test checkpoints.
     assert len(curves_figure(result, "train_loss").data) == 2
     assert len(curves_figure(result, "train_error").data) == 4
+    # The white template (set without re-validating it) reaches the figure and its JSON.
+    template = json.loads(curves_figure(result, "train_loss").to_json())["layout"]["template"]
+    assert template["layout"]["plot_bgcolor"] == "white"
     steps = snapshot_steps(result, 8)
     assert steps == [1, 4, 6]
     assert len(gradient_snapshot_figure(result, 8, 4).data) == 2 and len(ratio_snapshot_figure(result, 8, 4).data) == 2
