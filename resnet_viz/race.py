@@ -422,8 +422,11 @@ class Race:
         return self.status in ("finished", "stopped", "failed")
 
     def join(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` s for the worker; True once it has ended (not merely set its status), so
+        a script may exit right after without interrupting a daemon thread that is still inside torch."""
         if self._thread is not None:
             self._thread.join(timeout)
+            return not self._thread.is_alive()
         return self.done
 
     def queue_position(self) -> int | None:
