@@ -102,6 +102,18 @@ def test_twins_start_equal_and_see_identical_batches(tiny_data, monkeypatch):
         assert all(torch.equal(plain[k], resnet[k]) for k in plain)
 
 
+def test_join_is_true_only_once_the_worker_thread_has_ended(tiny_data):
+    class SlowRelease(rr.RaceScheduler):
+        def release(self, race):
+            time.sleep(0.5)  # the worker is done training but still running
+            super().release(race)
+
+    race = tiny_race(tiny_data, scheduler=SlowRelease(1), steps=1, depths=(8,)).start()
+    wait_for(lambda: race.done)
+    assert not race.join(0.01)
+    assert race.join(10) and not race._thread.is_alive()
+
+
 def test_stop_halts_within_a_second_and_is_idempotent(tiny_data):
     race = tiny_race(tiny_data, steps=100_000).start()
     wait_for(lambda: race.step >= 2)
