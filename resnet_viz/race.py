@@ -32,6 +32,7 @@ from .device import describe_device, release_openmp_threads
 from .gradients import main_path_weights
 from .models import TwinNet, build_twins
 from .residual import block_contributions
+from .slots import Slots
 from .training import Recipe, batch_indices, eval_mode, evaluate, make_optimizer, train_step
 
 RACE_FORMAT = "resnet-viz-race"
@@ -303,51 +304,19 @@ def residual_ratios(model: TwinNet, x: torch.Tensor) -> dict[str, float]:
 
 # -- the scheduler ------------------------------------------------------------------------------------------
 
-class RaceScheduler:
+class RaceScheduler(Slots):
     """Lets at most ``limit`` races train at once; the rest wait first come, first served."""
 
     def __init__(self, limit: int = 1):
-        if limit < 1:
-            raise ValueError("limit must be >= 1")
-        self.limit = limit
-        self._cond = threading.Condition()
-        self._queue: list[object] = []
-        self._active: set[int] = set()
+        super().__init__(limit)
+
+    @property
+    def limit(self) -> int:
+        return self.capacity
 
     def acquire(self, race: object, cancelled: threading.Event) -> bool:
         """Block until ``race`` may train (True) or ``cancelled`` is set (False)."""
-        with self._cond:
-            self._queue.append(race)
-            try:
-                while not (self._queue[0] is race and len(self._active) < self.limit):
-                    if cancelled.is_set():
-                        return False
-                    self._cond.wait(0.1)
-                self._active.add(id(race))
-                return True
-            finally:
-                self._queue.remove(race)
-                self._cond.notify_all()
-
-    def release(self, race: object) -> None:
-        with self._cond:
-            self._active.discard(id(race))
-            self._cond.notify_all()
-
-    def position(self, race: object) -> int | None:
-        """1 for the next race to start, 2 for the one after, ...; None when not waiting."""
-        with self._cond:
-            return self._queue.index(race) + 1 if race in self._queue else None
-
-    @property
-    def active(self) -> int:
-        with self._cond:
-            return len(self._active)
-
-    @property
-    def waiting(self) -> int:
-        with self._cond:
-            return len(self._queue)
+        return super().acquire(race, cancelled=cancelled, poll=0.1)
 
 
 _default_scheduler: RaceScheduler | None = None
@@ -449,7 +418,7 @@ class Race:
             self.status, self.message = "failed", f"The race stopped with an error: {e}"
         finally:
             if acquired:
-                self.scheduler.release(self)
+                self.scheduler.release()
 
     def _prepare(self) -> None:
         cfg = self.config

@@ -10,8 +10,10 @@ from typing import Callable, Iterator
 class Slots:
     """At most ``capacity`` holders at once; waiters are served first come, first served.
 
-    ``on_wait(ahead)`` is called while waiting with the number of people ahead
-    (holders and earlier waiters), so a page can say why it is waiting.
+    Hold a slot for a block with :meth:`hold`, or, for work that outlives a
+    block (a race in its worker thread), :meth:`acquire` with a ticket and a
+    cancel event, then :meth:`release`. :meth:`position` tells a waiting
+    ticket its place in line.
     """
 
     def __init__(self, capacity: int):
@@ -30,26 +32,51 @@ class Slots:
     def waiting(self) -> int:
         return len(self._line)
 
-    @contextmanager
-    def hold(self, on_wait: Callable[[int], None] | None = None, poll: float = 0.5) -> Iterator[None]:
-        ticket = object()
+    def acquire(self, ticket: object, *, cancelled: threading.Event | None = None,
+                on_wait: Callable[[int], None] | None = None, poll: float = 0.5) -> bool:
+        """Wait in line until ``ticket`` holds a slot (True) or ``cancelled`` is set (False, and out of line).
+
+        ``on_wait(ahead)`` is called while waiting with the number of people ahead (holders and earlier
+        waiters), so a page can say why it is waiting.
+        """
         with self._cond:
             self._line.append(ticket)
-            while not (self._active < self.capacity and self._line[0] is ticket):
-                ahead = self._active + self._line.index(ticket)
-                if on_wait:
-                    self._cond.release()  # never call out while holding the lock
-                    try:
-                        on_wait(ahead)
-                    finally:
-                        self._cond.acquire()
-                self._cond.wait(poll)
-            self._line.popleft()
-            self._active += 1
+            try:
+                while not (self._active < self.capacity and self._line[0] is ticket):
+                    if cancelled is not None and cancelled.is_set():
+                        return False
+                    if on_wait:
+                        ahead = self._active + self.position(ticket) - 1
+                        self._cond.release()  # never call out while holding the lock
+                        try:
+                            on_wait(ahead)
+                        finally:
+                            self._cond.acquire()
+                    self._cond.wait(poll)
+                self._active += 1
+                return True
+            finally:
+                self._line.remove(ticket)
+                self._cond.notify_all()
+
+    def release(self) -> None:
+        """Give back a slot taken with :meth:`acquire`."""
+        with self._cond:
+            self._active -= 1
             self._cond.notify_all()
+
+    def position(self, ticket: object) -> int | None:
+        """1 for the next in line, 2 for the one after, ...; None when ``ticket`` is not waiting."""
+        with self._cond:  # re-entrant: acquire calls it with the lock held
+            for i, waiting in enumerate(self._line):
+                if waiting is ticket:
+                    return i + 1
+            return None
+
+    @contextmanager
+    def hold(self, on_wait: Callable[[int], None] | None = None, poll: float = 0.5) -> Iterator[None]:
+        self.acquire(object(), on_wait=on_wait, poll=poll)
         try:
             yield
         finally:
-            with self._cond:
-                self._active -= 1
-                self._cond.notify_all()
+            self.release()

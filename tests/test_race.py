@@ -104,9 +104,9 @@ def test_twins_start_equal_and_see_identical_batches(tiny_data, monkeypatch):
 
 def test_join_is_true_only_once_the_worker_thread_has_ended(tiny_data):
     class SlowRelease(rr.RaceScheduler):
-        def release(self, race):
+        def release(self):
             time.sleep(0.5)  # the worker is done training but still running
-            super().release(race)
+            super().release()
 
     race = tiny_race(tiny_data, scheduler=SlowRelease(1), steps=1, depths=(8,)).start()
     wait_for(lambda: race.done)

@@ -98,3 +98,21 @@ def test_model_lock_readers_share_writers_exclude():
     for t in threads:
         t.join(5)
     assert state["max_readers"] >= 2 and not state["writer_overlap"]
+
+
+def test_a_waiter_knows_its_place_and_leaves_the_line_when_cancelled():
+    slots = Slots(1)
+    first, second = object(), object()
+    assert slots.acquire(first) and slots.position(first) is None  # holding, not waiting
+    cancel, result = threading.Event(), []
+    waiter = threading.Thread(target=lambda: result.append(slots.acquire(second, cancelled=cancel, poll=0.01)))
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while slots.position(second) != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert slots.position(second) == 1
+    cancel.set()
+    waiter.join(5)
+    assert result == [False] and slots.position(second) is None and slots.waiting == 0
+    slots.release()
+    assert slots.active == 0
