@@ -24,9 +24,13 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, ROOT)
 from conftest import CHROMIUM_ARGS as ARGS, running_app  # noqa: E402  (the browser tests' server and browser)
+from resnet_viz.race import RaceConfig  # noqa: E402
 
 FIRST = 5  # steps left out at the start: data loading and the first, slower steps
+QUICK = RaceConfig()  # the page's default race on the CPU: its networks and recipe
+IMAGES_PER_STEP = QUICK.recipe.batch_size * len(QUICK.depths) * len(QUICK.twins)
 
 LIBRARY_RUN = """
 import json, sys, time
@@ -40,15 +44,15 @@ while not race.join(0.02):
     for mark in (first, steps - first):
         if race.step >= mark and mark not in marks:
             marks[mark] = time.perf_counter()
-print(json.dumps({"seconds": marks[steps - first] - marks[first], "images_per_step": 32 * len(race.runs)}))
+print(json.dumps({"seconds": marks[steps - first] - marks[first]}))
 """
 
 
 def library_rate(steps: int) -> float:
     out = subprocess.run([sys.executable, "-c", LIBRARY_RUN, str(steps), str(FIRST)], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
-    r = json.loads(out.strip().splitlines()[-1])
-    return (steps - 2 * FIRST) * r["images_per_step"] / r["seconds"]
+    seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
+    return (steps - 2 * FIRST) * IMAGES_PER_STEP / seconds
 
 
 def app_rate(steps: int) -> float:
@@ -73,7 +77,7 @@ def app_rate(steps: int) -> float:
         browser.close()
     if len(marks) < 2:
         raise RuntimeError("the race in the app did not reach its last timed step within 10 minutes")
-    return (steps - 2 * FIRST) * 32 * 4 / (marks[steps - FIRST] - marks[FIRST])
+    return (steps - 2 * FIRST) * IMAGES_PER_STEP / (marks[steps - FIRST] - marks[FIRST])
 
 
 def main() -> None:
@@ -84,7 +88,8 @@ def main() -> None:
     app = app_rate(args.steps)
     after = library_rate(args.steps)
     base = (before + after) / 2
-    print(f"quick race (ResNet and plain, depths 20 and 56, batch 32), steps {FIRST}-{args.steps - FIRST}")
+    print(f"quick race (ResNet and plain, depths {QUICK.depths}, batch {QUICK.recipe.batch_size}, CPU), "
+          f"steps {FIRST}-{args.steps - FIRST}")
     print(f"library, nobody watching: {before:.1f} and {after:.1f} img/s")
     print(f"app, watched in a browser: {app:.1f} img/s")
     print(f"throughput ratio app / library: {app / base:.3f}")

@@ -51,8 +51,9 @@ CIFAR_CACHE = CACHE_DIR / "cifar10"
 # He et al. 2015, Table 6: CIFAR-10 test error (%) of the ResNets.
 PAPER_CIFAR10_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
 
-# The quick race: on 2 CPU cores it takes about 2.5 minutes (2 min 24 s measured with the CLI). Adam, because in so few steps SGD barely leaves
-# chance level on shapes; the page and the CLI offer SGD with momentum as in the paper.
+# The quick race: on 2 CPU cores it takes about 2.5 minutes (2 min 24 s measured with the CLI). Adam, because
+# in so few steps SGD barely leaves chance level on shapes; the page and the CLI offer SGD with momentum as in
+# the paper.
 QUICK_RECIPE_CPU = Recipe(steps=200, batch_size=32, optimizer="adam", lr=2e-3, momentum=0.9, weight_decay=5e-4,
                           warmup_steps=20, schedule="cosine", seed=0)
 QUICK_RECIPE_CUDA = replace(QUICK_RECIPE_CPU, steps=1000, batch_size=128)
@@ -314,10 +315,6 @@ class RaceScheduler(Slots):
     def limit(self) -> int:
         return self.capacity
 
-    def acquire(self, race: object, cancelled: threading.Event) -> bool:
-        """Block until ``race`` may train (True) or ``cancelled`` is set (False)."""
-        return super().acquire(race, cancelled=cancelled, poll=0.1)
-
 
 _default_scheduler: RaceScheduler | None = None
 _default_lock = threading.Lock()
@@ -405,7 +402,7 @@ class Race:
     def _main(self) -> None:
         acquired = False
         try:
-            acquired = self.scheduler.acquire(self, self._stop)
+            acquired = self.scheduler.acquire(self, cancelled=self._stop, poll=0.1)
             if not acquired:
                 self.status = "stopped"
                 return

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from plotly.subplots import make_subplots
 
-from .style import COLORS, DASH, LABELS, TEMPLATE, apply_template, base_layout
+from .style import COLORS, DASH, LABELS, apply_template, base_layout
 
 IDENTITY_COLOR = COLORS["resnet"]
 RESIDUAL_COLOR = "#2ca02c"
@@ -103,7 +103,7 @@ def spatial_maps_figure(image: np.ndarray, entries: list[dict], *, title: str, o
         for c in range(1, cols + 1):
             i = (r - 1) * cols + c
             fig.update_yaxes(scaleanchor="x" if i == 1 else f"x{i}", row=r, col=c)
-    apply_template(fig, TEMPLATE)
+    apply_template(fig)
     fig.update_layout(title=title, height=max(260, int(rows * cell_px * 1.15) + 80),
                       width=None, margin=dict(l=10, r=10, t=70, b=10),
                       coloraxis=dict(colorscale="Inferno", cmin=0, cmax=zmax,
