@@ -1,3 +1,4 @@
+import ctypes
 import os
 import threading
 
@@ -7,8 +8,26 @@ import torch
 from resnet_viz.device import _libgomp, best_device, describe_device, release_openmp_threads
 
 
+PROBE_NAME = b"omp-probe"
+
+
+def name_this_os_thread(name: bytes) -> None:
+    """Linux names threads per OS thread; threads it starts (libgomp's pool) inherit the name."""
+    libc = ctypes.CDLL(None)
+    libc.prctl(15, ctypes.c_char_p(name), 0, 0, 0)  # 15 = PR_SET_NAME
+
+
 def os_threads() -> int:
-    return len(os.listdir("/proc/self/task"))
+    """OS threads named like the probe thread: itself plus the pool threads it started. Other threads of the
+    test process (servers, finished races) may come and go meanwhile without changing this count."""
+    count = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm", "rb") as comm:
+                count += comm.read().strip() == PROBE_NAME
+        except OSError:
+            pass  # that thread ended while we looked
+    return count
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task") or _libgomp() is None,
@@ -20,6 +39,7 @@ def test_release_openmp_threads_frees_the_callers_idle_pool():
     counts = {}
 
     def work():
+        name_this_os_thread(PROBE_NAME)
         start = os_threads()
         torch.ones(1 << 22).mul(2).sum()  # big enough to run on 2 OpenMP threads
         counts["with pool"] = os_threads() - start
