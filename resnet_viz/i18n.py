@@ -4,6 +4,11 @@ Every visible string goes through ``_()``. The language is a context variable, s
 Streamlit session (one script thread) and each notebook sees its own; library code
 (plot titles, axis labels) translates at call time. Module-level constants are marked
 with ``N_()`` for extraction and translated where they are shown.
+
+Catalogues are gettext ``.po`` files in ``locale/<lang>/`` (one per part of the app, so
+they can be edited independently); Babel compiles them into one catalogue in memory when
+a language is first used, so no compiled ``.mo`` file can go stale. Extract the messages
+with ``pybabel extract -F babel.cfg -o messages.pot .``.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import contextlib
 import contextvars
 import functools
 import gettext
+import io
 from pathlib import Path
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -21,11 +27,34 @@ DEFAULT_LANGUAGE = "en"
 _current = contextvars.ContextVar("resnet_viz_language", default=DEFAULT_LANGUAGE)
 
 
+def catalogue_files(lang: str) -> list[Path]:
+    return sorted((LOCALE_DIR / lang).glob("*.po"))
+
+
+def load_catalogue(lang: str):
+    """All of ``lang``'s ``.po`` files merged into one Babel catalogue."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import read_po
+
+    merged = Catalog(locale=lang, domain=DOMAIN)
+    for path in catalogue_files(lang):
+        with open(path, "rb") as f:
+            for message in read_po(f, locale=lang):
+                if message.id and message.string and not message.fuzzy:
+                    merged.add(message.id, message.string, context=message.context)
+    return merged
+
+
 @functools.cache
 def translations(lang: str) -> gettext.NullTranslations:
-    if lang == DEFAULT_LANGUAGE:
+    if lang == DEFAULT_LANGUAGE or not catalogue_files(lang):
         return gettext.NullTranslations()
-    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[lang], fallback=True)
+    from babel.messages.mofile import write_mo
+
+    buffer = io.BytesIO()
+    write_mo(buffer, load_catalogue(lang))
+    buffer.seek(0)
+    return gettext.GNUTranslations(buffer)
 
 
 def set_language(lang: str) -> None:
