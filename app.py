@@ -11,6 +11,7 @@ PAGES = [
     st.Page("pages/gradient_flow.py", title="Gradient flow", icon=":material/trending_down:"),
     st.Page("pages/residual_vs_identity.py", title="Residual vs identity", icon=":material/add_circle:"),
     st.Page("pages/training_race.py", title="Training race", icon=":material/sports_score:"),
+    st.Page("pages/loss_landscape.py", title="Loss landscape", icon=":material/landscape:"),
 ]
 
 page = st.navigation(PAGES)

@@ -11,6 +11,7 @@ from .device import best_device, describe_device
 from .explain import Explanation, explain, localisation
 from .gradients import GradientFlow, forward_signals, gradient_flow, gradient_norms
 from .imaging import ImageError, load_image
+from .landscape import LandscapeCancelled, Surface, loss_line, loss_surface, record_path, twin_surfaces
 from .models import TwinNet, build_twins
 from .residual import (block_contributions, gradient_split, lesion_accuracies, path_length_distribution,
                        random_deletion_accuracies)
@@ -27,4 +28,5 @@ __all__ = [
     "load_image", "localisation", "make_shapes", "sample_images",
     "block_contributions", "gradient_split", "lesion_accuracies", "path_length_distribution",
     "random_deletion_accuracies", "load_checkpoint", "save_twins", "Slots",
+    "LandscapeCancelled", "Surface", "loss_line", "loss_surface", "record_path", "twin_surfaces",
 ]

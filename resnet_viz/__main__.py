@@ -54,6 +54,12 @@ def _race(args: argparse.Namespace) -> int:
     return 0
 
 
+def _landscape(args: argparse.Namespace) -> int:
+    from .landscape import cli
+
+    return cli(args)
+
+
 class _ProgressBar:
     """A one-line text progress bar with images/s and ETA (stderr, so --out can be stdout-free)."""
 
@@ -108,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save", metavar="DIR", help="also save each depth's trained twins as DIR/race-<depth>.safetensors "
                                                  "(upload one in the app's sidebar, or load it with load_checkpoint)")
     r.set_defaults(func=_race)
+
+    from .landscape import add_cli_arguments
+
+    ls = sub.add_parser("landscape", help="the loss landscape of twins (Li et al. 2018) as JSON; under torchrun "
+                                          "the grid is split across the processes")
+    add_cli_arguments(ls)
+    ls.set_defaults(func=_landscape)
     return parser
 
 

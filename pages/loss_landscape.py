@@ -1,0 +1,306 @@
+"""Loss landscape: the loss surface around the trained twins (Li et al. 2018), side by side.
+
+Opens with the surfaces shipped with the package; a visitor can recompute them for another grid, span,
+seed or their own checkpoint (in the server's shared work slots, with progress and Stop). The view
+(``model``, ``view``) lives in the URL query string.
+"""
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+import resnet_viz as rv
+from pages import route_through_app
+from pages.common import UPLOAD_SOURCE, bundled_twins, device, explain_slots, session_models, wait_message
+from resnet_viz import landscape as ls
+from resnet_viz.data import SHAPE_CLASSES
+from resnet_viz.i18n import N_, _
+from resnet_viz.landscape_plots import (convexity_figure, line_figure, slice_figure, twin_contour_figure,
+                                        twin_surface_figure)
+
+route_through_app()
+
+BUNDLED = {"shapes-20": N_("ResNet-20 vs Plain-20"), "shapes-56": N_("ResNet-56 vs Plain-56")}
+VIEWS = {"contour": N_("Contour"), "3d": N_("3-D surface"), "slices": N_("1-D slices"),
+         "convexity": N_("Convexity map"), "path": N_("Optimiser's path")}
+DEFAULT_VIEW = {"model": "shapes-56", "view": "contour"}
+GRID_STEPS = (11, 15, 21, 31)
+IMAGE_COUNTS = (32, 64, 128, 256)
+TWIN_NAMES = {"resnet": "ResNet", "plain": N_("Plain twin")}
+
+
+def model_choices() -> dict[str, str]:
+    choices = {name: label for name, label in BUNDLED.items() if name in rv.list_bundled()}
+    if session_models().twins is not None:
+        choices[UPLOAD_SOURCE] = N_("Your checkpoint")
+    return choices
+
+
+def model_label(key: str) -> str:
+    if key == UPLOAD_SOURCE:
+        return _("Your checkpoint: {name}").format(name=session_models().name)
+    return _(BUNDLED[key])
+
+
+def load_view_into_widgets() -> list[str]:
+    """Put the URL's view (or this session's last one) into the widgets; a note for each bad value."""
+    params = {k: st.query_params[k] for k in DEFAULT_VIEW if k in st.query_params}
+    ready = all(f"ll_{k}" in st.session_state for k in DEFAULT_VIEW)
+    if not params or params == st.session_state.get("ll_written_url"):
+        if ready:
+            return []
+        view = dict(st.session_state.get("ll_view", DEFAULT_VIEW))
+        problems = []
+    else:  # a new URL: opened, pasted or edited by hand
+        view, problems = dict(DEFAULT_VIEW), []
+        allowed = {"model": model_choices(), "view": VIEWS}
+        for key, raw in params.items():
+            if raw in allowed[key]:
+                view[key] = raw
+            else:
+                problems.append(_("`{key}={value}` is not valid (choose from {allowed}); using `{default}`.").format(
+                    key=key, value=raw[:40], allowed=", ".join(allowed[key]), default=DEFAULT_VIEW[key]))
+    if view["model"] not in model_choices():
+        view["model"] = DEFAULT_VIEW["model"]
+    for key, value in view.items():
+        st.session_state[f"ll_{key}"] = value
+    return problems
+
+
+def write_url(view: dict) -> None:
+    """Set only this page's keys (other keys, such as the language, belong to others)."""
+    for key, value in view.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
+    st.session_state["ll_written_url"] = dict(view)
+    st.session_state["ll_view"] = dict(view)
+
+
+@st.cache_data(show_spinner=False)
+def shipped(name: str) -> dict:
+    """The precomputed landscape file of a bundled pair (surfaces, paths, lines, settings)."""
+    return ls.read_landscape_file(ls.ASSETS_DIR / f"{name}.json")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def batch(n: int):
+    return ls.landscape_batch(n)
+
+
+def twin_name(twin: str) -> str:
+    return _(TWIN_NAMES[twin]) if twin != "resnet" else "ResNet"
+
+
+def settings_caption(surface: ls.Surface, source: str) -> str:
+    return _("{source}: {steps}×{steps} grid over [−{span:g}, {span:g}]², seed {seed}, {images} training images, "
+             "BatchNorm with its running statistics.").format(source=source, steps=surface.steps, span=surface.span,
+                                                               seed=surface.seed, images=surface.n_images)
+
+
+def metrics(surfaces: dict[str, ls.Surface]) -> None:
+    cols = st.columns(len(surfaces) * 2)
+    for i, (twin, s) in enumerate(surfaces.items()):
+        cols[2 * i].metric(_("{twin}: loss at the trained weights").format(twin=twin_name(twin)),
+                           f"{s.centre_loss:.3g}",
+                           help=_("Training accuracy there: {acc:.1%}.").format(acc=s.centre_accuracy))
+        share = s.nonconvex_share
+        cols[2 * i + 1].metric(_("{twin}: non-convex points").format(twin=twin_name(twin)),
+                               f"{share:.0%}" if math.isfinite(share) else "–",
+                               help=_("Share of the grid's interior points where the surface curves down in some "
+                                      "direction: the smaller eigenvalue of the 2×2 Hessian (from the grid by "
+                                      "finite differences) is below −{tol:g} times the larger one's size.").format(
+                                   tol=ls.NONCONVEX_TOL))
+
+
+# --- live recomputation ------------------------------------------------------------------------------------
+
+def live_models(key: str):
+    if key == UPLOAD_SOURCE:
+        twins = session_models().twins
+        return twins if twins is not None else None
+    return bundled_twins(key)
+
+
+def checkpoint_problem(resnet) -> str | None:
+    size = int(resnet.preprocess.get("size", 0))
+    if resnet.fc.out_features != len(SHAPE_CLASSES) or resnet.conv1.in_channels != 3 or size != 32:
+        return _("This checkpoint has {classes} classes at {size} px. The landscape is measured on the bundled "
+                 "shapes images, which needs a model for their 8 classes at 32×32. For other data, use the library: "
+                 "`rv.twin_surfaces(resnet, plain, images, labels)`.").format(classes=resnet.fc.out_features,
+                                                                             size=size)
+    return None
+
+
+def live_panel(model_key: str) -> None:
+    """Recompute the twins' surfaces for other settings: shared slots, progress, Stop."""
+    with st.expander(_("Recompute live"), expanded=model_key == UPLOAD_SOURCE):
+        st.caption(_("Heavy work: one forward pass over the images per grid point and twin. It runs in the "
+                     "server's shared work slots; if the server is busy you wait in line."))
+        c1, c2, c3, c4 = st.columns(4)
+        steps = c1.selectbox(_("Grid points per axis"), GRID_STEPS, index=1, key="ll_steps")
+        span = c2.number_input(_("Span"), min_value=0.05, max_value=5.0, value=1.0, step=0.25, key="ll_span",
+                               help=_("The grid covers α, β from −span to span (in filter-normalised units)."))
+        seed = c3.number_input(_("Seed of the directions"), min_value=0, max_value=2**31 - 1, value=0, step=1,
+                               key="ll_seed")
+        images = c4.selectbox(_("Training images"), IMAGE_COUNTS, index=2, key="ll_images")
+        b1, b2 = st.columns([1, 5])
+        go = b1.button(_("Compute"), type="primary", icon=":material/play_arrow:", key="ll_compute")
+        stop_slot = b2.empty()
+        if not go:
+            if st.session_state.pop("ll_running", None):
+                st.info(_("Stopped. Nothing was changed; press Compute to start again."), icon=":material/stop:")
+            return
+        twins = live_models(model_key)
+        if twins is None:
+            st.error(_("Your checkpoint is no longer loaded; upload it again in the sidebar."))
+            return
+        resnet, plain, _info = twins
+        problem = checkpoint_problem(resnet)
+        if problem:
+            st.error(problem, icon=":material/error:")
+            return
+        stop_slot.button(_("Stop"), icon=":material/stop:", key="ll_stop")
+        st.session_state["ll_running"] = True
+        status = st.empty()
+        bar = st.progress(0.0, text=_("Waiting for a work slot…"))
+        x, y = batch(int(images))
+        x, y = x.to(device()), y.to(device())
+
+        def progress(done: int, total: int) -> None:
+            # Each update gives Streamlit a chance to stop the run when Stop (or anything else) is clicked.
+            bar.progress(done / total, text=_("Grid point {done} of {total}").format(done=done, total=total))
+
+        try:
+            with explain_slots().hold(on_wait=wait_message(status, _("computations"))):
+                status.empty()
+                surfaces = ls.twin_surfaces(resnet, plain, x, y, span=float(span), steps=int(steps), seed=int(seed),
+                                            progress=progress)
+        except ValueError as exc:
+            st.session_state.pop("ll_running", None)
+            bar.empty()
+            st.error(_("The landscape could not be computed: {error}").format(error=exc))
+            return
+        st.session_state.pop("ll_running", None)
+        bar.empty()
+        stop_slot.empty()
+        for s in surfaces.values():
+            s.directions = None  # keep the session small: the seed regenerates them
+        st.session_state["ll_live"] = {"model": model_key, "surfaces": surfaces,
+                                       "digest": session_models().cache_key(model_key)}
+
+
+def live_result(model_key: str) -> dict[str, ls.Surface] | None:
+    live = st.session_state.get("ll_live")
+    if live and live["model"] == model_key and live["digest"] == session_models().cache_key(model_key):
+        return live["surfaces"]
+    return None
+
+
+# --- the page ----------------------------------------------------------------------------------------------
+
+st.title(_("Loss landscape"))
+st.caption(_("The training loss around the trained weights θ, at θ + α·d₁ + β·d₂ for two random directions d₁, d₂ "
+             "(Li et al. 2018). Skip connections change its shape. The view is in the page's URL: bookmark it or "
+             "share it."))
+
+for problem in load_view_into_widgets():
+    st.warning(_("Ignored a setting in the URL: {problem}").format(problem=problem), icon=":material/link_off:")
+choices = model_choices()
+c1, c2 = st.columns([2, 3])
+model_key = c1.radio(_("Twins"), list(choices), format_func=model_label, key="ll_model", horizontal=True)
+view_key = c2.radio(_("View"), list(VIEWS), format_func=lambda v: _(VIEWS[v]), key="ll_view", horizontal=True)
+write_url({"model": model_key, "view": view_key})
+
+doc = shipped(model_key) if model_key in BUNDLED else None
+surfaces = live_result(model_key)
+source = _("Your computation")
+if surfaces is None and doc is not None:
+    surfaces, source = doc["surfaces"], _("Shipped surfaces")
+
+if view_key == "path":
+    paths = doc["paths"] if doc is not None else {}
+    if not paths:
+        st.info(_("The optimiser's path is shipped for the bundled twins; for your own checkpoint, record one with "
+                  "`python -m resnet_viz landscape --checkpoint FILE --path`."), icon=":material/info:")
+    else:
+        pca = {twin: p.surface for twin, p in paths.items()}
+        metrics(pca)
+        st.plotly_chart(twin_contour_figure(pca, trajectory=paths), width="stretch", key="ll-path")
+        first = next(iter(paths.values()))
+        recipe = first.recipe
+        st.markdown(_(
+            "Each twin trained again for {steps} steps from the bundled pair's recorded initial weights (SGD with "
+            "momentum, batches of {batch} shapes), keeping {snapshots} snapshots of its weights. The plane is "
+            "spanned by the two principal directions of those snapshots around the final weights (Li et al. §7), "
+            "so the path lies in it as far as two directions allow.").format(
+            steps=recipe.get("steps", "?"), batch=recipe.get("batch_size", "?"), snapshots=len(first.steps)))
+        st.caption(" · ".join(_("{twin}: the two directions hold {a:.0%} and {b:.0%} of the path's variance").format(
+            twin=twin_name(t), a=p.explained[0], b=p.explained[1]) for t, p in paths.items()))
+elif surfaces is None:
+    st.info(_("Nothing is precomputed for your checkpoint: open “Recompute live” below."), icon=":material/info:")
+else:
+    metrics(surfaces)
+    if view_key == "contour":
+        st.plotly_chart(twin_contour_figure(surfaces), width="stretch", key="ll-contour")
+    elif view_key == "3d":
+        st.plotly_chart(twin_surface_figure(surfaces), width="stretch", key="ll-3d")
+    elif view_key == "slices":
+        st.plotly_chart(slice_figure(surfaces), width="stretch", key="ll-slices")
+        lines = doc["lines"] if doc is not None and source == _("Shipped surfaces") else {}
+        if lines:
+            st.plotly_chart(line_figure(lines), width="stretch", key="ll-lines")
+            st.caption(_("The straight line from each twin's initial weights (t = 0) to its trained weights (t = 1), "
+                         "Goodfellow et al. (2015). Along this one line the descent looks easy for both; the "
+                         "difficulties lie off it."))
+    else:
+        st.plotly_chart(convexity_figure(surfaces), width="stretch", key="ll-convexity")
+        st.caption(_("Blue where the surface curves down in some direction (Li et al., Fig. 9): |λmin/λmax| of the "
+                     "2×2 Hessian at each interior grid point, 0 where both eigenvalues are positive."))
+    st.caption(settings_caption(next(iter(surfaces.values())), source))
+    if source == _("Your computation") and doc is not None:
+        if st.button(_("Back to the shipped surfaces"), key="ll_back"):
+            st.session_state.pop("ll_live", None)
+            st.rerun()
+
+with st.expander(_("How to read this, and what it can't tell"), expanded=True):
+    st.markdown(_(
+        "- **What is drawn.** The loss on {images} training images at θ + α·d₁ + β·d₂, where θ are the trained "
+        "weights (the centre, α = β = 0) and d₁, d₂ are random Gaussian directions. BatchNorm uses its running "
+        "statistics; biases and BatchNorm parameters are not moved. Colours and heights are on a log scale, the "
+        "same for both twins.\n"
+        "- **Why filter normalisation.** A network with ReLUs and BatchNorm computes the same function when a "
+        "filter's weights are scaled up, but a step of fixed size then matters less. Each filter of d₁ and d₂ is "
+        "therefore rescaled to the size of the same filter in θ: a step of 1 changes every filter by its own size, "
+        "and surfaces of different networks (or of the two twins) can be compared.\n"
+        "- **The summary number.** “Non-convex points” is the share of the grid's interior points where the 2×2 "
+        "Hessian of this slice (estimated from neighbouring grid points) has an eigenvalue below −{tol:g} times the "
+        "magnitude of the other: the surface curves down in some direction there. A bowl scores 0.\n"
+        "- **A slice can mislead.** The network has hundreds of thousands of weights and this is a 2-D slice "
+        "through two random directions. Downward curvature seen in a slice is real, but a bowl-shaped slice does not "
+        "prove that the full loss is convex: the curvature along a random direction is an average of the Hessian's "
+        "eigenvalues, so small negative ones hide behind large positive ones. Li et al. checked against the full "
+        "Hessian's eigenvalues that the convex-looking regions of their plots have only small negative curvature "
+        "and the chaotic ones large negative curvature. Another seed gives other directions: try it below.\n"
+        "- **What the paper concluded.** Li, Xu, Taylor, Studer and Goldstein (NeurIPS 2018) found that without "
+        "skip connections the landscape turns from nearly convex to chaotic as the network gets deeper (ResNet-20, "
+        "56 and 110 without skips), with the chaotic regions reaching the minimiser, while with skip connections "
+        "it stays smooth and nearly convex at every depth. The transition to chaos coincides with the depth at which "
+        "plain networks become hard to train, and skip connections prevent it.").format(
+        images=next(iter(surfaces.values())).n_images if surfaces else 128, tol=ls.NONCONVEX_TOL))
+    contrast = {}
+    for name in BUNDLED:
+        try:
+            contrast[name] = {t: s.nonconvex_share for t, s in shipped(name)["surfaces"].items()}
+        except ValueError:
+            continue
+    if len(contrast) == 2:
+        st.markdown(_(
+            "- **The bundled twins.** Non-convex points in the shipped surfaces: ResNet-20 {r20:.0%}, Plain-20 "
+            "{p20:.0%}; ResNet-56 {r56:.0%}, Plain-56 {p56:.0%}. At depth 20 both twins are alike; at depth 56 "
+            "the plain twin's surface is much more rugged, and it is the one that also trained worse (69.8% test "
+            "accuracy against 99.8%): the paper's contrast, growing with depth, on a small data set.").format(
+            r20=contrast["shapes-20"]["resnet"], p20=contrast["shapes-20"]["plain"],
+            r56=contrast["shapes-56"]["resnet"], p56=contrast["shapes-56"]["plain"]))
+
+live_panel(model_key)
