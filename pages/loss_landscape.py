@@ -28,18 +28,24 @@ DEFAULT_VIEW = {"model": "shapes-56", "view": "contour"}
 GRID_STEPS = (11, 15, 21, 31)
 IMAGE_COUNTS = (32, 64, 128, 256)
 TWIN_NAMES = {"resnet": "ResNet", "plain": N_("Plain twin")}
+FILE_SOURCE = "file"
+FILE_MAX_MB = 20
 
 
 def model_choices() -> dict[str, str]:
     choices = {name: label for name, label in BUNDLED.items() if name in rv.list_bundled()}
     if session_models().twins is not None:
         choices[UPLOAD_SOURCE] = N_("Your checkpoint")
+    if st.session_state.get("ll_file_doc"):
+        choices[FILE_SOURCE] = N_("Your file")
     return choices
 
 
 def model_label(key: str) -> str:
     if key == UPLOAD_SOURCE:
         return _("Your checkpoint: {name}").format(name=session_models().name)
+    if key == FILE_SOURCE:
+        return _("Your file: {name}").format(name=st.session_state["ll_file_name"])
     return _(BUNDLED[key])
 
 
@@ -188,6 +194,7 @@ def live_panel(model_key: str) -> None:
             s.directions = None  # keep the session small: the seed regenerates them
         st.session_state["ll_live"] = {"model": model_key, "surfaces": surfaces,
                                        "digest": session_models().cache_key(model_key)}
+        st.rerun()  # draw the new surfaces at the top of the page
 
 
 def live_result(model_key: str) -> dict[str, ls.Surface] | None:
@@ -195,6 +202,42 @@ def live_result(model_key: str) -> dict[str, ls.Surface] | None:
     if live and live["model"] == model_key and live["digest"] == session_models().cache_key(model_key):
         return live["surfaces"]
     return None
+
+
+def early(path: ls.OptimizerPath) -> float:
+    losses = [v for v in path.train_loss[:10] if math.isfinite(v)]
+    return sum(losses) / max(1, len(losses))
+
+
+def late(path: ls.OptimizerPath) -> float:
+    losses = [v for v in path.train_loss[-10:] if math.isfinite(v)]
+    return sum(losses) / max(1, len(losses))
+
+
+def file_opener() -> None:
+    """A landscape file written by the CLI (say, of a race's saved twins with their path), for this session."""
+    with st.expander(_("Open a landscape file"), expanded=bool(st.session_state.get("ll_file_doc"))):
+        upload = st.file_uploader(_("A file written by `python -m resnet_viz landscape … --out FILE.json`"),
+                                  type=["json"], key="ll_file", max_upload_size=FILE_MAX_MB,
+                                  help=_("For a training race's twins: `python -m resnet_viz race --save DIR`, then "
+                                         "`python -m resnet_viz landscape --checkpoint DIR/race-56.safetensors "
+                                         "--path --out race-56.json` (the path starts from the race's initial "
+                                         "weights)."))
+        if upload is None:
+            st.session_state.pop("ll_file_doc", None)
+            return
+        if st.session_state.get("ll_file_id") == upload.file_id and st.session_state.get("ll_file_doc"):
+            return
+        try:
+            doc = ls.read_landscape_file(upload.getvalue())
+            if not doc["surfaces"] and not doc["paths"]:
+                raise ValueError(_("it holds no surface"))
+        except ValueError as exc:
+            st.session_state.pop("ll_file_doc", None)
+            st.error(_("This file can't be shown: {error}").format(error=exc), icon=":material/error:")
+            return
+        st.session_state.update(ll_file_doc=doc, ll_file_id=upload.file_id, ll_file_name=upload.name[:60],
+                                ll_model=FILE_SOURCE)
 
 
 # --- the page ----------------------------------------------------------------------------------------------
@@ -206,35 +249,50 @@ st.caption(_("The training loss around the trained weights θ, at θ + α·d₁ 
 
 for problem in load_view_into_widgets():
     st.warning(_("Ignored a setting in the URL: {problem}").format(problem=problem), icon=":material/link_off:")
+file_opener()
 choices = model_choices()
+if st.session_state.get("ll_model") not in choices:  # an upload or a file was removed
+    st.session_state["ll_model"] = DEFAULT_VIEW["model"]
 c1, c2 = st.columns([2, 3])
 model_key = c1.radio(_("Twins"), list(choices), format_func=model_label, key="ll_model", horizontal=True)
 view_key = c2.radio(_("View"), list(VIEWS), format_func=lambda v: _(VIEWS[v]), key="ll_view", horizontal=True)
 write_url({"model": model_key, "view": view_key})
 
-doc = shipped(model_key) if model_key in BUNDLED else None
+doc = shipped(model_key) if model_key in BUNDLED else st.session_state.get("ll_file_doc") \
+    if model_key == FILE_SOURCE else None
 surfaces = live_result(model_key)
 source = _("Your computation")
 if surfaces is None and doc is not None:
-    surfaces, source = doc["surfaces"], _("Shipped surfaces")
+    surfaces = doc["surfaces"] or None
+    source = _("Your file") if model_key == FILE_SOURCE else _("Shipped surfaces")
 
 if view_key == "path":
-    paths = doc["paths"] if doc is not None else {}
+    paths = {t: p for t, p in (doc["paths"] if doc is not None else {}).items() if p.surface is not None}
     if not paths:
         st.info(_("The optimiser's path is shipped for the bundled twins; for your own checkpoint, record one with "
                   "`python -m resnet_viz landscape --checkpoint FILE --path`."), icon=":material/info:")
     else:
-        pca = {twin: p.surface for twin, p in paths.items()}
+        pca = {twin: p.surface for twin, p in paths.items() if p.surface is not None}
         metrics(pca)
         st.plotly_chart(twin_contour_figure(pca, trajectory=paths), width="stretch", key="ll-path")
         first = next(iter(paths.values()))
         recipe = first.recipe
-        st.markdown(_(
-            "Each twin trained again for {steps} steps from the bundled pair's recorded initial weights (SGD with "
-            "momentum, batches of {batch} shapes), keeping {snapshots} snapshots of its weights. The plane is "
-            "spanned by the two principal directions of those snapshots around the final weights (Li et al. §7), "
-            "so the path lies in it as far as two directions allow.").format(
-            steps=recipe.get("steps", "?"), batch=recipe.get("batch_size", "?"), snapshots=len(first.steps)))
+        if model_key == FILE_SOURCE or set(paths) != {"resnet", "plain"}:
+            st.markdown(_("A path of {steps} training steps recorded by the command line, {snapshots} snapshots of "
+                          "the weights; the plane is spanned by their two principal directions around the final "
+                          "weights (Li et al. §7).").format(steps=recipe.get("steps", "?"),
+                                                            snapshots=len(first.steps)))
+        else:
+            st.markdown(_(
+                "Each twin trained again for {steps} steps from the bundled pair's recorded initial weights (SGD "
+                "with momentum, batches of {batch} shapes), keeping {snapshots} snapshots of its weights. The plane "
+                "is spanned by the two principal directions of those snapshots around the final weights (Li et al. "
+                "§7), so the path lies in it as far as two directions allow. This is only the start of training: the "
+                "training loss fell from about {first:.2f} to {last:.2f} (ResNet) and {first_p:.2f} to {last_p:.2f} "
+                "(plain twin), not to the bundled twins' minima.").format(
+                steps=recipe.get("steps", "?"), batch=recipe.get("batch_size", "?"), snapshots=len(first.steps),
+                first=early(paths["resnet"]), last=late(paths["resnet"]), first_p=early(paths["plain"]),
+                last_p=late(paths["plain"])))
         st.caption(" · ".join(_("{twin}: the two directions hold {a:.0%} and {b:.0%} of the path's variance").format(
             twin=twin_name(t), a=p.explained[0], b=p.explained[1]) for t, p in paths.items()))
 elif surfaces is None:
@@ -247,7 +305,7 @@ else:
         st.plotly_chart(twin_surface_figure(surfaces), width="stretch", key="ll-3d")
     elif view_key == "slices":
         st.plotly_chart(slice_figure(surfaces), width="stretch", key="ll-slices")
-        lines = doc["lines"] if doc is not None and source == _("Shipped surfaces") else {}
+        lines = doc["lines"] if doc is not None and source != _("Your computation") else {}
         if lines:
             st.plotly_chart(line_figure(lines), width="stretch", key="ll-lines")
             st.caption(_("The straight line from each twin's initial weights (t = 0) to its trained weights (t = 1), "
@@ -297,10 +355,12 @@ with st.expander(_("How to read this, and what it can't tell"), expanded=True):
     if len(contrast) == 2:
         st.markdown(_(
             "- **The bundled twins.** Non-convex points in the shipped surfaces: ResNet-20 {r20:.0%}, Plain-20 "
-            "{p20:.0%}; ResNet-56 {r56:.0%}, Plain-56 {p56:.0%}. At depth 20 both twins are alike; at depth 56 "
-            "the plain twin's surface is much more rugged, and it is the one that also trained worse (69.8% test "
-            "accuracy against 99.8%): the paper's contrast, growing with depth, on a small data set.").format(
+            "{p20:.0%}; ResNet-56 {r56:.0%}, Plain-56 {p56:.0%}. At depth 20 the twins are close; at depth 56 the "
+            "plain twin's surface is far more rugged, and the plain twin is also the one that trained badly (69.8% "
+            "test accuracy against 99.8%). This is the paper's contrast, growing with depth, seen on a small data "
+            "set through one 2-D slice per network.").format(
             r20=contrast["shapes-20"]["resnet"], p20=contrast["shapes-20"]["plain"],
             r56=contrast["shapes-56"]["resnet"], p56=contrast["shapes-56"]["plain"]))
 
-live_panel(model_key)
+if model_key != FILE_SOURCE:
+    live_panel(model_key)

@@ -256,8 +256,8 @@ def _check_grid(steps: int, span: float) -> None:
     if not isinstance(steps, int) or not 3 <= steps <= MAX_STEPS or steps % 2 == 0:
         raise ValueError(f"steps must be an odd integer from 3 to {MAX_STEPS} (the centre is a grid point), "
                          f"got {steps!r}")
-    if not (isinstance(span, (int, float)) and math.isfinite(span) and 0 < span <= 100):
-        raise ValueError(f"span must be a positive number up to 100, got {span!r}")
+    if not (isinstance(span, (int, float)) and math.isfinite(span) and span > 0):
+        raise ValueError(f"span must be a positive number, got {span!r}")
 
 
 def _check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
