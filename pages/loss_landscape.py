@@ -56,7 +56,7 @@ def load_view_into_widgets() -> list[str]:
     if not params or params == st.session_state.get("ll_written_url"):
         if ready:
             return []
-        view = dict(st.session_state.get("ll_view", DEFAULT_VIEW))
+        view = dict(st.session_state.get("ll_last_view", DEFAULT_VIEW))
         problems = []
     else:  # a new URL: opened, pasted or edited by hand
         view, problems = dict(DEFAULT_VIEW), []
@@ -80,7 +80,7 @@ def write_url(view: dict) -> None:
         if st.query_params.get(key) != value:
             st.query_params[key] = value
     st.session_state["ll_written_url"] = dict(view)
-    st.session_state["ll_view"] = dict(view)
+    st.session_state["ll_last_view"] = dict(view)
 
 
 @st.cache_data(show_spinner=False)
@@ -284,13 +284,16 @@ if view_key == "path":
                                                             snapshots=len(first.steps)))
         else:
             st.markdown(_(
-                "Each twin trained again for {steps} steps from the bundled pair's recorded initial weights (SGD "
-                "with momentum, batches of {batch} shapes), keeping {snapshots} snapshots of its weights. The plane "
-                "is spanned by the two principal directions of those snapshots around the final weights (Li et al. "
-                "§7), so the path lies in it as far as two directions allow. This is only the start of training: the "
-                "training loss fell from about {first:.2f} to {last:.2f} (ResNet) and {first_p:.2f} to {last_p:.2f} "
-                "(plain twin), not to the bundled twins' minima.").format(
+                "Each twin trained again from the bundled pair's recorded initial weights, for {steps} steps on the "
+                "same {images} training images the surfaces use ({optimizer}, batches of {batch}), keeping {snapshots} "
+                "snapshots of its weights. The plane is spanned by the two principal directions of those snapshots "
+                "around the final weights (Li et al. §7), so the path lies in it as far as two directions allow. The "
+                "training loss fell from about {first:.2f} to {last:.3f} (ResNet) and from {first_p:.2f} to "
+                "{last_p:.3f} (plain twin) in the same number of steps. A small run on few images, not the paper's "
+                "full training runs.").format(
                 steps=recipe.get("steps", "?"), batch=recipe.get("batch_size", "?"), snapshots=len(first.steps),
+                images=recipe.get("train_images", "?"), optimizer=str(recipe.get("optimizer", "?")).replace(
+                    "adam", "Adam").replace("sgd", "SGD"),
                 first=early(paths["resnet"]), last=late(paths["resnet"]), first_p=early(paths["plain"]),
                 last_p=late(paths["plain"])))
         st.caption(" · ".join(_("{twin}: the two directions hold {a:.0%} and {b:.0%} of the path's variance").format(

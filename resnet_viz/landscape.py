@@ -190,12 +190,12 @@ def curvature(surface: Surface) -> tuple[np.ndarray, np.ndarray]:
     """Smallest and largest eigenvalue of the 2x2 Hessian at each interior grid point (central differences)."""
     f = surface.loss
     ha, hb = np.diff(surface.alphas).mean(), np.diff(surface.betas).mean()
-    faa = (f[2:, 1:-1] - 2 * f[1:-1, 1:-1] + f[:-2, 1:-1]) / ha**2
-    fbb = (f[1:-1, 2:] - 2 * f[1:-1, 1:-1] + f[1:-1, :-2]) / hb**2
-    fab = (f[2:, 2:] - f[2:, :-2] - f[:-2, 2:] + f[:-2, :-2]) / (4 * ha * hb)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # diverged points (inf, NaN) give NaN curvature
+        faa = (f[2:, 1:-1] - 2 * f[1:-1, 1:-1] + f[:-2, 1:-1]) / ha**2
+        fbb = (f[1:-1, 2:] - 2 * f[1:-1, 1:-1] + f[1:-1, :-2]) / hb**2
+        fab = (f[2:, 2:] - f[2:, :-2] - f[:-2, 2:] + f[:-2, :-2]) / (4 * ha * hb)
         mean, root = (faa + fbb) / 2, np.sqrt(((faa - fbb) / 2) ** 2 + fab**2)
-    return mean - root, mean + root
+        return mean - root, mean + root
 
 
 class _Evaluator:
@@ -466,12 +466,12 @@ def snapshot_bytes(model: nn.Module) -> int:
 
 
 def record_path(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int = 200, batch_size: int = 32,
-                lr: float = 0.05, max_snapshots: int = 25, seed: int = 0, progress: Progress | None = None,
-                cancel=None) -> OptimizerPath:
+                optimizer: str = "sgd", lr: float = 0.05, max_snapshots: int = 25, seed: int = 0,
+                progress: Progress | None = None, cancel=None) -> OptimizerPath:
     """Train a private copy of ``model`` (from its current weights) and record its path.
 
-    SGD with momentum 0.9, weight decay 5e-4, a cosine learning rate with a 10% warm-up, batches drawn
-    from ``(x, y)`` with ``seed``. At most ``max_snapshots`` snapshots of the convolution and linear
+    SGD with momentum 0.9 (or Adam), weight decay 5e-4, a cosine learning rate with a 10% warm-up, batches
+    drawn from ``(x, y)`` with ``seed``. At most ``max_snapshots`` snapshots of the convolution and linear
     weights are kept (``snapshot_bytes(model)`` each). The PCA directions are unit vectors over those
     weights (zero for biases and norms, as for random directions); ``coords`` are in those units.
     """
@@ -482,7 +482,7 @@ def record_path(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: in
     if steps < 2:
         raise ValueError("steps must be at least 2")
     _check_batch(x, y)
-    recipe = Recipe(steps=steps, batch_size=min(batch_size, len(x)), lr=lr, weight_decay=5e-4,
+    recipe = Recipe(steps=steps, batch_size=min(batch_size, len(x)), optimizer=optimizer, lr=lr, weight_decay=5e-4,
                     warmup_steps=max(1, steps // 10), schedule="cosine", seed=seed)
     with model_lock(model).shared():
         net = copy.deepcopy(model)
@@ -658,7 +658,10 @@ def add_cli_arguments(parser) -> None:
     parser.add_argument("--path", action="store_true",
                         help="also record the optimiser's path: a short run from the twins' initial weights "
                              "(bundled twins) or from the checkpoint, with its PCA plane")
-    parser.add_argument("--path-steps", type=int, default=200, help="training steps of the path run (default 200)")
+    parser.add_argument("--path-steps", type=int, default=150, help="training steps of the path run (default 150)")
+    parser.add_argument("--path-optimizer", choices=["adam", "sgd"], default="adam",
+                        help="optimiser of the path run (default adam, lr 2e-3; sgd: lr 0.05, momentum 0.9)")
+    parser.add_argument("--path-lr", type=float, help="learning rate of the path run")
     parser.add_argument("--path-grid", type=int, default=15, help="grid points per axis on the PCA plane")
     parser.add_argument("--snapshots", type=int, default=25, help="weight snapshots kept for the PCA (default 25)")
     parser.add_argument("--no-line", action="store_true",
@@ -746,14 +749,15 @@ def cli(args) -> int:
                 seconds[f"{twin}_line"] = round(time.perf_counter() - start, 1)
         if args.path:
             starts, origin = (inits, "the recorded initial weights") if inits else (models, "the checkpoint's weights")
-            xt, yt = landscape_batch(max(args.images, 2048))
-            xt, yt = xt.to(args.device), yt.to(args.device)
+            # The run trains on the same images the surfaces are measured on: its path ends in their minimum.
+            lr = args.path_lr or (2e-3 if args.path_optimizer == "adam" else 0.05)
             for twin in args.twins:
                 start = time.perf_counter()
                 model = starts[twin].to(args.device)
                 # Every rank trains the same copy (same seed, same batches); rank 0's directions are sent to all.
                 bar = _TextBar(f"{twin} path", rank == 0)
-                path = record_path(model, xt, yt, steps=args.path_steps, max_snapshots=args.snapshots, progress=bar)
+                path = record_path(model, x, y, steps=args.path_steps, optimizer=args.path_optimizer, lr=lr,
+                                   max_snapshots=args.snapshots, progress=bar)
                 bar.close()
                 if world > 1:
                     _broadcast_path(path)
@@ -766,7 +770,7 @@ def cli(args) -> int:
                     surf = gather_surface(surf)
                 surf.kind, surf.seed, surf.twin = "pca", None, twin
                 path.surface = surf
-                path.recipe = {**path.recipe, "start": origin, "train_images": len(xt)}
+                path.recipe = {**path.recipe, "start": origin, "train_images": len(x)}
                 paths[twin] = path
                 seconds[f"{twin}_path"] = round(time.perf_counter() - start, 1)
                 say(f"{twin} path: {len(path.steps)} snapshots, PCA explains {path.explained[0]:.0%} + "
