@@ -465,12 +465,12 @@ def snapshot_bytes(model: nn.Module) -> int:
     return 4 * sum(p.numel() for name, p in model.named_parameters() if perturbed(name, p))
 
 
-def record_path(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int = 200, batch_size: int = 32,
-                optimizer: str = "sgd", lr: float = 0.05, max_snapshots: int = 25, seed: int = 0,
+def record_path(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int = 150, batch_size: int = 32,
+                optimizer: str = "adam", lr: float = 2e-3, max_snapshots: int = 25, seed: int = 0,
                 progress: Progress | None = None, cancel=None) -> OptimizerPath:
     """Train a private copy of ``model`` (from its current weights) and record its path.
 
-    SGD with momentum 0.9 (or Adam), weight decay 5e-4, a cosine learning rate with a 10% warm-up, batches
+    Adam (or SGD with momentum 0.9), weight decay 5e-4, a cosine learning rate with a 10% warm-up, batches
     drawn from ``(x, y)`` with ``seed``. At most ``max_snapshots`` snapshots of the convolution and linear
     weights are kept (``snapshot_bytes(model)`` each). The PCA directions are unit vectors over those
     weights (zero for biases and norms, as for random directions); ``coords`` are in those units.
