@@ -360,8 +360,10 @@ with st.expander(_("How to read this, and what it can't tell"), expanded=True):
             "- **The bundled twins.** Non-convex points in the shipped surfaces: ResNet-20 {r20:.0%}, Plain-20 "
             "{p20:.0%}; ResNet-56 {r56:.0%}, Plain-56 {p56:.0%}. At depth 20 the twins are close; at depth 56 the "
             "plain twin's surface is far more rugged, and the plain twin is also the one that trained badly (69.8% "
-            "test accuracy against 99.8%). This is the paper's contrast, growing with depth, seen on a small data "
-            "set through one 2-D slice per network.").format(
+            "test accuracy against 99.8%). The Convexity map shows where: the ResNet's non-convex points lie on "
+            "the rim, where the loss levels off far from the minimum; the plain twin's reach its centre. This is the "
+            "paper's contrast, growing with depth, seen on a small data set through one 2-D slice per "
+            "network.").format(
             r20=contrast["shapes-20"]["resnet"], p20=contrast["shapes-20"]["plain"],
             r56=contrast["shapes-56"]["resnet"], p56=contrast["shapes-56"]["plain"]))
 
