@@ -76,7 +76,7 @@ def test_browser_several_methods_and_the_sanity_check(page, app_url):
     main.get_by_text("Grad-CAM for", exact=False).first.wait_for()
     select = main.locator("[data-testid=stMultiSelect]").first
     for method in ("Occlusion", "Guided Backprop"):
-        select.locator("[data-baseweb=select]").click()
+        select.locator("input").first.click()
         page.keyboard.type(method)
         page.keyboard.press("Enter")
         page.keyboard.press("Escape")
