@@ -82,9 +82,13 @@ def bench_library(names, repeats: int, device: torch.device, methods) -> None:
             used = rv.attribute(model, x, method=method, target=1).options
             ours = lambda m=method: rv.attribute(model, x, method=m, target=1)  # noqa: E731
             theirs = captum_call(model, x, method, 1, used)
-            slow = method in A.EXPENSIVE and not name.startswith("shapes")
-            medians = time_interleaved({"captum": theirs, "ours": ours}, repeats=max(3, repeats // 3) if slow else repeats,
-                                       warmup=1 if slow else 2, device=device)
+            start = time.perf_counter()
+            theirs()
+            once = time.perf_counter() - start
+            # fast calls get more repeats (about 3 s of each), slow ones at least 3
+            n = int(min(300, max(3, repeats if once > 0.2 else 3.0 / max(once, 1e-4))))
+            medians = time_interleaved({"captum": theirs, "ours": ours}, repeats=n, warmup=1 if once > 1 else 3,
+                                       device=device)
             print(f"| {method} | {medians['captum'] * 1e3:.1f} | {medians['ours'] * 1e3:.1f} | "
                   f"{medians['ours'] / medians['captum']:.3f} |", flush=True)
 

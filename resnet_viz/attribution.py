@@ -16,6 +16,7 @@ the others run on the model itself under its lock's shared side, in eval mode.
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 import warnings
 import weakref
@@ -118,7 +119,8 @@ def batch_for(height: int, width: int, limit: int) -> int:
 # --- private copies for hooked methods ---------------------------------------------------------------------
 
 def _stamp(model: nn.Module) -> tuple:
-    return tuple((t.data_ptr(), t._version) for t in model.state_dict().values())
+    """Changes whenever a parameter or buffer is replaced or changed in place."""
+    return tuple((t.data_ptr(), t._version) for t in itertools.chain(model.parameters(), model.buffers()))
 
 
 class _CopyPool:

@@ -84,8 +84,34 @@ def test_browser_several_methods_and_the_sanity_check(page, app_url):
             2, timeout=60_000)
     expect(main.get_by_text("Download overlay (PNG)")).to_have_count(6)
     expect(main.get_by_text("Download the table (CSV)")).to_be_visible()
-    main.get_by_text("Run the sanity check on this image").click()
+    main.get_by_role("button", name="Run the sanity check on this image").click()
     expect(main.locator("[data-testid=stImageCaption]").filter(has_text="original · ρ 1.00")).to_have_count(
         6, timeout=120_000)
     expect(page.locator(".js-plotly-plot")).to_have_count(5, timeout=60_000)
     screenshot(page, "explain-attributions")
+
+
+@pytest.mark.slow
+def test_uploaded_checkpoint_gets_every_method_and_a_live_evaluation():
+    at = _explain_page()
+    path = os.path.join(os.path.dirname(APP), "resnet_viz", "assets", "models", "shapes-20.safetensors")
+    with open(path, "rb") as f:
+        data = f.read()
+    uploader = next(u for u in at.get("file_uploader") if u.key == "checkpoint")
+    uploader.set_value(("mine.safetensors", data, "application/octet-stream")).run()
+    assert not at.exception
+    models = at.selectbox(key="explain-model")
+    assert models.options[-1].startswith("Your checkpoint")
+    models.select_index(len(models.options) - 1).run()
+    at.multiselect(key="explain-methods").set_value(list(rv.ATTRIBUTION_METHODS)).run()
+    assert not at.exception and not at.error
+    assert len(_captions(at)) == 2 * len(rv.ATTRIBUTION_METHODS)
+    assert not at.dataframe  # nothing precomputed for an upload
+    at.multiselect(key="explain-methods").set_value(["Grad-CAM", "Occlusion"]).run()
+    at.button(key="explain-evaluate").click().run()  # a shapes checkpoint: measured on shapes test images
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table.iloc[:, 0]) == ["Grad-CAM", "Occlusion", "Random"] * 2
+    assert (table.iloc[:, 2] == 24).all()
+    peak = table.iloc[:, 3]
+    assert (peak.iloc[[0, 1]] > peak.iloc[2]).all()  # both beat the random map on the ResNet

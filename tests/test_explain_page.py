@@ -75,5 +75,5 @@ def test_browser_upload_shows_both_heatmaps(page, app_url):
     # Plotly draws asynchronously: wait for both charts rather than sleeping.
     expect(page.locator("[data-testid=stImage] img")).to_have_count(2, timeout=60_000)
     expect(page.locator(".js-plotly-plot")).to_have_count(2 + 2, timeout=60_000)  # top-k bars, faithfulness and sanity curves
-    assert page.get_by_text("Plain twin", exact=True).is_visible()
+    assert page.get_by_text("Plain twin", exact=True).first.is_visible()
     screenshot(page, "explain-upload")
