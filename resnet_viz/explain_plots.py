@@ -123,10 +123,10 @@ def perturbation_figure(rows_by_twin: dict[str, list[dict]], methods: list[str] 
                     showlegend=col == 1, line=dict(color=color, dash="dot" if name == "Random" else DASH[twin],
                                                    width=2.5 if twin == "resnet" else 2),
                     hovertemplate=_("{name}: {p} of pixels, probability {q}").format(
-                        name=_legend(name, twin), p="%{x:.0%}", q="%{y:.2f}") + "<extra></extra>"))
+                        name=_legend(name, twin), p="%{x:.0%}", q="%{y:.2f}") + "<extra></extra>"), row=1, col=col)
     apply_template(fig)
-    fig.update_layout(height=400, margin=dict(l=60, r=20, t=60, b=50),
-                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
+    fig.update_layout(height=460, margin=dict(l=60, r=20, t=60, b=60),
+                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
     fig.update_xaxes(title_text=_("share of pixels"), tickformat=".0%", range=[0, 1])
     fig.update_yaxes(title_text=_("probability of the class"), range=[0, 1.02])
     fig.update_annotations(font_size=13)
@@ -152,10 +152,10 @@ def sanity_figure(curves_by_twin: dict[str, dict[str, dict]], methods: list[str]
                     legendgroup=f"{method}-{twin}", showlegend=col == 1,
                     line=dict(color=_method_color(method), dash=DASH[twin]),
                     hovertemplate=_("{name}: randomised down to {layer}, similarity {value}").format(
-                        name=_legend(method, twin), layer="%{x}", value="%{y:.2f}") + "<extra></extra>"))
+                        name=_legend(method, twin), layer="%{x}", value="%{y:.2f}") + "<extra></extra>"), row=1, col=col)
     apply_template(fig)
-    fig.update_layout(height=400, margin=dict(l=60, r=20, t=60, b=50),
-                      legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
+    fig.update_layout(height=480, margin=dict(l=60, r=20, t=60, b=60),
+                      legend=dict(orientation="h", yanchor="top", y=-0.38, x=0))
     fig.update_xaxes(title_text=_("weights randomised from the head down to"))
     fig.update_yaxes(title_text=_("similarity to the original map"), range=[-0.3, 1.05])
     fig.update_annotations(font_size=13)

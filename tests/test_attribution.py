@@ -282,3 +282,15 @@ def test_bad_arguments(twins, x):
         rv.attribute(twins[0], np.zeros((32, 32, 3)))
     with pytest.raises(ValueError, match="unknown layer"):
         rv.attribute(twins[0], x, method="Grad-CAM", layer="layer9")
+
+
+def test_every_method_runs_on_the_imagenet_layout():
+    """torchvision-layout twins (max-pool stem, the ImageNet models' structure): maps at the input's size."""
+    resnet, plain = rv.build_twins("resnet18", seed=0)
+    x = torch.randn(1, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    for model in (resnet.eval(), plain.eval()):
+        for method in A.ATTRIBUTION_METHODS:
+            a = rv.attribute(model, x, method=method, target=3, **({"n_steps": 4} if method == "Integrated Gradients"
+                                                                   else {}))
+            assert a.map.shape == (40, 40) and np.isfinite(a.map).all() and a.map.max() <= 1, method
+    assert _hooks(resnet) == _hooks(plain) == 0
