@@ -1,9 +1,10 @@
-"""Explain: Grad-CAM for a ResNet and its plain twin, side by side."""
+"""Explain: attribution maps for a ResNet and its plain twin, side by side, with a sanity check and faithfulness."""
 from __future__ import annotations
 
 import hashlib
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 from PIL import Image
 
@@ -11,17 +12,32 @@ import resnet_viz as rv
 from pages import route_through_app
 from pages.common import (available_sources, ensure_imagenet, explain_slots, session_models, source_label,
                           twin_label, twins_for, wait_message)
+from resnet_viz import attribution as A
 from resnet_viz.data import TEST_SEED, make_shapes_raw
-from resnet_viz.explain_plots import overlay, png_bytes, topk_figure
+from resnet_viz.explain_plots import RANDOM_LABEL, for_display, overlay, perturbation_figure, png_bytes, sanity_figure, topk_figure
+from resnet_viz.i18n import N_, _
 from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, load_image
 
 route_through_app()
 N_SHAPES_SAMPLES = 200
+TWINS = ("resnet", "plain")
+LAYERED = ("Grad-CAM", "Guided Grad-CAM")  # methods that take the Stage
+LIVE_SHAPES_IMAGES = 24  # shapes test images for a live evaluation of an uploaded shapes checkpoint
+KINDS = {"shapes": N_("Shapes sample"), "photo": N_("Sample photo"), "upload": N_("Upload"), "camera": N_("Camera")}
+METHOD_HELP = N_(
+    "Grad-CAM (ours, one pass): a stage's feature maps weighed by the class score's gradient. "
+    "Saliency: the gradient's size at each pixel. Integrated Gradients: gradients averaged along a path from a "
+    "plain grey image. Gradient SHAP: the same from noisy starting images. DeepLift: each pixel's contribution "
+    "against the grey image, layer by layer. Guided Backprop: the gradient with negative signals blocked at every "
+    "ReLU. Guided Grad-CAM: Guided Backprop times Grad-CAM. Occlusion: how much the score drops when a patch is "
+    "covered. All but Grad-CAM are captum's implementations.")
 
-st.title("Explain")
-st.markdown("Where does each twin look when it decides? **Grad-CAM** weighs a layer's feature maps by how "
-            "much they raise the chosen class's score and keeps the positive evidence. Warm colours mark "
-            "the regions that pushed the prediction up.")
+st.title(_("Explain"))
+st.markdown(_("Where does each twin look when it decides? Choose one or more **attribution methods**: each "
+              "colours the pixels by how much they raised the chosen class's score. Warm colours mark the "
+              "regions that pushed the prediction up. **Grad-CAM** (the default) weighs a layer's feature maps "
+              "by how much they raise the class's score and keeps the positive evidence. Below the maps: how "
+              "faithful each method is, and a sanity check."))
 
 
 @st.cache_data(show_spinner=False)
@@ -34,70 +50,175 @@ def decode_upload(data: bytes) -> np.ndarray:
     return np.asarray(load_image(data))
 
 
+def _model(source: str, twin: str):
+    resnet, plain, _info = twins_for(source)
+    return resnet if twin == "resnet" else plain
+
+
 @st.cache_data(show_spinner=False, max_entries=128)
 def cached_explain(source: str, twin: str, image_key: str, _image: Image.Image, layer: str,
                    class_ids: tuple[int, ...] | None, model_key: str = "") -> rv.Explanation:
-    resnet, plain, _ = twins_for(source)
-    model = resnet if twin == "resnet" else plain
-    return rv.explain(model, _image, topk=5, layer=layer, class_ids=list(class_ids) if class_ids else None)
+    return rv.explain(_model(source, twin), _image, topk=5, layer=layer,
+                      class_ids=list(class_ids) if class_ids else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def cached_attribute(source: str, twin: str, image_key: str, _image: Image.Image, method: str, target: int,
+                     options: tuple, model_key: str = "") -> np.ndarray:
+    return rv.attribute(_model(source, twin), _image, method=method, target=target, **dict(options)).map
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_precomputed(name: str):
+    return A.load_precomputed(name)
 
 
 def pick_image(source: str):
     """The image to explain, its mask and true label (shapes only), or None."""
     bundled = source.startswith("shapes")
-    kinds = ["Shapes sample", "Sample photo", "Upload", "Camera"]
-    kind = st.radio("Image", kinds, index=0 if bundled else 1, horizontal=True, key=f"kind-{bundled}")
-    if kind == "Shapes sample":
+    kind = st.radio(_("Image"), list(KINDS), index=0 if bundled else 1, horizontal=True, key=f"kind-{bundled}",
+                    format_func=lambda k: _(KINDS[k]))
+    if kind == "shapes":
         images, labels, masks = shapes_samples()
-        i = st.slider("Sample", 0, N_SHAPES_SAMPLES - 1, 3, help="Test images the bundled twins never saw.")
+        i = st.slider(_("Sample"), 0, N_SHAPES_SAMPLES - 1, 3, help=_("Test images the bundled twins never saw."))
         return Image.fromarray(images[i]), masks[i], rv.SHAPE_CLASSES[labels[i]]
-    if kind == "Sample photo":
+    if kind == "photo":
         photos = rv.sample_images()
-        name = st.selectbox("Photo", list(photos), format_func=str.title)
+        name = st.selectbox(_("Photo"), list(photos), format_func=str.title)
         return load_image(photos[name].read_bytes()), None, None
-    if kind == "Upload":
-        upload = st.file_uploader("Upload an image (PNG, JPEG, WebP, BMP or GIF; at most 20 MB)",
+    if kind == "upload":
+        upload = st.file_uploader(_("Upload an image (PNG, JPEG, WebP, BMP or GIF; at most 20 MB)"),
                                   type=list(ACCEPTED_EXTENSIONS), max_upload_size=20)
     else:
-        upload = st.camera_input("Take a photo")
+        upload = st.camera_input(_("Take a photo"))
     if upload is None:
-        st.info("Choose a file to see what the twins make of it.", icon=":material/upload:")
+        st.info(_("Choose a file to see what the twins make of it."), icon=":material/upload:")
         return None
     return Image.fromarray(decode_upload(upload.getvalue())), None, None
 
 
+def options_for(method: str, layer: str, smoothgrad: bool) -> tuple:
+    if method in LAYERED:
+        return (("layer", layer),)
+    if method == "Integrated Gradients" and smoothgrad:
+        return (("smoothgrad", True),)
+    return ()
+
+
+def map_caption(method: str, label: str, layer: str, smoothgrad: bool) -> str:
+    if method in LAYERED:
+        return _("{method} for '{label}' at {layer}").format(method=method, label=label, layer=layer)
+    if method == "Integrated Gradients" and smoothgrad:
+        return _("{method} (SmoothGrad) for '{label}'").format(method=method, label=label)
+    return _("{method} for '{label}'").format(method=method, label=label)
+
+
+def thumbnail(image: Image.Image, heatmap: np.ndarray, alpha: float, side: int = 112) -> Image.Image:
+    """A small overlay for the sanity-check strip."""
+    if min(image.size) > side:
+        scale = side / min(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BILINEAR)
+        heatmap = np.asarray(Image.fromarray(heatmap.astype(np.float32)).resize(size, Image.Resampling.BILINEAR))
+    return overlay(image, np.clip(heatmap, 0, 1), alpha=alpha, min_side=side)
+
+
+def table_frame(rows_by_twin: dict[str, list[dict]], *, skips_removed: bool) -> tuple[pd.DataFrame, str]:
+    """The evaluation table for display (translated headers) and as CSV (plain keys)."""
+    records = []
+    for twin, rows in rows_by_twin.items():
+        for row in rows:
+            records.append({"twin": twin, **{k: row.get(k) for k in A.TABLE_COLUMNS}})
+    raw = pd.DataFrame.from_records(records)
+    shown = pd.DataFrame({
+        _("Method"): [_(RANDOM_LABEL) if m == A.RANDOM else m for m in raw["method"]],
+        _("Twin"): [twin_label(t, pretrained_imagenet=skips_removed) for t in raw["twin"]],
+        _("Images"): raw["images"],
+        _("Peak on the object"): raw["pointing_game"],
+        _("Heat on the object"): raw["mass_inside"],
+        _("Object's share of the image"): raw["object_share"],
+        _("Deletion AUC (lower is better)"): raw["deletion_auc"],
+        _("Insertion AUC (higher is better)"): raw["insertion_auc"],
+    })
+    return shown, raw.to_csv(index=False, float_format="%.4f")
+
+
+def show_table(rows_by_twin, *, skips_removed: bool, file_name: str, key: str) -> None:
+    shown, csv = table_frame(rows_by_twin, skips_removed=skips_removed)
+    percent = st.column_config.NumberColumn(format="percent")
+    number = st.column_config.NumberColumn(format="%.3f")
+    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        _("Peak on the object"): percent, _("Heat on the object"): percent, _("Object's share of the image"): percent,
+        _("Deletion AUC (lower is better)"): number, _("Insertion AUC (higher is better)"): number})
+    st.download_button(_("Download the table (CSV)"), csv, file_name=file_name, mime="text/csv", key=key)
+
+
+def pointing_summary(rows_by_twin: dict[str, list[dict]], default_layer: str, *, skips_removed: bool) -> str:
+    """Plain words from the measured numbers: how often each twin's Grad-CAM points at the object, and the best."""
+    lines = []
+    for twin, rows in rows_by_twin.items():
+        by = {r["method"]: r for r in rows if r.get("pointing_game") is not None}
+        if "Grad-CAM" not in by or A.RANDOM not in by:
+            continue
+        best = max((r for r in by.values() if r["method"] != A.RANDOM), key=lambda r: r["pointing_game"])
+        n = by["Grad-CAM"]["images"]
+        margin = 1.96 * np.sqrt(0.25 / n)
+        lines.append(_("- **{twin}**: Grad-CAM at {layer} peaks on the object in {cam:.0%} of {n} test images; "
+                       "the best here is {best} with {best_rate:.0%} (a random map: {rnd:.0%}, the object covers "
+                       "{share:.0%} of the image). Rates are within about ±{margin:.0%}.").format(
+            twin=twin_label(twin, pretrained_imagenet=skips_removed), layer=default_layer,
+            cam=by["Grad-CAM"]["pointing_game"], n=n, best=best["method"], best_rate=best["pointing_game"],
+            rnd=by[A.RANDOM]["pointing_game"], share=by[A.RANDOM]["object_share"], margin=margin))
+    return "\n".join(lines)
+
+
+# --- model and image --------------------------------------------------------------------------------------------
 options = available_sources()
-source = st.selectbox("Model", options, format_func=source_label,
-                      help="The bundled twins work offline. ImageNet weights are downloaded once.", key="explain-model")
+source = st.selectbox(_("Model"), options, format_func=source_label,
+                      help=_("The bundled twins work offline. ImageNet weights are downloaded once."),
+                      key="explain-model")
 imagenet = source in ("resnet18", "resnet50")
 if imagenet and not ensure_imagenet(source):
     st.stop()
 resnet, plain, info = twins_for(source)
+models = {"resnet": resnet, "plain": plain}
 skips_removed = imagenet or bool(info.get("plain_is_resnet_without_skips"))
 
 try:
     picked = pick_image(source)
 except ImageError as exc:
-    st.error(f"This image can't be explained: {exc}", icon=":material/broken_image:")
+    st.error(_("This image can't be explained: {reason}").format(reason=exc), icon=":material/broken_image:")
     st.stop()
 if picked is None:
     st.stop()
 image, mask, true_label = picked
 
 if source.startswith("shapes") and true_label is None:
-    st.warning("The bundled twins know only eight shapes (" + ", ".join(rv.SHAPE_CLASSES) + "), so their "
-               "answers on a photo are guesses. Pick an ImageNet model to explain photos.", icon=":material/info:")
+    st.warning(_("The bundled twins know only eight shapes ({classes}), so their answers on a photo are guesses. "
+                 "Pick an ImageNet model to explain photos.").format(classes=", ".join(rv.SHAPE_CLASSES)),
+               icon=":material/info:")
 
+methods = st.multiselect(_("Methods"), list(rv.ATTRIBUTION_METHODS), default=[A.DEFAULT_METHOD], key="explain-methods",
+                         help=_(METHOD_HELP)) or [A.DEFAULT_METHOD]
 c1, c2, c3 = st.columns([1, 1, 1])
-layer = c1.selectbox("Stage", resnet.stage_names, index=len(resnet.stage_names) - 1, key="explain-stage",
-                     help="Later stages see larger, more semantic regions; earlier stages give finer maps.")
-alpha = c3.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="explain-opacity")
+layer = c1.selectbox(_("Stage"), resnet.stage_names, index=len(resnet.stage_names) - 1, key="explain-stage",
+                     help=_("Used by Grad-CAM and Guided Grad-CAM. Later stages see larger, more semantic regions; "
+                            "earlier stages give finer maps."))
+alpha = c3.slider(_("Heatmap opacity"), 0.0, 1.0, 0.5, 0.05, key="explain-opacity")
+smoothgrad = False
+if "Integrated Gradients" in methods:
+    smoothgrad = st.toggle(_("SmoothGrad for Integrated Gradients"), key="explain-smoothgrad",
+                           help=_("Average Integrated Gradients over 8 noisy copies of the image (captum's "
+                                  "NoiseTunnel): smoother maps, 8 times the work."))
+if any(m in A.EXPENSIVE for m in methods) and not source.startswith("shapes"):
+    st.caption(_("Occlusion and Integrated Gradients run the network hundreds of times: on an ImageNet model "
+                 "expect several seconds per map."))
 
 image_key = hashlib.sha1(np.asarray(image).tobytes()).hexdigest()
 model_key = session_models().cache_key(source)
 status = st.empty()
-with explain_slots().hold(on_wait=wait_message(status, "explanations")), st.spinner("Explaining…"):
-    top = {twin: cached_explain(source, twin, image_key, image, layer, None, model_key) for twin in ("resnet", "plain")}
+with explain_slots().hold(on_wait=wait_message(status, _("explanations"))), st.spinner(_("Explaining…")):
+    top = {twin: cached_explain(source, twin, image_key, image, layer, None, model_key) for twin in TWINS}
 status.empty()
 candidates = list(dict.fromkeys([*map(int, top["resnet"].indices), *map(int, top["plain"].indices)]))
 names = dict(zip(map(int, top["resnet"].indices), top["resnet"].labels)) | \
@@ -105,46 +226,196 @@ names = dict(zip(map(int, top["resnet"].indices), top["resnet"].labels)) | \
 by_label = {}
 for cid in candidates:  # ImageNet repeats a few names ("crane"): keep labels unique
     by_label[names[cid] if names[cid] not in by_label else f"{names[cid]} (#{cid})"] = cid
-chosen = by_label[c2.selectbox("Class to explain", list(by_label), key="explain-class",
-                               help="Any class in either twin's top 5; both heatmaps explain the same class.")]
+chosen = by_label[c2.selectbox(_("Class to explain"), list(by_label), key="explain-class",
+                               help=_("Any class in either twin's top 5; every map explains the same class."))]
 
 if true_label is not None:
-    st.caption(f"True class: **{true_label}**. The white outline marks the object.")
+    st.caption(_("True class: **{label}**. The white outline marks the object.").format(label=true_label))
+
+# --- the maps: rows = methods, columns = twins ---------------------------------------------------------------------
+maps: dict[tuple[str, str], np.ndarray] = {}
+todo = [(m, t) for m in methods for t in TWINS]
+progress = st.empty()
+with explain_slots().hold(on_wait=wait_message(status, _("explanations"))):
+    for done, (method, twin) in enumerate(todo):
+        if method == A.DEFAULT_METHOD and chosen in top[twin].indices:
+            maps[(method, twin)] = top[twin].heatmaps[list(top[twin].indices).index(chosen)]
+            continue
+        if method in A.EXPENSIVE or len(todo) > 2:
+            progress.progress(done / len(todo), text=_("Computing {method} for the {twin} ({done} of {total})…").format(
+                method=method, twin=twin_label(twin, pretrained_imagenet=skips_removed), done=done + 1,
+                total=len(todo)))
+        if method == A.DEFAULT_METHOD:
+            maps[(method, twin)] = cached_explain(source, twin, image_key, image, layer, (chosen,),
+                                                  model_key).heatmaps[0]
+        else:
+            maps[(method, twin)] = cached_attribute(source, twin, image_key, image, method, chosen,
+                                                    options_for(method, layer, smoothgrad), model_key)
+status.empty()
+progress.empty()
+
+header = st.columns(2)
+for column, twin in zip(header, TWINS):
+    column.subheader(twin_label(twin, pretrained_imagenet=skips_removed))
+for method in methods:
+    columns = st.columns(2)
+    for column, twin in zip(columns, TWINS):
+        heatmap = maps[(method, twin)]
+        with column:
+            picture = overlay(image, for_display(heatmap, pixel_method=method not in A.LAYER_METHODS), alpha=alpha,
+                              mask=mask)
+            st.image(picture, caption=map_caption(method, names[chosen], layer, smoothgrad), width="stretch",
+                     output_format="PNG")
+            if heatmap.max() == 0:
+                st.caption(_("No positive evidence for this class here: the map is empty."))
+            if mask is not None:
+                score = rv.localisation(heatmap, mask)
+                m1, m2 = st.columns(2)
+                m1.metric(_("Heat on the object"), f"{score['mass_inside']:.0%}",
+                          help=_("Share of the map's mass inside the object, which covers {share:.0%} of the image. "
+                                 "A map that ignored the object would score about that.").format(
+                              share=score["object_share"]))
+                m2.metric(_("Peak on the object"), _("yes") if score["peak_inside"] else _("no"))
+            slug = method.lower().replace(" ", "-")
+            st.download_button(_("Download overlay (PNG)"), png_bytes(picture),
+                               file_name=f"{slug}-{twin}{'-' + layer if method in LAYERED else ''}.png",
+                               mime="image/png", key=f"dl-{slug}-{twin}")
 
 columns = st.columns(2)
-for column, twin, model in zip(columns, ("resnet", "plain"), (resnet, plain)):
-    exp = top[twin]
-    if chosen in exp.indices:
-        heatmap = exp.heatmaps[list(exp.indices).index(chosen)]
-    else:
-        with explain_slots().hold():
-            heatmap = cached_explain(source, twin, image_key, image, layer, (chosen,), model_key).heatmaps[0]
-    with column:
-        st.subheader(twin_label(twin, pretrained_imagenet=skips_removed))
-        picture = overlay(image, heatmap, alpha=alpha, mask=mask)
-        st.image(picture, caption=f"Grad-CAM for '{names[chosen]}' at {layer}", width="stretch", output_format="PNG")
-        if heatmap.max() == 0:
-            st.caption("No positive evidence for this class at this stage: the map is empty.")
-        if mask is not None:
-            score = rv.localisation(heatmap, mask)
-            m1, m2 = st.columns(2)
-            m1.metric("Heat on the object", f"{score['mass_inside']:.0%}",
-                      help=f"Share of the heatmap's mass inside the object, which covers "
-                           f"{score['object_share']:.0%} of the image. A map that ignored the object would "
-                           f"score about that.")
-            m2.metric("Peak on the object", "yes" if score["peak_inside"] else "no")
-        st.plotly_chart(topk_figure(exp, twin, highlight=chosen), width="stretch", key=f"topk-{twin}")
-        st.download_button("Download overlay (PNG)", png_bytes(picture), file_name=f"gradcam-{twin}-{layer}.png",
-                           mime="image/png", key=f"dl-{twin}")
+for column, twin in zip(columns, TWINS):
+    column.plotly_chart(topk_figure(top[twin], twin, highlight=chosen), width="stretch", key=f"topk-{twin}")
 
-with st.expander("How to read this"):
+with st.expander(_("How to read this")):
     st.markdown(
-        "- Both twins started from the **same weights**; " + (
-            "the plain twin here is the trained ResNet with its skip connections removed, so it shows "
-            "how much the trained network relies on them (it usually falls apart)." if skips_removed else
-            "each was then trained with the same recipe and batches, so differences come from the skips.") +
-        "\n- Grad-CAM is computed at the chosen stage (Selvaraju et al. 2017): the gradient of the class score, "
-        "averaged over the stage's feature map, weighs each channel. Maps are scaled so their peak is 1; "
-        "they show *where* evidence is, not how confident the model is (see the bars)."
-        "\n- A heatmap is an explanation of one model on one image, not proof of what it has learned in general."
+        _("- Both twins started from the **same weights**; ") + (
+            _("the plain twin here is the trained ResNet with its skip connections removed, so it shows how much "
+              "the trained network relies on them (it usually falls apart).") if skips_removed else
+            _("each was then trained with the same recipe and batches, so differences come from the skips.")) +
+        "\n" + _("- Grad-CAM is computed at the chosen stage (Selvaraju et al. 2017): the gradient of the class "
+                 "score, averaged over the stage's feature map, weighs each channel. Maps are scaled so their peak "
+                 "is 1; they show *where* evidence is, not how confident the model is (see the bars).") +
+        "\n" + _("- Pixel-level methods (all but Grad-CAM and Occlusion) give speckled maps; they are shown with "
+                 "their top 1% of pixels at full colour.") +
+        "\n" + _("- A heatmap is an explanation of one model on one image, not proof of what it has learned in "
+                 "general.")
     )
+
+# --- how faithful is each map ----------------------------------------------------------------------------------------
+st.header(_("How faithful is each map?"))
+st.markdown(_(
+    "A map is useful only if it marks what the model actually uses. Four measures, on images whose object is "
+    "known: **peak on the object** (the pointing game: is the map's maximum inside the object?), **heat on the "
+    "object** (the share of the map inside it), and the **deletion** and **insertion** curves (Petsiuk et al. "
+    "2018): remove the most important pixels first and watch the class's probability fall (a small area is "
+    "good), or reveal them first on a blurred image and watch it rise (a large area is good). A map of random "
+    "noise is the baseline every method must beat."))
+precomputed = cached_precomputed(source) if source in rv.list_bundled() else None
+if precomputed is not None:
+    rows_by_twin = {t: precomputed["twins"][t]["rows"] for t in TWINS if "rows" in precomputed["twins"].get(t, {})}
+    st.caption(_("Measured on {n} fresh test images of the shapes set (never seen in training), explaining the true "
+                 "class; Grad-CAM at the last stage unless a stage is named. Regenerate with `{command}`.").format(
+        n=precomputed["images"], command=precomputed["command"]))
+    show_table(rows_by_twin, skips_removed=skips_removed, file_name=f"attributions-{source}.csv",
+               key="dl-table")
+    st.markdown(pointing_summary(rows_by_twin, resnet.default_layer, skips_removed=skips_removed))
+    shown_methods = methods + [r["method"] for r in rows_by_twin.get("resnet", []) if r["method"].startswith("Grad-CAM (")
+                               and "Grad-CAM" in methods]
+    st.plotly_chart(perturbation_figure(rows_by_twin, shown_methods), width="stretch", key="curves-precomputed")
+
+live_key = ("evaluation", source, model_key, image_key, chosen, tuple(methods), layer, smoothgrad)
+shapes_checkpoint = (not source.startswith("shapes") and not imagenet
+                     and list(resnet.class_names or []) == rv.SHAPE_CLASSES)
+label = (_("Evaluate the chosen methods on {n} shapes test images").format(n=LIVE_SHAPES_IMAGES)
+         if shapes_checkpoint else _("Measure the chosen methods on this image"))
+if st.button(label, key="explain-evaluate",
+             help=_("Computed now for your model and image: deletion and insertion curves, and the object measures "
+                    "where the object is known.")):
+    bar = st.progress(0.0, text=_("Measuring…"))
+    if shapes_checkpoint:
+        x_eval, y_eval, m_eval = rv.make_shapes(LIVE_SHAPES_IMAGES, seed=TEST_SEED)
+    specs = [(m, m, dict(options_for(m, layer, smoothgrad))) for m in methods]
+    result = {}
+    with explain_slots().hold(on_wait=wait_message(status, _("explanations"))):
+        for i, twin in enumerate(TWINS):
+            def report(done, total, i=i):
+                bar.progress((i + done / total) / 2, text=_("Measuring… {done} of {total} maps for the {twin}").format(
+                    done=done, total=total, twin=twin_label(TWINS[i], pretrained_imagenet=skips_removed)))
+            if shapes_checkpoint:
+                result[twin] = A.evaluate_attributions(models[twin], x_eval, y_eval, m_eval, methods=specs,
+                                                       on_progress=report)
+            else:
+                result[twin] = A.evaluate_image(models[twin], image, chosen, mask=mask, methods=specs,
+                                                on_progress=report)
+    bar.empty()
+    st.session_state["explain-live-evaluation"] = (live_key, result)
+stored = st.session_state.get("explain-live-evaluation")
+if stored and stored[0] == live_key:
+    st.subheader(_("Measured now") if shapes_checkpoint else _("Measured on this image"))
+    show_table(stored[1], skips_removed=skips_removed, file_name="attributions-live.csv", key="dl-table-live")
+    st.plotly_chart(perturbation_figure(stored[1], methods), width="stretch", key="curves-live")
+
+# --- sanity check ----------------------------------------------------------------------------------------------------
+st.header(_("Sanity check: does the map depend on the model?"))
+st.markdown(_(
+    "Adebayo et al. (2018) destroyed a trained network's weights layer by layer, from the output down to the input, "
+    "and watched the maps. A map that **explains the model** must change as its weights become random. A map that "
+    "**barely changes** shows the image's edges, not what the model learned: such a method fails the check. The "
+    "paper found that Guided Backprop and Guided Grad-CAM fail, while the plain gradient (Saliency) and Grad-CAM "
+    "pass. Similarity is measured as the rank correlation of the absolute maps (Spearman) and as SSIM: both are 1 "
+    "for the original map."))
+if precomputed is not None:
+    sanity = {t: precomputed["twins"][t]["sanity"] for t in TWINS if "sanity" in precomputed["twins"].get(t, {})}
+    st.caption(_("Mean over {n} test images for the selected methods; ours below is for your image.").format(
+        n=precomputed["sanity_images"]))
+    st.plotly_chart(sanity_figure(sanity, methods), width="stretch", key="sanity-precomputed")
+    verdicts = []
+    for method in methods:
+        for twin in TWINS:
+            curve = sanity.get(twin, {}).get(method)
+            if curve is None or len(curve["spearman"]) < 2:
+                continue
+            head, last = curve["spearman"][1], curve["spearman"][-1]
+            if head >= 0.8:
+                verdict = _("**fails**: the map barely notices that the head's weights are random")
+            elif last <= 0.25:
+                verdict = _("**passes**: the map changes as soon as the weights are random")
+            else:
+                verdict = _("**partly passes**: the map changes, but keeps part of the image's structure")
+            verdicts.append(_("- {method}, {twin}: {verdict} (rank correlation {head:.2f} after the head is "
+                              "randomised, {last:.2f} once every layer is).").format(
+                method=method, twin=twin_label(twin, pretrained_imagenet=skips_removed), verdict=verdict,
+                head=head, last=last))
+    st.markdown("\n".join(verdicts))
+
+sanity_key = ("sanity", source, model_key, image_key, chosen, tuple(methods), layer, smoothgrad)
+if st.button(_("Run the sanity check on this image"), key="explain-sanity",
+             help=_("Randomises a private copy of each twin, layer by layer; the shared models are not touched.")):
+    bar = st.progress(0.0, text=_("Randomising…"))
+    granularity = A.granularity_for(resnet)
+    jobs = [(m, t) for m in methods for t in TWINS]
+    result = {}
+    with explain_slots().hold(on_wait=wait_message(status, _("explanations"))):
+        for j, (method, twin) in enumerate(jobs):
+            def report(done, total, j=j, method=method):
+                bar.progress((j + done / total) / len(jobs), text=_("Sanity check: {method}, step {done} of {total}").format(
+                    method=method, done=done, total=total))
+            result[(method, twin)] = A.sanity_check(models[twin], image, method=method, target=chosen,
+                                                    granularity=granularity, on_step=report,
+                                                    **dict(options_for(method, layer, smoothgrad)))
+    bar.empty()
+    st.session_state["explain-sanity-result"] = (sanity_key, result)
+stored = st.session_state.get("explain-sanity-result")
+if stored and stored[0] == sanity_key:
+    result = stored[1]
+    curves = {t: {m: {"layers": [s.layer for s in result[(m, t)]], "spearman": [s.spearman for s in result[(m, t)]],
+                      "ssim": [s.ssim for s in result[(m, t)]]} for m in methods} for t in TWINS}
+    st.plotly_chart(sanity_figure(curves, methods), width="stretch", key="sanity-live")
+    for method in methods:
+        for twin in TWINS:
+            steps = result[(method, twin)]
+            st.markdown(f"**{method} · {twin_label(twin, pretrained_imagenet=skips_removed)}**")
+            cells = st.columns(len(steps))
+            for cell, step in zip(cells, steps):
+                cell.image(thumbnail(image, for_display(step.map, pixel_method=method not in A.LAYER_METHODS), alpha),
+                           caption=(_("original") if step.layer == "original" else step.layer) +
+                           f" · ρ {step.spearman:.2f}", width="stretch")

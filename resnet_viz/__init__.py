@@ -4,6 +4,7 @@ A ResNet next to its plain twin (same weights, no skip connections): Grad-CAM,
 gradient norms, residual-vs-identity probes and training races. No Streamlit
 needed; every plotting function returns a plotly figure.
 """
+from .attribution import ATTRIBUTION_METHODS, Attribution, attribute, evaluate_attributions, sanity_check
 from .bundled import list_bundled, load_bundled, sample_images
 from .checkpoints import load_checkpoint, save_twins
 from .data import SHAPE_CLASSES, make_shapes
@@ -29,4 +30,5 @@ __all__ = [
     "block_contributions", "gradient_split", "lesion_accuracies", "path_length_distribution",
     "random_deletion_accuracies", "load_checkpoint", "save_twins", "Slots",
     "LandscapeCancelled", "Surface", "loss_line", "loss_surface", "record_path", "twin_surfaces",
+    "ATTRIBUTION_METHODS", "Attribution", "attribute", "evaluate_attributions", "sanity_check",
 ]

@@ -13,6 +13,17 @@ def _train_bundled(args: argparse.Namespace) -> int:
     return 0
 
 
+def _attributions(args: argparse.Namespace) -> int:
+    from .attribution import precompute_bundled
+    from .bundled import list_bundled
+
+    for name in args.names or list_bundled():
+        path = precompute_bundled(name, twins=args.twins, images=args.images, sanity_images=args.sanity_images,
+                                  parts=args.parts)
+        print(f"wrote {path}")
+    return 0
+
+
 def _race(args: argparse.Namespace) -> int:
     from .race import DatasetUnavailable, RaceConfig, quick_recipe, race_to_json, run_race, summary, thin_history
     from .training import Recipe
@@ -86,6 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--monitor-every", type=int, default=0, metavar="N",
                    help="print test accuracy and the mean lesion drop every N steps")
     p.set_defaults(func=_train_bundled)
+
+    a = sub.add_parser("attributions", help="regenerate the Explain page's precomputed attribution tables",
+                       description="Evaluate every attribution method (pointing game, mass inside the object, "
+                                   "deletion and insertion curves, sanity-check curves) on fresh shapes test images "
+                                   "for the bundled twins and write resnet_viz/assets/attributions/<name>.json.")
+    a.add_argument("names", nargs="*", help="which bundled models (default: all)")
+    a.add_argument("--twins", nargs="+", choices=["resnet", "plain"], default=["resnet", "plain"],
+                   help="which twins to (re)compute; the others stay as they are in the file")
+    a.add_argument("--images", type=int, default=200, help="test images to evaluate on (default 200)")
+    a.add_argument("--sanity-images", type=int, default=16, help="images for the mean sanity curves (default 16)")
+    a.add_argument("--parts", nargs="+", choices=["evaluation", "sanity"], default=["evaluation", "sanity"],
+                   help="which parts to (re)compute (default both)")
+    a.set_defaults(func=_attributions)
 
     r = sub.add_parser("race", help="train ResNets and plain twins side by side and write the race as JSON",
                        description="Train ResNets and their plain twins of several depths on one data set with "

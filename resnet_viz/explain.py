@@ -8,7 +8,9 @@ registered, so many threads can explain with one shared model at once.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -19,6 +21,22 @@ from .imaging import image_to_tensor
 from .locks import model_lock
 from .models import TwinNet
 from .training import eval_mode
+
+
+@contextmanager
+def read_only(model: TwinNet) -> Iterator[TwinNet]:
+    """``model`` in eval mode for a probe that only reads it (no hooks, no weight gradients).
+
+    Many threads may hold it at once. A model left in training mode is switched to eval
+    under its exclusive lock for the block (BatchNorm must not update its statistics).
+    """
+    lock = model_lock(model)
+    with lock.shared():  # no writer holds the model now, so its mode is its own
+        if not model.training:
+            yield model
+            return
+    with lock.exclusive(), eval_mode(model):
+        yield model
 
 
 @dataclass
@@ -38,11 +56,12 @@ class Explanation:
 
 
 def grad_cam(model: TwinNet, x: torch.Tensor, class_ids: list[int] | None = None, *, topk: int = 5,
-             layer: str | None = None, out_size: tuple[int, int] | None = None):
+             layer: str | None = None, out_size: tuple[int, int] | None = None, upsample: bool = True):
     """Low-level Grad-CAM on a normalised 1 x C x H x W tensor.
 
     Returns ``(logits, class_ids, cams)``; ``cams`` is k x h x w (ReLU'd,
-    bilinearly upsampled to ``out_size`` or the input's size, not rescaled).
+    bilinearly upsampled to ``out_size`` or the input's size, not rescaled;
+    at the layer's own resolution when ``upsample`` is False).
     """
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"expected a 1 x C x H x W tensor, got shape {tuple(x.shape)}")
@@ -69,6 +88,8 @@ def grad_cam(model: TwinNet, x: torch.Tensor, class_ids: list[int] | None = None
         grads = torch.autograd.grad(scores, act, grad_outputs=one_hot, is_grads_batched=True)[0][:, 0]
     weights = grads.mean(dim=(2, 3), keepdim=True)  # k x C x 1 x 1
     cams = F.relu((weights * act.detach()).sum(dim=1, keepdim=True))  # k x 1 x h x w
+    if not upsample:
+        return logits.detach(), class_ids, cams[:, 0].detach()
     size = out_size or tuple(x.shape[-2:])
     cams = F.interpolate(cams, size=size, mode="bilinear", align_corners=False)[:, 0]
     return logits.detach(), class_ids, cams.detach()
@@ -93,15 +114,8 @@ def explain(model: TwinNet, image: Image.Image | torch.Tensor, *, topk: int = 5,
     if not 1 <= topk:
         raise ValueError("topk must be at least 1")
 
-    lock = model_lock(model)
-    result = None
-    with lock.shared():  # no writer holds the model now, so its mode is its own
-        if not model.training:
-            result = grad_cam(model, x, class_ids, topk=topk, layer=layer, out_size=out_size)
-    if result is None:  # training mode: BatchNorm must not update statistics, so switch to eval for a moment
-        with lock.exclusive(), eval_mode(model):
-            result = grad_cam(model, x, class_ids, topk=topk, layer=layer, out_size=out_size)
-    logits, ids, cams = result
+    with read_only(model):
+        logits, ids, cams = grad_cam(model, x, class_ids, topk=topk, layer=layer, out_size=out_size)
 
     probs = torch.softmax(logits[0].float(), dim=0)[ids].cpu().numpy()
     cams = cams.float()

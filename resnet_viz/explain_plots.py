@@ -1,14 +1,23 @@
-"""Pictures of explanations: heatmap overlays and top-k charts."""
+"""Pictures of explanations: heatmap overlays, top-k charts, sanity-check and deletion/insertion curves."""
 from __future__ import annotations
 
 import io
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 from PIL import Image
 
 from .explain import Explanation
-from .style import COLORS, LABELS, base_layout
+from .i18n import N_, _
+from .style import COLORS, DASH, apply_template, base_layout
+
+# One colour per attribution method in curve charts; the twins differ by dash (ResNet solid, plain dashed).
+METHOD_COLORS = {"Grad-CAM": "#1f77b4", "Saliency": "#2ca02c", "Integrated Gradients": "#9467bd",
+                 "Gradient SHAP": "#8c564b", "DeepLift": "#e377c2", "Guided Backprop": "#d62728",
+                 "Guided Grad-CAM": "#bcbd22", "Occlusion": "#17becf", "Random": "#7f7f7f"}
+RANDOM_LABEL = N_("Random")  # the random baseline's row
+TWIN_NAMES = {"resnet": N_("ResNet"), "plain": N_("Plain twin")}
 
 # Anchor colours of a perceptually ordered dark-blue -> yellow -> red map.
 _ANCHORS = np.array([[48, 18, 59], [70, 117, 237], [27, 207, 212], [97, 252, 108], [210, 233, 53],
@@ -69,7 +78,85 @@ def topk_figure(exp: Explanation, twin: str, *, highlight: int | None = None) ->
     fig = go.Figure(go.Bar(x=exp.probs[::-1], y=exp.labels[::-1], orientation="h", marker_color=colors[::-1],
                            text=[f"{p:.1%}" for p in exp.probs[::-1]], textposition="auto",
                            hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
-    base_layout(fig, title=f"{LABELS[twin]}: top-{len(exp.indices)}", x="probability", y="", height=260)
+    base_layout(fig, title=_("{twin}: top-{k}").format(twin=_(TWIN_NAMES[twin]), k=len(exp.indices)),
+                x=_("probability"), y="", height=260)
     fig.update_xaxes(range=[0, 1], tickformat=".0%")
     fig.update_layout(showlegend=False, margin=dict(l=110, r=20, t=40, b=40))
+    return fig
+
+
+def for_display(heatmap: np.ndarray, *, pixel_method: bool, percentile: float = 99.0) -> np.ndarray:
+    """Pixel-level maps are sparse: stretch them so the top percent is full colour (ranking unchanged)."""
+    if not pixel_method:
+        return heatmap
+    top = float(np.percentile(heatmap, percentile))
+    return np.clip(heatmap / top, 0, 1) if top > 0 else heatmap
+
+
+def _method_color(name: str) -> str:
+    return METHOD_COLORS.get(name, METHOD_COLORS.get(name.split(" (")[0], "#444444"))
+
+
+def _legend(method: str, twin: str) -> str:
+    return f"{_(RANDOM_LABEL) if method == 'Random' else method} · {_(TWIN_NAMES[twin])}"
+
+
+def perturbation_figure(rows_by_twin: dict[str, list[dict]], methods: list[str] | None = None) -> go.Figure:
+    """Mean deletion and insertion curves (Petsiuk et al. 2018) per method and twin.
+
+    ``rows_by_twin`` maps "resnet"/"plain" to rows of :func:`resnet_viz.evaluate_attributions`;
+    ``methods`` picks rows by name (default all). The random baseline is always drawn.
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(_("Deletion: most important pixels removed first (lower is better)"),
+                                                        _("Insertion: most important pixels revealed first (higher is better)")))
+    for twin, rows in rows_by_twin.items():
+        for row in rows:
+            name = row["method"]
+            if methods is not None and name not in methods and name != "Random":
+                continue
+            color = _method_color(name)
+            for col, key in ((1, "deletion_curve"), (2, "insertion_curve")):
+                curve = row[key]
+                xs = np.linspace(0, 1, len(curve))
+                fig.add_trace(go.Scatter(
+                    x=xs, y=curve, mode="lines", name=_legend(name, twin), legendgroup=f"{name}-{twin}",
+                    showlegend=col == 1, line=dict(color=color, dash="dot" if name == "Random" else DASH[twin],
+                                                   width=2.5 if twin == "resnet" else 2),
+                    hovertemplate=_("{name}: {p} of pixels, probability {q}").format(
+                        name=_legend(name, twin), p="%{x:.0%}", q="%{y:.2f}") + "<extra></extra>"), row=1, col=col)
+    apply_template(fig)
+    fig.update_layout(height=460, margin=dict(l=60, r=20, t=60, b=60),
+                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
+    fig.update_xaxes(title_text=_("share of pixels"), tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(title_text=_("probability of the class"), range=[0, 1.02])
+    fig.update_annotations(font_size=13)
+    return fig
+
+
+def sanity_figure(curves_by_twin: dict[str, dict[str, dict]], methods: list[str] | None = None) -> go.Figure:
+    """Similarity of each method's map to the trained model's map as weights are randomised, head first.
+
+    ``curves_by_twin`` maps "resnet"/"plain" to ``{method: {"layers", "spearman", "ssim"}}``
+    (one sanity check, or means over images).
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(_("Rank correlation (Spearman, absolute values)"),
+                                                        _("Structural similarity (SSIM)")))
+    for twin, curves in curves_by_twin.items():
+        for method, curve in curves.items():
+            if methods is not None and method not in methods:
+                continue
+            layers = [_("original") if layer == "original" else layer for layer in curve["layers"]]
+            for col, key in ((1, "spearman"), (2, "ssim")):
+                fig.add_trace(go.Scatter(
+                    x=layers, y=curve[key], mode="lines+markers", name=_legend(method, twin),
+                    legendgroup=f"{method}-{twin}", showlegend=col == 1,
+                    line=dict(color=_method_color(method), dash=DASH[twin]),
+                    hovertemplate=_("{name}: randomised down to {layer}, similarity {value}").format(
+                        name=_legend(method, twin), layer="%{x}", value="%{y:.2f}") + "<extra></extra>"), row=1, col=col)
+    apply_template(fig)
+    fig.update_layout(height=480, margin=dict(l=60, r=20, t=60, b=60),
+                      legend=dict(orientation="h", yanchor="top", y=-0.38, x=0))
+    fig.update_xaxes(title_text=_("weights randomised from the head down to"))
+    fig.update_yaxes(title_text=_("similarity to the original map"), range=[-0.3, 1.05])
+    fig.update_annotations(font_size=13)
     return fig

@@ -28,10 +28,12 @@ def _upload(at: AppTest, name: str, data: bytes, mime: str = "image/png") -> App
 def test_default_view_explains_a_shapes_sample_with_both_twins():
     at = _explain_page()
     assert [s.value for s in at.subheader][:2] == ["ResNet", "Plain twin"]
-    assert len(at.get("plotly_chart")) == 2
+    # top-k bars of each twin, the precomputed deletion/insertion curves and sanity curves
+    assert len(at.get("plotly_chart")) == 2 + 2
     assert len(at.metric) == 4  # heat on the object and peak, for each twin
     assert "True class" in at.caption[0].value or any("True class" in c.value for c in at.caption)
-    assert len(at.get("download_button")) == 2
+    assert len(at.get("download_button")) == 2 + 1  # each map's PNG and the evaluation table's CSV
+    assert at.multiselect(key="explain-methods").value == ["Grad-CAM"]  # our Grad-CAM stays the default
 
 
 def test_stage_and_class_controls_rerun_without_errors():
@@ -51,7 +53,7 @@ def test_upload_then_hostile_files_then_recovery():
     at = _explain_page()
     name, data, _ = good_files()["jpeg"]
     _upload(at, name, data, "image/jpeg")
-    assert not at.exception and len(at.get("plotly_chart")) == 2
+    assert not at.exception and len(at.get("plotly_chart")) == 2 + 2
     assert any("eight shapes" in w.value for w in at.warning)
     for name, data in bad_files().values():
         at.file_uploader[0].set_value((name, data, "image/png")).run()
@@ -60,7 +62,7 @@ def test_upload_then_hostile_files_then_recovery():
         assert not at.get("plotly_chart"), name
     name, data, _ = good_files()["exif-rotated"]
     at.file_uploader[0].set_value((name, data, "image/jpeg")).run()
-    assert not at.exception and not at.error and len(at.get("plotly_chart")) == 2
+    assert not at.exception and not at.error and len(at.get("plotly_chart")) == 2 + 2
 
 
 @pytest.mark.browser
@@ -72,6 +74,6 @@ def test_browser_upload_shows_both_heatmaps(page, app_url):
     page.get_by_text("Download overlay (PNG)").first.wait_for()
     # Plotly draws asynchronously: wait for both charts rather than sleeping.
     expect(page.locator("[data-testid=stImage] img")).to_have_count(2, timeout=60_000)
-    expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)
-    assert page.get_by_text("Plain twin", exact=True).is_visible()
+    expect(page.locator(".js-plotly-plot")).to_have_count(2 + 2, timeout=60_000)  # top-k bars, faithfulness and sanity curves
+    assert page.get_by_text("Plain twin", exact=True).first.is_visible()
     screenshot(page, "explain-upload")

@@ -1,0 +1,121 @@
+"""The Explain page's attribution methods, faithfulness table and sanity check (AppTest and the browser)."""
+import os
+
+import pytest
+from playwright.sync_api import expect
+from streamlit.testing.v1 import AppTest
+
+from conftest import screenshot
+
+import resnet_viz as rv
+
+APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
+
+
+def _explain_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("pages/explain.py")
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _captions(at):
+    return [c for img in at.get("image") for c in img.captions]
+
+
+def test_every_method_in_a_grid_of_methods_by_twins_with_downloads():
+    at = _explain_page()
+    methods = list(rv.ATTRIBUTION_METHODS)
+    at.multiselect(key="explain-methods").set_value(methods).run()
+    assert not at.exception and not at.error
+    captions = _captions(at)
+    assert len(captions) == 2 * len(methods)
+    for i, method in enumerate(methods):  # rows = methods, columns = twins
+        assert captions[2 * i].startswith(f"{method} for") and captions[2 * i + 1].startswith(f"{method} for")
+    assert len(at.metric) == 4 * len(methods)
+    downloads = at.get("download_button")
+    assert len(downloads) == 2 * len(methods) + 1
+    # the faithfulness table lists every method and the random baseline for both twins
+    table = at.dataframe[0].value
+    assert len(table) == 2 * (len(methods) + 3)  # + Grad-CAM at layer2 and layer1, + Random
+    assert {"Random"} | set(methods) <= set(table.iloc[:, 0])
+    # switching class and stage keeps every row
+    at.selectbox(key="explain-stage").set_value("layer2").run()
+    classes = at.selectbox(key="explain-class")
+    classes.select_index(len(classes.options) - 1).run()
+    assert not at.exception and len(_captions(at)) == 2 * len(methods)
+    assert "at layer2" in _captions(at)[0]
+    at.toggle(key="explain-smoothgrad").set_value(True).run()
+    assert not at.exception and any("(SmoothGrad)" in c for c in _captions(at))
+
+
+def test_sanity_check_and_live_measurement_on_this_image():
+    at = _explain_page()
+    at.multiselect(key="explain-methods").set_value(["Grad-CAM", "Guided Backprop"]).run()
+    at.button(key="explain-sanity").click().run()
+    assert not at.exception
+    # strip: original + head + 9 blocks + stem for each method and twin, below the maps
+    captions = _captions(at)
+    strips = [c for c in captions if " · ρ " in c]
+    assert len(strips) == 2 * 2 * 12 and strips[0].startswith("original · ρ 1.00")
+    assert len(at.get("plotly_chart")) == 2 + 2 + 1
+    at.button(key="explain-evaluate").click().run()
+    assert not at.exception
+    assert len(at.dataframe) == 2
+    live = at.dataframe[1].value
+    assert list(live.iloc[:, 0]) == ["Grad-CAM", "Guided Backprop", "Random"] * 2
+    assert (live.iloc[:, 2] == 1).all()  # one image
+
+
+@pytest.mark.browser
+def test_browser_several_methods_and_the_sanity_check(page, app_url):
+    page.goto(app_url + "/explain")
+    main = page.locator("[data-testid=stMain]")
+    main.get_by_text("Grad-CAM for", exact=False).first.wait_for()
+    select = main.locator("[data-testid=stMultiSelect]").first
+    for method in ("Occlusion", "Guided Backprop"):
+        select.locator("input").first.click()
+        page.keyboard.type(method)
+        page.keyboard.press("Enter")
+        page.keyboard.press("Escape")
+        expect(main.locator("[data-testid=stImageCaption]").filter(has_text=f"{method} for")).to_have_count(
+            2, timeout=60_000)
+    expect(main.get_by_text("Download overlay (PNG)")).to_have_count(6)
+    expect(main.get_by_text("Download the table (CSV)")).to_be_visible()
+    main.get_by_role("button", name="Run the sanity check on this image").click()
+    expect(main.locator("[data-testid=stImageCaption]").filter(has_text="original · ρ 1.00")).to_have_count(
+        6, timeout=120_000)
+    expect(page.locator(".js-plotly-plot")).to_have_count(5, timeout=60_000)
+    screenshot(page, "explain-attributions")
+
+
+@pytest.mark.slow
+def test_uploaded_checkpoint_gets_every_method_and_a_live_evaluation():
+    at = _explain_page()
+    at.multiselect(key="explain-methods").set_value(list(rv.ATTRIBUTION_METHODS)).run()
+    path = os.path.join(os.path.dirname(APP), "resnet_viz", "assets", "models", "shapes-20.safetensors")
+    with open(path, "rb") as f:
+        data = f.read()
+    uploader = next(u for u in at.get("file_uploader") if u.key == "checkpoint")
+    uploader.set_value(("mine.safetensors", data, "application/octet-stream")).run()
+    assert not at.exception
+    models = at.selectbox(key="explain-model")
+    label = models.options[-1]
+    assert label.startswith("Your checkpoint")
+    models.select_index(len(models.options) - 1).run()
+    assert not at.exception and not at.error
+    assert len(_captions(at)) == 2 * len(rv.ATTRIBUTION_METHODS)
+    assert not at.dataframe  # nothing precomputed for an upload
+    # AppTest can't map the selectbox's value back through format_func: give it the label again
+    at.selectbox(key="explain-model").set_value(label)
+    at.multiselect(key="explain-methods").set_value(["Grad-CAM", "Occlusion"])
+    at.selectbox(key="explain-model").set_value(label)
+    at.button(key="explain-evaluate").click().run()  # a shapes checkpoint: measured on shapes test images
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table.iloc[:, 0]) == ["Grad-CAM", "Occlusion", "Random"] * 2
+    assert (table.iloc[:, 2] == 24).all()
+    peak = table.iloc[:, 3]
+    assert (peak.iloc[[0, 1]] > peak.iloc[2]).all()  # both beat the random map on the ResNet
