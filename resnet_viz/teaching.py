@@ -254,7 +254,7 @@ STEPS = (
                  N_("They stop overfitting, like dropout")),
         answer=1,
         explanation=N_("A residual block learns a correction F(x) to its input. The identity paths carry the signal "
-                       "forwards and the gradient backwards, so extra blocks cannot make the net harder to train "
+                       "forwards and the gradient backwards, so extra blocks need not make the net harder to train "
                        "than a shallower one. The chart shows why a ResNet acts like an ensemble: its paths have "
                        "many different lengths."),
         notes=N_("**Say:** recap the three phenomena: vanishing and exploding gradients, degradation, the "
