@@ -18,7 +18,7 @@ import torch
 import resnet_viz as rv
 from resnet_viz import gradients as grad
 from resnet_viz.data import TEST_SEED
-from resnet_viz.i18n import N_, Labels, _, get_language
+from resnet_viz.i18n import N_, Labels, _
 from resnet_viz.residual import keeps_shape, lesion_accuracies, random_deletion_accuracies
 
 
