@@ -12,9 +12,14 @@ import os
 import tempfile
 
 import streamlit as st
+import numpy as np
 import torch
 
 import resnet_viz as rv
+from resnet_viz import gradients as grad
+from resnet_viz.data import TEST_SEED
+from resnet_viz.i18n import N_, Labels, _
+from resnet_viz.residual import keeps_shape, lesion_accuracies, random_deletion_accuracies
 
 
 @st.cache_resource(show_spinner=False)
@@ -26,7 +31,7 @@ def device_label() -> str:
     return rv.describe_device(device())
 
 
-@st.cache_resource(show_spinner="Loading the bundled twins…")
+@st.cache_resource(show_spinner=False)
 def bundled_twins(name: str):
     """(resnet, plain, info) of a bundled model, on the best device, in eval mode."""
     resnet, plain, info = rv.load_bundled(name, device=device())
@@ -38,18 +43,18 @@ def bundled_twins(name: str):
 def twin_label(twin: str, *, pretrained_imagenet: bool = False) -> str:
     if twin == "resnet":
         return "ResNet"
-    return "Plain twin (skip connections removed)" if pretrained_imagenet else "Plain twin"
+    return _("Plain twin (skip connections removed)") if pretrained_imagenet else _("Plain twin")
 
 
-MODEL_SOURCES = {
-    "shapes-20": "Bundled ResNet-20 and Plain-20 (shapes, offline)",
-    "shapes-56": "Bundled ResNet-56 and Plain-56 (shapes, offline)",
-    "resnet18": "ImageNet ResNet-18 (torchvision weights)",
-    "resnet50": "ImageNet ResNet-50 (torchvision weights)",
-}
+MODEL_SOURCES = Labels({
+    "shapes-20": N_("Bundled ResNet-20 and Plain-20 (shapes, offline)"),
+    "shapes-56": N_("Bundled ResNet-56 and Plain-56 (shapes, offline)"),
+    "resnet18": N_("ImageNet ResNet-18 (torchvision weights)"),
+    "resnet50": N_("ImageNet ResNet-50 (torchvision weights)"),
+})
 
 
-@st.cache_resource(show_spinner="Loading ImageNet weights…")
+@st.cache_resource(show_spinner=False)
 def imagenet_twins(arch: str):
     resnet, plain = rv.build_twins(arch, weights="imagenet")
     for model in (resnet, plain):
@@ -73,7 +78,7 @@ def available_sources() -> list[str]:
 
 def source_label(source: str) -> str:
     if source == UPLOAD_SOURCE:
-        return f"Your checkpoint: {session_models().name}"
+        return _("Your checkpoint: {name}").format(name=session_models().name)
     return MODEL_SOURCES[source]
 
 
@@ -83,14 +88,15 @@ def ensure_imagenet(arch: str) -> bool:
         return True
     from resnet_viz.weights import WeightsUnavailable, download_imagenet_weights, imagenet_weights_path
 
-    st.info(f"The ImageNet weights for {arch} are not on this machine yet "
-            f"(expected at `{imagenet_weights_path(arch)}`). They are downloaded once and cached.")
-    if st.button(f"Download {arch} weights", key=f"download-{arch}"):
-        bar = st.progress(0.0, text="Connecting…")
+    st.info(_("The ImageNet weights for {arch} are not on this machine yet (expected at `{path}`). They are "
+              "downloaded once and cached.").format(arch=arch, path=imagenet_weights_path(arch)))
+    if st.button(_("Download {arch} weights").format(arch=arch), key=f"download-{arch}"):
+        bar = st.progress(0.0, text=_("Connecting…"))
 
         def progress(done: int, total: int) -> None:
             bar.progress(min(1.0, done / total) if total else 0.0,
-                         text=f"{done / 1e6:.1f} of {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB")
+                         text=_("{done:.1f} of {total:.1f} MB").format(done=done / 1e6, total=total / 1e6)
+                         if total else f"{done / 1e6:.1f} MB")
 
         try:
             download_imagenet_weights(arch, progress=progress)
@@ -131,15 +137,15 @@ def session_models() -> SessionModels:
 
 
 def checkpoint_sidebar() -> None:
-    """Sidebar uploader for a visitor's own twins (safetensors or weights-only torch files)."""
+    """Uploader for a visitor's own twins (safetensors or weights-only torch files); app.py puts it in the sidebar."""
     store = session_models()
-    with st.sidebar.expander("Your own model", expanded=store.twins is not None):
+    with st.expander(_("Your own model"), expanded=store.twins is not None):
         upload = st.file_uploader(
-            "Checkpoint (.safetensors or a torch state dict)", type=CHECKPOINT_TYPES, key="checkpoint",
+            _("Checkpoint (.safetensors or a torch state dict)"), type=CHECKPOINT_TYPES, key="checkpoint",
             max_upload_size=CHECKPOINT_MAX_MB,
-            help="Twins saved by `python -m resnet_viz race --save`, or the state dict of a ResNet of a supported "
-                 "architecture. Files are read as tensors only; nothing in them is executed. The model stays in "
-                 "your session and is forgotten when you close the tab.")
+            help=_("Twins saved by `python -m resnet_viz race --save`, or the state dict of a ResNet of a "
+                   "supported architecture. Files are read as tensors only; nothing in them is executed. The model "
+                   "stays in your session and is forgotten when you close the tab."))
         if upload is None:
             if store.twins is not None:
                 store.release()
@@ -156,14 +162,15 @@ def checkpoint_sidebar() -> None:
                 except ValueError as exc:
                     log.info("checkpoint refused: %s", exc)
                     store.release()
-                    st.error(f"This checkpoint can't be used: {exc}")
+                    st.error(_("This checkpoint can't be used: {reason}").format(reason=exc))
                     return
             for model in (resnet, plain):
                 model.requires_grad_(False)
             store.twins, store.name, store.digest = (resnet, plain, info), upload.name[:60], digest
         build = store.twins[2]["build"]
         arch = build["arch"] if build["arch"] != "cifar" else f"CIFAR ResNet-{build['depth']}"
-        st.success(f"Loaded {arch} with {build['num_classes']} classes. Choose “Your checkpoint” as the model.")
+        st.success(_("Loaded {arch} with {n} classes. Choose “Your checkpoint” as the model.").format(
+            arch=arch, n=build["num_classes"]))
 
 
 @st.cache_resource
@@ -175,8 +182,8 @@ def explain_slots() -> rv.Slots:
 def wait_message(placeholder, what: str):
     """An ``on_wait`` callback that tells the visitor why they are waiting."""
     def on_wait(ahead: int) -> None:
-        placeholder.info(f"The server is busy: {ahead} {what} ahead of yours. It starts as soon as a slot is free.",
-                         icon=":material/hourglass_top:")
+        placeholder.info(_("The server is busy: {ahead} {what} ahead of yours. It starts as soon as a slot is "
+                           "free.").format(ahead=ahead, what=_(what)), icon=":material/hourglass_top:")
     return on_wait
 
 
@@ -198,3 +205,112 @@ class SessionRaces:
 @st.cache_resource(scope="session", on_release=SessionRaces.release, show_spinner=False)
 def session_races() -> SessionRaces:
     return SessionRaces()
+
+
+# --- computations shared by the full pages and the Lesson (one copy, one cache) ------------------------------------
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def twin_flow(arch: str, depth: int, twin: str, norm: str, activation: str, block: str, init: str, batch: str,
+              seed: int) -> grad.GradientFlow:
+    """One twin's gradient flow on a freshly built model (never a shared one).
+
+    Only a cache miss takes one of the server's work slots; cached views stay instant.
+    """
+    with explain_slots().hold():
+        x, y = grad.example_batch(batch, arch=arch, batch_size=16 if arch == "cifar" else 8, seed=seed)
+        resnet, plain = rv.build_twins(arch, seed=seed, depth=depth, norm=norm, activation=activation, block=block,
+                                       init=init, num_classes=grad.NUM_CLASSES)
+        model = (resnet if twin == "resnet" else plain).to(device())
+        return rv.gradient_flow(model, x.to(device()), y.to(device()))
+
+
+def flow_options(view: dict) -> dict:
+    """twin_flow's model options for a Gradient flow view (see resnet_viz.teaching.GRADIENT_FLOW_DEFAULTS)."""
+    return dict(norm=view["norm"], activation=view["act"], block=view["block"], init=view["init"],
+                batch=view["batch"], seed=view["seed"])
+
+
+def view_flows(view: dict) -> dict[str, grad.GradientFlow]:
+    """Both twins' gradient flow for a Gradient flow view, without widgets (the Lesson and its handout)."""
+    depth = view["depth"] if view["arch"] == "cifar" else 0
+    return {twin: twin_flow(view["arch"], depth, twin, **flow_options(view)) for twin in ("resnet", "plain")}
+
+
+N_("Gradients")
+N_("Other block design")
+N_("computations")
+N_("explanations")
+
+
+def compute_flows(arch: str, depth: int, options: dict, *, what: str) -> dict[str, grad.GradientFlow]:
+    """Both twins' gradient flow with a progress bar; ``what`` is an ``N_``-marked label."""
+    bar = st.progress(0.0, text=_("{what}: ResNet…").format(what=_(what)))
+    flows = {}
+    for i, twin in enumerate(("resnet", "plain")):
+        bar.progress(i / 2, text=_("{what}: {twin}, forward + backward (queued if the server is busy)…").format(
+            what=_(what), twin="ResNet" if twin == "resnet" else _("plain twin")))
+        flows[twin] = twin_flow(arch, depth, twin, **options)
+    bar.empty()
+    return flows
+
+
+def compute_sweep(options: dict) -> grad.DepthSweep:
+    depths = list(grad.SWEEP_DEPTHS)
+    ratios: dict[str, list[float]] = {"resnet": [], "plain": []}
+    bar = st.progress(0.0, text=_("Depth sweep…"))
+    for i, depth in enumerate(depths):
+        for twin in ("resnet", "plain"):
+            bar.progress((2 * i + (twin == "plain")) / (2 * len(depths)),
+                         text=_("Depth sweep: depth {depth}, {twin}…").format(
+                             depth=depth, twin="ResNet" if twin == "resnet" else _("plain twin")))
+            ratios[twin].append(twin_flow("cifar", depth, twin, **options).ratio)
+    bar.empty()
+    return grad.DepthSweep(depths=depths, ratios=ratios)
+
+
+SHAPES_POOL = 200  # test images to pick a single shape from
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def shapes_pool(n: int):
+    """``n`` shapes test images: (normalised tensors, labels, raw uint8 images)."""
+    from resnet_viz.data import make_shapes_raw
+
+    images, labels, _masks = rv.make_shapes(n, seed=TEST_SEED)
+    raw, _labels, _masks = make_shapes_raw(n, seed=TEST_SEED)
+    return images, labels, raw
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def lesion_lab(model_name: str, n_images: int, samples: int, model_key: str = ""):
+    """Single-block lesions and random multi-block deletions of both twins, on the shapes test set."""
+    resnet, plain, _info = twins_for(model_name)
+    images, labels, _raw = shapes_pool(max(n_images, SHAPES_POOL))
+    images, labels = images[:n_images], labels[:n_images]
+    single = {m.twin: lesion_accuracies(m, images, labels) for m in (resnet, plain)}
+    n_candidates = sum(keeps_shape(b) for _name, b in resnet.blocks())
+    # A handful of k values keeps the first view within seconds; the curve is smooth anyway.
+    ks = sorted({1, 2, 3, *range(5, n_candidates + 1, max(2, n_candidates // 6)), n_candidates})
+    curves = {m.twin: random_deletion_accuracies(m, images, labels, ks=ks, samples=samples, seed=0)
+              for m in (resnet, plain)}
+    return single, curves
+
+
+def mean_lesion_drops(single: dict) -> dict[str, float]:
+    """Accuracy lost on average when one block is deleted, per twin (blocks that cannot be deleted left out)."""
+    return {t: r["baseline"] - float(np.mean([v for v in r["per_block"] if v is not None])) for t, r in single.items()}
+
+
+# --- presenter mode ------------------------------------------------------------------------------------------------
+
+def presenting() -> bool:
+    """True in presenter mode (set by the switch in app.py's sidebar)."""
+    return bool(st.session_state.get("presenter"))
+
+
+def for_projector(fig):
+    """Larger text and a taller chart in presenter mode; the figure unchanged otherwise."""
+    if presenting():
+        height = fig.layout.height or 450
+        fig.update_layout(font=dict(size=20), height=int(height * 1.35), title_font_size=26)
+    return fig

@@ -15,6 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from .i18n import N_, _
 from .models import TwinNet, build_twins
 
 MAX_CHECKPOINT_BYTES = 200 * 1024 * 1024
@@ -61,7 +62,7 @@ def _read_tensors(path: Path) -> tuple[dict, dict]:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-            raise ValueError(f"The safetensors file is damaged or truncated ({exc}).") from exc
+            raise ValueError(_("The safetensors file is damaged or truncated ({reason}).").format(reason=exc)) from exc
         try:
             info = json.loads(meta.get("info", "{}"))
         except json.JSONDecodeError:
@@ -72,13 +73,14 @@ def _read_tensors(path: Path) -> tuple[dict, dict]:
     except Exception as exc:
         # Only a refused global means code; torch's text for any unreadable bytes mentions weights_only too.
         if "unsupported global" in str(exc).lower():
-            raise ValueError("Refused: this checkpoint contains Python objects, not only tensors, and loading "
-                             "it could run code. Save a state dict (model.state_dict()) with torch.save or "
-                             "safetensors instead.") from None
-        raise ValueError("This file is neither a safetensors file nor a PyTorch checkpoint that can be read "
-                         f"safely; it may be truncated ({type(exc).__name__}).") from None
+            raise ValueError(_("Refused: this checkpoint contains Python objects, not only tensors, and loading "
+                               "it could run code. Save a state dict (model.state_dict()) with torch.save or "
+                               "safetensors instead.")) from None
+        raise ValueError(_("This file is neither a safetensors file nor a PyTorch checkpoint that can be read "
+                           "safely; it may be truncated ({reason}).").format(reason=type(exc).__name__)) from None
     if not isinstance(obj, dict):
-        raise ValueError(f"Expected a state dict (a mapping of names to tensors), found {type(obj).__name__}.")
+        raise ValueError(_("Expected a state dict (a mapping of names to tensors), found {type}.").format(
+            type=type(obj).__name__))
     info = obj.get("info") if isinstance(obj.get("info"), dict) else {}
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj.get(key), dict):
@@ -92,14 +94,15 @@ def _read_tensors(path: Path) -> tuple[dict, dict]:
         flat = {k.removeprefix("module."): v for k, v in obj.items()}
     bad = [k for k, v in flat.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise ValueError(f"Entries that are not tensors: {bad[:3]}.")
+        raise ValueError(_("Entries that are not tensors: {names}.").format(names=bad[:3]))
     return flat, info
 
 
 def infer_build(state: dict) -> dict:
     """Guess ``build_twins`` arguments from a ResNet state dict's names and shapes."""
     if "conv1.weight" not in state or "fc.weight" not in state:
-        raise ValueError("This does not look like a ResNet state dict: 'conv1.weight' and 'fc.weight' are missing.")
+        raise ValueError(_("This does not look like a ResNet state dict: 'conv1.weight' and 'fc.weight' are "
+                           "missing."))
     stem = state["conv1.weight"]
     stages = sorted({int(m.group(1)) for k in state if (m := re.match(r"layer(\d+)\.", k))})
     blocks = [len({int(m.group(1)) for k in state if (m := re.match(rf"layer{s}\.(\d+)\.", k))}) for s in stages]
@@ -112,11 +115,12 @@ def infer_build(state: dict) -> dict:
                      ("bottleneck", (3, 4, 6, 3)): "resnet50"}
         arch = by_layout.get(("bottleneck" if bottleneck else "basic", tuple(blocks)))
         if arch is None:
-            raise ValueError(f"Unsupported torchvision layout: {blocks} blocks per stage.")
+            raise ValueError(_("Unsupported torchvision layout: {blocks} blocks per stage.").format(blocks=blocks))
         build.update(arch=arch, width=int(state["layer1.0.conv1.weight"].shape[0]) // 64 if not bottleneck else 1)
     else:
         if len(stages) != 3 or len(set(blocks)) != 1:
-            raise ValueError(f"Unsupported CIFAR layout: {blocks} blocks per stage (expected 3 equal stages).")
+            raise ValueError(_("Unsupported CIFAR layout: {blocks} blocks per stage (expected 3 equal stages).").format(
+                blocks=blocks))
         width = max(1, int(stem.shape[0]) // 16)
         has_projection = any(".downsample." in k for k in state)
         build.update(arch="cifar", depth=6 * blocks[0] + 2, width=width, shortcut="B" if has_projection else "A")
@@ -128,7 +132,8 @@ def _load_into(model: TwinNet, state: dict, which: str) -> None:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0:3]
-        raise ValueError(f"The {which} weights do not fit the architecture: {' '.join(first)[:400]}") from None
+        raise ValueError(_("The {which} weights do not fit the architecture: {details}").format(
+            which=_(which), details=" ".join(first)[:400])) from None
 
 
 def load_checkpoint(path: str | os.PathLike, *, device: torch.device | str = "cpu",
@@ -144,12 +149,13 @@ def load_checkpoint(path: str | os.PathLike, *, device: torch.device | str = "cp
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"No such file: {path}")
+        raise ValueError(_("No such file: {path}").format(path=path))
     size = path.stat().st_size
     if size == 0:
-        raise ValueError("The checkpoint file is empty.")
+        raise ValueError(_("The checkpoint file is empty."))
     if size > max_bytes:
-        raise ValueError(f"The checkpoint is {size / 1e6:.0f} MB; the limit is {max_bytes / 1e6:.0f} MB.")
+        raise ValueError(_("The checkpoint is {size:.0f} MB; the limit is {limit:.0f} MB.").format(
+            size=size / 1e6, limit=max_bytes / 1e6))
     tensors, info = _read_tensors(path)
     twin_format = any(k.startswith("resnet.") for k in tensors)
     resnet_state = {k[7:]: v for k, v in tensors.items() if k.startswith("resnet.")} if twin_format else tensors
@@ -160,10 +166,11 @@ def load_checkpoint(path: str | os.PathLike, *, device: torch.device | str = "cp
         build.pop("weights", None)
         resnet, plain = build_twins(**build)
     except (TypeError, KeyError, IndexError) as exc:
-        raise ValueError(f"The checkpoint's architecture could not be understood ({exc}).") from None
+        raise ValueError(_("The checkpoint's architecture could not be understood ({reason}).").format(
+            reason=exc)) from None
     _load_into(resnet, resnet_state, "ResNet")
     if plain_state:
-        _load_into(plain, plain_state, "plain twin")
+        _load_into(plain, plain_state, N_("plain twin"))
     else:
         plain.load_state_dict(resnet_state, strict=False)  # same weights, skips removed
         info = {**info, "plain_is_resnet_without_skips": True}

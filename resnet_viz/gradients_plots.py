@@ -7,6 +7,7 @@ from typing import Mapping
 import plotly.graph_objects as go
 
 from .gradients import DepthSweep, GradientFlow
+from .i18n import _
 from .style import COLORS, DASH, LABELS, base_layout
 
 TWINS = ("resnet", "plain")
@@ -15,9 +16,9 @@ TWINS = ("resnet", "plain")
 def format_ratio(ratio: float) -> str:
     """A first/last ratio for people: ``3.2e-07``, ``0.41``, ``980``; exact zeros are float32 underflow."""
     if ratio == 0:
-        return "0 (underflow)"
+        return _("0 (underflow)")
     if math.isnan(ratio) or math.isinf(ratio):
-        return "undefined (last-layer gradient is 0)"
+        return _("undefined (last-layer gradient is 0)")
     if 1e-3 <= abs(ratio) < 1e4:
         return f"{ratio:.3g}"
     return f"{ratio:.2e}"
@@ -55,32 +56,34 @@ def _twin_lines(flows: Mapping[str, GradientFlow], names: str, values: str, *, l
     return fig
 
 
-def gradient_norm_figure(flows: Mapping[str, GradientFlow], *, title: str = "Gradient norm per layer") -> go.Figure:
+def gradient_norm_figure(flows: Mapping[str, GradientFlow], *, title: str | None = None) -> go.Figure:
     """Per-layer gradient norm of both twins on one chart, input (left) to output (right)."""
     fig = _twin_lines(flows, "layers", "grad_norms", hover="‖∂L/∂W‖ = %{y:.3g}",
-                      label=lambda twin, flow: f"{LABELS[twin]} — first/last ratio {format_ratio(flow.ratio)}")
-    _layout(fig, title=title, x="layer index (0 = stem convolution … last = final linear layer)",
-            y="‖∂loss/∂W‖ (log scale)", log_y=True)
+                      label=lambda twin, flow: _("{twin} — first/last ratio {ratio}").format(
+                          twin=LABELS[twin], ratio=format_ratio(flow.ratio)))
+    _layout(fig, title=title or _("Gradient norm per layer"),
+            x=_("layer index (0 = stem convolution … last = final linear layer)"),
+            y=_("‖∂loss/∂W‖ (log scale)"), log_y=True)
     return fig
 
 
-def forward_signal_figure(flows: Mapping[str, GradientFlow], *,
-                          title: str = "Forward signal: standard deviation of each block's output") -> go.Figure:
+def forward_signal_figure(flows: Mapping[str, GradientFlow], *, title: str | None = None) -> go.Figure:
     fig = _twin_lines(flows, "blocks", "signal_std", hover="std = %{y:.3g}", label=lambda twin, flow: LABELS[twin])
-    _layout(fig, title=title, x="block index (0 = stem … last = final block)", y="output std (log scale)",
-            log_y=True)
+    _layout(fig, title=title or _("Forward signal: standard deviation of each block's output"),
+            x=_("block index (0 = stem … last = final block)"), y=_("output std (log scale)"), log_y=True)
     return fig
 
 
-def depth_sweep_figure(sweep: DepthSweep, *, title: str = "First/last gradient ratio against depth") -> go.Figure:
+def depth_sweep_figure(sweep: DepthSweep, *, title: str | None = None) -> go.Figure:
     fig = go.Figure()
     for twin in TWINS:
         ratios = sweep.ratios[twin]
         fig.add_trace(go.Scatter(
             x=sweep.depths, y=_positive(ratios), mode="lines+markers", line=dict(color=COLORS[twin], dash=DASH[twin]),
             name=LABELS[twin], text=[format_ratio(r) for r in ratios],
-            hovertemplate="depth %{x}<br>first/last = %{text}<extra>" + LABELS[twin] + "</extra>"))
+            hovertemplate=_("depth %{x}<br>first/last = %{text}") + "<extra>" + LABELS[twin] + "</extra>"))
     fig.add_hline(y=1, line=dict(color="#888", width=1, dash="dot"))
-    _layout(fig, title=title, x="depth (layers)", y="first/last gradient-norm ratio (log scale)", log_y=True)
+    _layout(fig, title=title or _("First/last gradient ratio against depth"), x=_("depth (layers)"),
+            y=_("first/last gradient-norm ratio (log scale)"), log_y=True)
     fig.update_xaxes(tickvals=sweep.depths)
     return fig

@@ -90,3 +90,29 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 def N_(message: str) -> str:
     """Mark a string for translation without translating it (translate it with ``_()`` where it is shown)."""
     return message
+
+
+def browser_language(locale: str | None) -> str:
+    """The app's language for a browser locale such as ``zh-CN`` or ``en-GB`` (English when unknown)."""
+    code = (locale or "").strip().lower().replace("_", "-").split("-")[0]
+    return code if code in LANGUAGES else DEFAULT_LANGUAGE
+
+
+class Labels(dict):
+    """A mapping of ``N_``-marked labels that translates on every lookup.
+
+    Use it for module-level label tables (``{"resnet": "ResNet", "plain": N_("Plain twin")}``): code that reads
+    ``LABELS[key]`` or passes ``LABELS.get`` as a ``format_func`` gets the current language's text.
+    """
+
+    def __getitem__(self, key):
+        return _(dict.__getitem__(self, key))
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def values(self):
+        return [self[k] for k in self]
+
+    def items(self):
+        return [(k, self[k]) for k in self]

@@ -5,12 +5,15 @@ Every failure becomes :class:`ImageError` with a message a person can act on.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import io
 import warnings
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .i18n import _
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 ACCEPTED_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "gif")
@@ -35,30 +38,33 @@ def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS, max_side: int = DIS
     decompression bombs (more than ``max_pixels``), extreme aspect ratios and
     files that take longer than ``timeout`` seconds to decode.
     """
-    future = _decoder.submit(_decode, data, max_pixels, max_side)
+    # In the caller's context, so messages come in the caller's language.
+    future = _decoder.submit(contextvars.copy_context().run, _decode, data, max_pixels, max_side)
     try:
         return future.result(timeout=timeout)
     except concurrent.futures.TimeoutError:
         future.cancel()
-        raise ImageError(f"The image took longer than {timeout:g} s to decode and was refused.") from None
+        raise ImageError(_("The image took longer than {seconds:g} s to decode and was refused.").format(
+            seconds=timeout)) from None
 
 
 def _decode(data: bytes, max_pixels: int, max_side: int) -> Image.Image:
     if not data:
-        raise ImageError("The file is empty.")
+        raise ImageError(_("The file is empty."))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             if img.format not in ACCEPTED_FORMATS:
-                raise ImageError(f"{img.format} images are not supported; use PNG, JPEG, WebP, BMP or GIF.")
+                raise ImageError(_("{format} images are not supported; use PNG, JPEG, WebP, BMP or GIF.").format(
+                    format=img.format))
             w, h = img.size
             if w * h > max_pixels:
-                raise ImageError(f"The image is too large ({w}x{h} = {w * h / 1e6:.0f} megapixels); "
-                                 f"the limit is {max_pixels / 1e6:.0f} megapixels.")
+                raise ImageError(_("The image is too large ({w}x{h} = {mp:.0f} megapixels); the limit is {limit:.0f} "
+                                   "megapixels.").format(w=w, h=h, mp=w * h / 1e6, limit=max_pixels / 1e6))
             if max(w, h) / max(1, min(w, h)) > MAX_ASPECT:
-                raise ImageError(f"The image is too elongated ({w}x{h}); the longer side may be at most "
-                                 f"{MAX_ASPECT:.0f} times the shorter.")
+                raise ImageError(_("The image is too elongated ({w}x{h}); the longer side may be at most {n:.0f} "
+                                   "times the shorter.").format(w=w, h=h, n=MAX_ASPECT))
             img.seek(0)  # first frame of an animation
             if img.format == "JPEG":  # decode at reduced scale: much faster for big photos
                 img.draft("RGB", (max_side, max_side))
@@ -69,7 +75,8 @@ def _decode(data: bytes, max_pixels: int, max_side: int) -> Image.Image:
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(_reason(exc)) from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as exc:
-        raise ImageError(f"The image could not be decoded; the file may be truncated or corrupt ({exc}).") from exc
+        raise ImageError(_("The image could not be decoded; the file may be truncated or corrupt ({reason}).").format(
+            reason=exc)) from exc
     img = to_rgb(img)
     if max(img.size) > max_side:
         img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
@@ -78,8 +85,8 @@ def _decode(data: bytes, max_pixels: int, max_side: int) -> Image.Image:
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, UnidentifiedImageError):
-        return "This file is not an image we can read; use PNG, JPEG, WebP, BMP or GIF."
-    return "The image is too large to decode safely (a possible decompression bomb)."
+        return _("This file is not an image we can read; use PNG, JPEG, WebP, BMP or GIF.")
+    return _("The image is too large to decode safely (a possible decompression bomb).")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from plotly.subplots import make_subplots
 
+from .i18n import _
 from .style import COLORS, DASH, LABELS, apply_template, base_layout
 
 IDENTITY_COLOR = COLORS["resnet"]
@@ -46,7 +47,7 @@ def _per_block_lines(contribs: dict[str, list[dict]], key: str, *, title: str, y
     if reference is not None:
         fig.add_hline(y=reference, line=dict(color="#888888", dash="dot"), annotation_text=reference_label,
                       annotation_position="top left")
-    base_layout(fig, title=title, x="block (stages separated by dotted lines)", y=y)
+    base_layout(fig, title=title, x=_("block (stages separated by dotted lines)"), y=y)
     _title_above_legend(fig)
     _block_axis(fig, names)
     return fig
@@ -54,14 +55,14 @@ def _per_block_lines(contribs: dict[str, list[dict]], key: str, *, title: str, y
 
 def ratio_figure(contribs: dict[str, list[dict]]) -> go.Figure:
     """‖F(x)‖ / ‖x‖ per block for each twin (``{"resnet": entries, "plain": entries}``)."""
-    return _per_block_lines(contribs, "ratio", title="How big is F(x) next to x?  ‖F(x)‖ / ‖x‖ per block",
-                            y="‖F(x)‖ / ‖x‖", reference=1.0, reference_label="F(x) as large as x")
+    return _per_block_lines(contribs, "ratio", title=_("How big is F(x) next to x?  ‖F(x)‖ / ‖x‖ per block"),
+                            y="‖F(x)‖ / ‖x‖", reference=1.0, reference_label=_("F(x) as large as x"))
 
 
 def cosine_figure(contribs: dict[str, list[dict]]) -> go.Figure:
     """Cosine similarity of F(x) and x per block (gaps where the plain twin changes shape)."""
-    fig = _per_block_lines(contribs, "cosine", title="Does F(x) point along x?  cosine(F(x), x) per block",
-                           y="cosine similarity", reference=0.0, reference_label="orthogonal")
+    fig = _per_block_lines(contribs, "cosine", title=_("Does F(x) point along x?  cosine(F(x), x) per block"),
+                           y=_("cosine similarity"), reference=0.0, reference_label=_("orthogonal"))
     fig.update_yaxes(range=[-1.05, 1.05])
     return fig
 
@@ -118,15 +119,16 @@ def gradient_split_figure(entries: list[dict]) -> go.Figure:
     x = list(range(len(entries)))
     identity = [e["identity_share"] for e in entries]
     fig = go.Figure([
-        go.Bar(x=x, y=identity, name="through the identity (skip)", marker_color=IDENTITY_COLOR, customdata=names,
-               hovertemplate="%{customdata}: %{y:.0%} through the identity<extra></extra>"),
-        go.Bar(x=x, y=[1 - v for v in identity], name="through the residual branch F", marker_color=RESIDUAL_COLOR,
-               customdata=names, hovertemplate="%{customdata}: %{y:.0%} through F<extra></extra>"),
+        go.Bar(x=x, y=identity, name=_("through the identity (skip)"), marker_color=IDENTITY_COLOR, customdata=names,
+               hovertemplate=_("%{customdata}: %{y:.0%} through the identity") + "<extra></extra>"),
+        go.Bar(x=x, y=[1 - v for v in identity], name=_("through the residual branch F"),
+               marker_color=RESIDUAL_COLOR, customdata=names,
+               hovertemplate=_("%{customdata}: %{y:.0%} through F") + "<extra></extra>"),
     ])
     fig.update_layout(barmode="stack")
     fig.add_hline(y=0.5, line=dict(color="#888888", dash="dot"))
-    base_layout(fig, title="Where the gradient reaching each block's input comes from (ResNet)",
-                x="block", y="share of ‖dL/dx‖")
+    base_layout(fig, title=_("Where the gradient reaching each block's input comes from (ResNet)"),
+                x=_("block"), y=_("share of ‖dL/dx‖"))
     _title_above_legend(fig)
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     _block_axis(fig, names)
@@ -140,17 +142,19 @@ def lesion_figure(lesions: dict[str, dict], names: list[str]) -> go.Figure:
     for twin, result in lesions.items():
         values = result["per_block"]
         fig.add_trace(go.Bar(
-            x=x, y=[v if v is not None else 0 for v in values], name=f"{LABELS[twin]}, one block deleted",
+            x=x, y=[v if v is not None else 0 for v in values],
+            name=_("{twin}, one block deleted").format(twin=LABELS[twin]),
             marker=dict(color=COLORS[twin], pattern_shape="" if twin == "resnet" else "/"),
             text=["" if v is not None else "n/a" for v in values], textposition="outside", customdata=names,
-            hovertext=[f"{n}: {v:.1%}" if v is not None else f"{n}: cannot be deleted (changes the shape)"
+            hovertext=[f"{n}: {v:.1%}" if v is not None else
+                       _("{block}: cannot be deleted (changes the shape)").format(block=n)
                        for n, v in zip(names, values)], hoverinfo="text"))
     for twin, result in lesions.items():  # baselines as legend entries: labels on the lines would collide
         fig.add_trace(go.Scatter(
             x=[-0.5, len(names) - 0.5], y=[result["baseline"]] * 2, mode="lines",
-            name=f"{LABELS[twin]}, intact: {result['baseline']:.1%}",
+            name=_("{twin}, intact: {accuracy:.1%}").format(twin=LABELS[twin], accuracy=result["baseline"]),
             line=dict(color=COLORS[twin], dash="dash", width=1.5), hoverinfo="skip"))
-    base_layout(fig, title="Accuracy with one block deleted", x="deleted block", y="test accuracy")
+    base_layout(fig, title=_("Accuracy with one block deleted"), x=_("deleted block"), y=_("test accuracy"))
     # Four legend entries: below the axis, where they have room.
     fig.update_layout(barmode="group", height=470, margin=dict(t=60, b=130),
                       legend=dict(orientation="h", yanchor="top", y=-0.28, x=0))
@@ -168,12 +172,12 @@ def random_deletion_figure(curves: dict[str, dict], baselines: dict[str, float],
             x=[0, *curve["k"]], y=[baselines[twin], *curve["mean"]], name=LABELS[twin], mode="lines+markers",
             line=dict(color=COLORS[twin], dash=DASH[twin], width=2.5),
             error_y=dict(type="data", array=[0, *curve["std"]], visible=True, thickness=1),
-            hovertemplate="%{x} deleted: %{y:.1%}<extra>" + LABELS[twin] + "</extra>"))
+            hovertemplate=_("%{x} deleted: %{y:.1%}") + "<extra>" + LABELS[twin] + "</extra>"))
     if chance is not None:
-        fig.add_hline(y=chance, line=dict(color="#888888", dash="dot"), annotation_text="chance",
+        fig.add_hline(y=chance, line=dict(color="#888888", dash="dot"), annotation_text=_("chance"),
                       annotation_position="bottom right")
-    base_layout(fig, title="Accuracy against the number of blocks deleted at random",
-                x="blocks deleted", y="test accuracy")
+    base_layout(fig, title=_("Accuracy against the number of blocks deleted at random"),
+                x=_("blocks deleted"), y=_("test accuracy"))
     _title_above_legend(fig, 440)
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
     fig.update_xaxes(dtick=1)
@@ -187,10 +191,13 @@ def path_length_figure(dist: dict) -> go.Figure:
     colors = [COLORS["resnet"] if lo <= k <= hi else "#aec7e8" for k in dist["length"]]
     fig = go.Figure(go.Bar(
         x=dist["length"], y=dist["fraction"], marker_color=colors, customdata=dist["count"],
-        hovertemplate="%{customdata:,} paths through %{x} blocks (%{y:.2%})<extra></extra>", showlegend=False))
+        hovertemplate=_("%{customdata:,} paths through %{x} blocks (%{y:.2%})") + "<extra></extra>",
+        showlegend=False))
     fig.add_vline(x=n, line=dict(color=COLORS["plain"], dash="dash"),
-                  annotation_text=f"the plain net: one path through all {n}", annotation_position="top left")
-    base_layout(fig, title=f"2^{n} = {dist['total']:,} paths through {n} blocks: how many blocks each passes",
-                x="path length (residual blocks on the path)", y="share of all paths")
+                  annotation_text=_("the plain net: one path through all {n}").format(n=n),
+                  annotation_position="top left")
+    base_layout(fig, title=_("2^{n} = {total:,} paths through {n} blocks: how many blocks each passes").format(
+                    n=n, total=dist["total"]),
+                x=_("path length (residual blocks on the path)"), y=_("share of all paths"))
     fig.update_yaxes(tickformat=".0%")
     return fig

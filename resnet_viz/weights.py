@@ -15,6 +15,8 @@ from typing import Callable
 
 import torch
 
+from .i18n import _
+
 _WEIGHT_ENUMS = {"resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights"}
 
 
@@ -71,8 +73,8 @@ def download_imagenet_weights(arch: str, progress: Callable[[int, int], None] | 
         if "tmp" in locals() and os.path.exists(tmp.name):
             os.unlink(tmp.name)
         raise WeightsUnavailable(
-            f"Could not download ImageNet weights for {arch} ({exc}). Without a network, download\n"
-            f"  {url}\non another machine and copy it to\n  {path}"
+            _("Could not download ImageNet weights for {arch} ({reason}). Without a network, download\n  {url}\n"
+              "on another machine and copy it to\n  {path}").format(arch=arch, reason=exc, url=url, path=path)
         ) from exc
     return path
 
@@ -83,5 +85,5 @@ def imagenet_state_dict(arch: str, progress: Callable[[int, int], None] | None =
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file in the cache
-        raise WeightsUnavailable(f"The cached file {path} is not a valid checkpoint ({exc}); delete it and "
-                                 f"download again.") from exc
+        raise WeightsUnavailable(_("The cached file {path} is not a valid checkpoint ({reason}); delete it and "
+                                   "download again.").format(path=path, reason=exc)) from exc

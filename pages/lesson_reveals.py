@@ -1,0 +1,168 @@
+"""What each lesson step reveals, computed by the same library calls, presets and caches as the full pages.
+
+No widgets here: the Lesson page draws these, and its handout (built outside the script run, when the
+download button is clicked) calls them too. Every number a sentence states comes from the data.
+"""
+from __future__ import annotations
+
+import streamlit as st
+from PIL import Image
+
+import resnet_viz as rv
+from pages.common import (bundled_twins, explain_slots, lesion_lab, mean_lesion_drops, twins_for, view_flows)
+from resnet_viz import race as rr
+from resnet_viz import race_plots
+from resnet_viz import residual_plots
+from resnet_viz.data import TEST_SEED, make_shapes_raw
+from resnet_viz.gradients_plots import format_ratio, forward_signal_figure, gradient_norm_figure
+from resnet_viz.i18n import _
+from resnet_viz.residual import path_length_distribution
+from resnet_viz.teaching import Reveal, preset_view, three_way
+
+# The lesion lab's defaults, so "open the full page" shows the same lab; Grad-CAM on test image #1 of Explain's pool.
+LESION_MODEL, LESION_IMAGES, LESION_SAMPLES = "shapes-20", 100, 3
+GRADCAM_MODEL, GRADCAM_POOL, GRADCAM_INDEX = "shapes-56", 200, 1
+SUMMARY_BLOCKS = 27  # ResNet-56: 3 stages of 9 blocks
+
+
+def _ratio_answer(ratio: float) -> int:
+    """Choices "about the same" (0), "larger" (1), "much smaller or zero" (2) for a first/last ratio."""
+    if ratio < 1e-2:
+        return 2
+    return 1 if ratio > 10 else 0
+
+
+def _ratio_fact(flows) -> str:
+    return _("First/last gradient ratio measured here: {plain} for the plain twin, {resnet} for the ResNet.").format(
+        plain=format_ratio(flows["plain"].ratio), resnet=format_ratio(flows["resnet"].ratio))
+
+
+def reveal_block() -> Reveal:
+    return Reveal(answer=1)
+
+
+def reveal_vanishing() -> Reveal:
+    flows = view_flows(preset_view("vanishing"))
+    return Reveal(answer=_ratio_answer(flows["plain"].ratio), facts=[_ratio_fact(flows)],
+                  figures=[gradient_norm_figure(flows)])
+
+
+def reveal_exploding() -> Reveal:
+    flows = view_flows(preset_view("exploding"))
+    ratio = flows["plain"].ratio
+    answer = 2 if ratio > 10 else (0 if ratio < 0.1 else 1)
+    return Reveal(answer=answer, facts=[_ratio_fact(flows), _(
+        "With BatchNorm nothing vanishes, and yet deep plain nets train worse than shallow ones (next step): "
+        "degradation is an optimisation difficulty, not simply a gradient that fails to arrive.")],
+        figures=[gradient_norm_figure(flows), forward_signal_figure(flows)])
+
+
+def reveal_race() -> Reveal | None:
+    race = rv.recorded_race()
+    if race is None:
+        return None
+    depths = sorted({run["depth"] for run in race["runs"]})
+    shallow, deep = depths[0], depths[-1]
+    loss = {(run["arch"], run["depth"]): rr.final_train_loss(run) for run in race["runs"]}
+    steps = max(run["history"][-1]["step"] for run in race["runs"] if run["history"])
+    answer = three_way(loss[("plain", deep)], loss[("plain", shallow)])
+    fact = _("In the recorded race ({steps} steps), the final training loss of the plain nets is {pd:.3f} at depth "
+             "{deep} and {ps:.3f} at depth {shallow}; of the ResNets, {rd:.3f} and {rs:.3f}.").format(
+        steps=steps, deep=deep, shallow=shallow, pd=loss[("plain", deep)], ps=loss[("plain", shallow)],
+        rd=loss[("resnet", deep)], rs=loss[("resnet", shallow)])
+    return Reveal(answer=answer, facts=[fact], figures=[race_plots.curves_figure(race, "train_loss")])
+
+
+def reveal_lesion() -> Reveal:
+    with explain_slots().hold():
+        single, curves = lesion_lab(LESION_MODEL, LESION_IMAGES, LESION_SAMPLES)
+    resnet = twins_for(LESION_MODEL)[0]
+    names = [name for name, _block in resnet.blocks()]
+    drops = mean_lesion_drops(single)
+    fact = _("Deleting one block costs the ResNet-20 {resnet:.1f} points of accuracy on average, its plain twin "
+             "{plain:.1f} points ({n} test images).").format(
+        resnet=100 * drops["resnet"], plain=100 * drops["plain"], n=LESION_IMAGES)
+    return Reveal(answer=three_way(drops["plain"], drops["resnet"]), facts=[fact],
+                  figures=[residual_plots.lesion_figure(single, names),
+                           residual_plots.random_deletion_figure(curves, {t: r["baseline"] for t, r in single.items()},
+                                                                 chance=1 / len(rv.SHAPE_CLASSES))])
+
+
+def reveal_landscape() -> Reveal:
+    # The Loss landscape page's own precomputed surfaces and figure (imported here: that page may be absent).
+    from resnet_viz.landscape import precomputed_surfaces
+    from resnet_viz.landscape_plots import twin_contour_figure
+
+    surfaces = precomputed_surfaces("shapes-56")
+    resnet, plain = surfaces["resnet"].nonconvex_share, surfaces["plain"].nonconvex_share
+    answer = {2: 0, 0: 1, 1: 2}[three_way(plain, resnet)]
+    fact = _("Share of non-convex points on the surface: {resnet:.0%} for the ResNet, {plain:.0%} for the plain "
+             "twin.").format(resnet=resnet, plain=plain)
+    return Reveal(answer=answer, facts=[fact], figures=[twin_contour_figure(surfaces)])
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _gradcam(model: str, index: int):
+    """Top-1 Grad-CAM of both twins for one shapes test image (as the Explain page computes it)."""
+    images, labels, masks = make_shapes_raw(GRADCAM_POOL, seed=TEST_SEED)
+    image = Image.fromarray(images[index])
+    resnet, plain, _info = bundled_twins(model)
+    with explain_slots().hold():
+        exps = {m.twin: rv.explain(m, image, topk=1) for m in (resnet, plain)}
+    return image, masks[index], rv.SHAPE_CLASSES[int(labels[index])], exps
+
+
+def reveal_gradcam() -> Reveal:
+    from resnet_viz.explain_plots import overlay
+
+    image, mask, true_label, exps = _gradcam(GRADCAM_MODEL, GRADCAM_INDEX)
+    scores = {t: rv.localisation(e.heatmaps[0], mask) for t, e in exps.items()}
+    inside, share = scores["resnet"]["mass_inside"], scores["resnet"]["object_share"]
+    concentration = inside / max(share, 1e-9)  # 1: no more heat on the object than its area
+    answer = 0 if concentration > 1.5 else (1 if concentration < 0.8 else 2)
+    facts = [_("The image shows a {label}. The ResNet-56 answers '{r}' ({rp:.0%}) with {ri:.0%} of its heat on the "
+               "object, which covers {share:.0%} of the image; the plain twin answers '{p}' ({pp:.0%}) with "
+               "{pi:.0%} on the object.").format(
+        label=true_label, r=exps["resnet"].labels[0], rp=float(exps["resnet"].probs[0]), ri=inside, share=share,
+        p=exps["plain"].labels[0], pp=float(exps["plain"].probs[0]), pi=scores["plain"]["mass_inside"])]
+    images = [(overlay(image, exps[t].heatmaps[0], mask=mask),
+               _("{twin}: Grad-CAM for '{label}'").format(twin="ResNet-56" if t == "resnet" else "Plain-56",
+                                                          label=exps[t].labels[0])) for t in ("resnet", "plain")]
+    note = None
+    if not rv.imagenet_available("resnet18"):
+        note = _("ImageNet weights are not on this server, so this step uses the bundled twins, which know eight "
+                 "shapes, on a shapes test image. With ImageNet weights, the Explain page explains photos.")
+    return Reveal(answer=answer, facts=facts, images=images, note=note)
+
+
+def reveal_summary() -> Reveal:
+    dist = path_length_distribution(SUMMARY_BLOCKS)
+    lo, hi = dist["central_95"]
+    fact = _("ResNet-56 has {n} residual blocks, so 2^{n} = {total:,} paths from input to output; 95% of them pass "
+             "through between {lo} and {hi} blocks. The plain twin has one path, through all {n}.").format(
+        n=SUMMARY_BLOCKS, total=dist["total"], lo=lo, hi=hi)
+    return Reveal(answer=1, facts=[fact], figures=[residual_plots.path_length_figure(dist)])
+
+
+REVEALS = {"block": reveal_block, "vanishing": reveal_vanishing, "exploding": reveal_exploding, "race": reveal_race,
+           "lesion": reveal_lesion, "landscape": reveal_landscape, "gradcam": reveal_gradcam,
+           "summary": reveal_summary}
+
+
+def reveal(key: str) -> Reveal | None:
+    return REVEALS[key]()
+
+
+def all_reveals(steps) -> dict[str, Reveal | None]:
+    """Every step's reveal, for the handout; a step that fails is left out (and logged), not the whole handout."""
+    import logging
+
+    out = {}
+    for step in steps:
+        try:
+            out[step.key] = reveal(step.key)
+        except Exception:  # noqa: BLE001 - one failing step must not cost the class its handout
+            logging.getLogger("resnet_twins").exception("handout: step %s failed", step.key)
+            out[step.key] = None
+    return out
+

@@ -1,0 +1,142 @@
+"""The Lesson page: every step asks, reveals a live figure, links to its page; ?step=N; the handout."""
+import os
+import re
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import resnet_viz as rv
+from conftest import screenshot
+from resnet_viz import race as rr
+from resnet_viz.i18n import _, language
+from resnet_viz.teaching import STEPS, lesson_steps, three_way
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+APP = os.path.join(ROOT, "app.py")
+PAGE = "pages/lesson.py"
+STEP_KEYS = [s.key for s in lesson_steps()]
+# What each reveal draws: plotly charts and pictures.
+EXPECTED = {"block": (0, 0), "vanishing": (1, 0), "exploding": (2, 0), "race": (1, 0), "lesion": (2, 0),
+            "landscape": (1, 0), "gradcam": (0, 2), "summary": (1, 0)}
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def open_lesson(step: int | None = None, lang: str = "en") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["lang"] = lang
+    at.run()
+    at.switch_page(PAGE)
+    at.query_params["lang"] = lang
+    if step is not None:
+        at.query_params["step"] = str(step)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_loss_landscape_step_waits_for_its_page():
+    assert "landscape" not in [s.key for s in lesson_steps(lambda page: False)]
+    assert "landscape" in [s.key for s in lesson_steps(lambda page: True)]
+    assert STEP_KEYS == [s.key for s in lesson_steps(lambda page: os.path.isfile(os.path.join(ROOT, page)))]
+    assert 7 <= len(STEP_KEYS) <= 9
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_step_asks_then_reveals_its_figure(lang):
+    at = open_lesson(1, lang)
+    for number, key in enumerate(STEP_KEYS, start=1):
+        step = next(s for s in STEPS if s.key == key)
+        with language(lang):
+            title, question = _(step.title), _(step.question)
+        assert at.header[0].value == title
+        assert any(question in md.value for md in at.markdown)
+        assert at.radio(key=f"lesson_choice_{key}").value is None
+        assert not at.get("plotly_chart") and not at.get("image")
+        with language(lang):  # AppTest formats the radio's options in the test's thread
+            at.radio(key=f"lesson_choice_{key}").set_value(0)
+            at.button(key=f"lesson_reveal_{key}").click().run()
+        assert not at.exception, (key, at.exception)
+        assert not at.error, (key, [e.value for e in at.error])
+        charts, pictures = EXPECTED[key]
+        assert len(at.get("plotly_chart")) == charts, key
+        assert len(at.get("image")) == pictures, key
+        verdicts = [e.value for e in (*at.success, *at.warning)]
+        assert len(verdicts) == 1 and re.search(r"[A-D]\. ", verdicts[0]), (key, verdicts)
+        assert at.query_params["step"] == str(number)
+        if number < len(STEP_KEYS):
+            with language(lang):
+                at.button(key="lesson_next").click().run()
+    assert at.button(key="lesson_next").disabled
+    with language(lang):
+        at.button(key="lesson_previous").click().run()
+    assert at.query_params["step"] == str(len(STEP_KEYS) - 1)
+    assert at.query_params["lang"] == lang  # the lesson writes only its own key
+
+
+def test_the_race_answer_comes_from_the_recorded_data():
+    race = rv.recorded_race()
+    loss = {(r["arch"], r["depth"]): rr.final_train_loss(r) for r in race["runs"]}
+    depths = sorted({d for _a, d in loss})
+    expected = three_way(loss[("plain", depths[-1])], loss[("plain", depths[0])])
+    number = STEP_KEYS.index("race") + 1
+    at = open_lesson(number)
+    at.button(key="lesson_reveal_race").click().run()
+    step = next(s for s in STEPS if s.key == "race")
+    assert any(step.choices[expected] in i.value for i in at.info)
+    assert any(f"{loss[('plain', depths[-1])]:.3f}" in md.value for md in at.markdown)
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "99"])
+def test_a_bad_step_in_the_url_says_so(raw):
+    at = open_lesson(raw)
+    assert at.warning and f"step={raw}" in at.warning[0].value
+    assert at.query_params["step"] == "1"
+
+
+def test_the_handout_has_every_question_answer_and_figure():
+    from pages.lesson_reveals import all_reveals  # noqa: PLC0415 - needs Streamlit's caches, like the page
+    from resnet_viz.teaching import handout_html
+
+    steps = lesson_steps()
+    with language("zh"):
+        html = handout_html(steps, all_reveals(steps), lang="zh")
+        for step in steps:
+            assert _(step.question) in html
+    assert html.count('class="right"') == len(steps)  # every step marks its answer
+    assert html.count("<figure>") == 2 and html.count("plotly-graph-div") >= 7
+    assert html.count("<script") >= 1 and not re.search(r"<script[^>]*\bsrc=", html)  # plotly.js inline: offline
+
+
+@pytest.mark.browser
+def test_lesson_in_a_browser(page, app_url, tmp_path):
+    """Chinese, reveal with a figure, Next/Previous, a step's URL in a fresh tab, presenter mode, the handout."""
+    page.goto(app_url + "/lesson?lang=zh&step=2")
+    page.get_by_role("heading", name="梯度消失").wait_for()
+    page.get_by_role("button", name="揭晓答案").click()
+    page.locator("[data-testid=stMain] .js-plotly-plot").first.wait_for()
+    assert page.get_by_text("首层/末层梯度比值").first.is_visible()
+    page.get_by_role("button", name="下一步").click()
+    page.get_by_role("heading", name="梯度爆炸，以及普通网络为什么仍然退化").wait_for()
+    page.wait_for_function("location.search.includes('step=3')")
+    page.get_by_role("button", name="上一步").click()
+    page.get_by_role("heading", name="梯度消失").wait_for()
+    screenshot(page, "lesson-zh")
+
+    fresh = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    number = STEP_KEYS.index("race") + 1
+    fresh.goto(app_url + f"/lesson?step={number}&lang=en")
+    fresh.get_by_role("heading", name="The degradation problem: a training race").wait_for()
+    fresh.get_by_role("button", name="Reveal the answer").click()
+    fresh.locator("[data-testid=stMain] .js-plotly-plot").first.wait_for()
+    fresh.get_by_text("Presenter mode").click()
+    fresh.wait_for_function("getComputedStyle(document.documentElement).fontSize === '22px'")
+    assert not fresh.get_by_text("Your own model").is_visible()
+    screenshot(fresh, "lesson-presenter")
+    with fresh.expect_download(timeout=120_000) as download:
+        fresh.get_by_role("button", name="Download the handout").click()
+    path = tmp_path / "handout.html"
+    download.value.save_as(path)
+    text = path.read_text()
+    assert "Will the 56-layer plain net" in text and "plotly-graph-div" in text
+    fresh.context.close()
