@@ -91,7 +91,7 @@ def test_language_context_and_labels():
     labels = Labels({"plain": N_("Plain twin")})
     assert labels["plain"] == _("Plain twin") == "Plain twin"
     with language("zh"):
-        assert labels["plain"] == labels.get("plain") == "普通网络"
+        assert labels["plain"] == labels.get("plain") == "普通孪生网络"
         assert _("Reveal the answer") == "揭晓答案"
     assert i18n.get_language() == "en"
     assert [browser_language(x) for x in ("zh-CN", "zh_TW", "en-GB", None, "de-DE", "")] == \
