@@ -1,6 +1,7 @@
 """Cost of gradient_norms against a bare forward+backward of the same model and batch.
 
-    python benchmarks/bench_gradient_norms.py [--repeats 11] [--threads 1] [--device cuda] [--quick]
+    python benchmarks/bench_gradient_norms.py [--repeats 11] [--threads 1] [--device cuda] [--quick] [--wall]
+                                              [--batch 64]
 
 Both are timed in the same run, interleaved; the ratio is the median over
 back-to-back pairs (the ratio of the fastest runs is printed too). On the CPU
@@ -29,6 +30,7 @@ from resnet_viz.gradients import NUM_CLASSES, example_batch, gradient_norms  # n
 CASES = [  # (label, arch, depth, batch size)
     ("CIFAR ResNet-20", "cifar", 20, 16),
     ("CIFAR ResNet-56", "cifar", 56, 16),
+    ("CIFAR ResNet-56", "cifar", 56, 64),
     ("CIFAR ResNet-110", "cifar", 110, 8),
     ("ResNet-18 (224 px)", "resnet18", None, 2),
     ("ResNet-50 (224 px)", "resnet50", None, 2),
@@ -47,14 +49,14 @@ def bare_forward_backward(model, x, y) -> None:
 
 
 def bench(arch: str, depth: int | None, batch_size: int, repeats: int,
-          device: torch.device) -> tuple[list[float], list[float]]:
+          device: torch.device, wall: bool = False) -> tuple[list[float], list[float]]:
     resnet, _ = build_twins(arch, depth=depth or 20, num_classes=NUM_CLASSES)
     model = resnet.to(device)
     x, y = example_batch("noise", arch=arch, batch_size=batch_size)
     x, y = x.to(device), y.to(device)
     running = {k: v.clone() for k, v in model.state_dict().items()}  # bare passes update BN statistics
 
-    clock = time.process_time if device.type == "cpu" else time.perf_counter
+    clock = time.process_time if device.type == "cpu" and not wall else time.perf_counter
 
     def time_one(fn) -> float:
         model.zero_grad(set_to_none=True)
@@ -87,17 +89,19 @@ def main() -> None:
                         help="intra-op threads; 1 gives stable CPU times on a shared machine")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="CIFAR cases only")
+    parser.add_argument("--wall", action="store_true", help="wall-clock time on the CPU too (with --threads 2)")
+    parser.add_argument("--batch", type=int, help="only the cases with this batch size")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    clock = "process CPU time" if device.type == "cpu" else "wall time"
+    clock = "process CPU time" if device.type == "cpu" and not args.wall else "wall time"
     print(f"device={device} threads={torch.get_num_threads()} repeats={args.repeats} (median of {clock})")
     print("| model | batch | bare fwd+bwd (ms) | gradient_norms (ms) | ratio (median of pairs) | ratio of minima |")
     print("|---|---|---|---|---|---|")
     for label, arch, depth, batch_size in CASES:
-        if args.quick and arch != "cifar":
+        if (args.quick and arch != "cifar") or (args.batch and batch_size != args.batch):
             continue
-        bare, probe = bench(arch, depth, batch_size, args.repeats, device)
+        bare, probe = bench(arch, depth, batch_size, args.repeats, device, wall=args.wall)
         # Each pair ran back to back, so its ratio cancels slow drifts in machine load.
         pair_ratio = statistics.median(p / b for p, b in zip(probe, bare))
         print(f"| {label} | {batch_size} | {statistics.median(bare) * 1e3:.1f} | {statistics.median(probe) * 1e3:.1f} "

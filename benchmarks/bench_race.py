@@ -21,7 +21,10 @@ the hand-written loop in a worker thread with and without releasing the main
 thread's idle OpenMP pool first (see ``resnet_viz.device.release_openmp_threads``,
 which ``Race.start`` calls).
 
-    python benchmarks/bench_race.py [--depth 20] [--steps 200] [--batch-size 32] [--rounds 3]
+* ``vs float32``: the engine at its automatic precision (bfloat16 autocast on CPUs with AVX-512 BF16 or AMX)
+  against the same hand-written loop in float32, step by step: what the automatic choice buys.
+
+    python benchmarks/bench_race.py [--depth 20] [--steps 360] [--batch-size 32] [--rounds 3]
                                     [--memory-format-check] [--openmp-check]
 """
 from __future__ import annotations
@@ -41,8 +44,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resnet_viz.models import build_twins  # noqa: E402
-from resnet_viz.device import release_openmp_threads  # noqa: E402
-from resnet_viz.race import QUICK_RECIPE_CPU, Race, RaceConfig, RaceScheduler, load_race_data  # noqa: E402
+from resnet_viz.device import autocast_for, release_openmp_threads, resolve_precision  # noqa: E402
+from resnet_viz.race import (QUICK_DATASET, QUICK_IMAGE_SIZE, QUICK_RECIPE_CPU, Race, RaceConfig,  # noqa: E402
+                             RaceScheduler, load_race_data)
 from resnet_viz.training import Recipe, batch_indices, make_optimizer  # noqa: E402
 
 CHANNELS_LAST, NCHW = torch.channels_last, torch.contiguous_format
@@ -51,8 +55,9 @@ CHANNELS_LAST, NCHW = torch.channels_last, torch.contiguous_format
 class HandLoop:
     """A plain PyTorch training loop: forward, loss, backward, step. Nothing else."""
 
-    def __init__(self, depth: int, recipe: Recipe, data, memory_format=CHANNELS_LAST):
+    def __init__(self, depth: int, recipe: Recipe, data, memory_format=CHANNELS_LAST, precision: str = "auto"):
         self.recipe = recipe
+        self.autocast = autocast_for("cpu", resolve_precision("cpu", precision))
         self.model, _ = build_twins("cifar", depth=depth, num_classes=len(data.classes), seed=recipe.seed)
         self.model.to(memory_format=memory_format).train()
         self.opt = make_optimizer(self.model, recipe)
@@ -63,7 +68,8 @@ class HandLoop:
         for group in self.opt.param_groups:
             group["lr"] = self.recipe.lr_at(step)
         idx = self.batches[step]
-        loss = F.cross_entropy(self.model(self.x[idx]), self.y[idx])
+        with self.autocast():
+            loss = F.cross_entropy(self.model(self.x[idx]).float(), self.y[idx])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -91,7 +97,8 @@ def memory_formats(depth: int, recipe: Recipe, data) -> float:
 
 
 def race_config(depth: int, recipe: Recipe, eval_every: int) -> RaceConfig:
-    return RaceConfig(depths=(depth,), twins=("resnet",), recipe=recipe, eval_every=eval_every, snapshot_every=20)
+    return RaceConfig(depths=(depth,), twins=("resnet",), recipe=recipe, eval_every=eval_every, snapshot_every=20,
+                      precision="auto")
 
 
 def engine(depth: int, recipe: Recipe, data, *, eval_every: int) -> tuple[float, float]:
@@ -118,9 +125,10 @@ class InterleavedRace(Race):
         return super()._wait_if_paused()
 
 
-def step_by_step(depth: int, recipe: Recipe, data) -> float:
+def step_by_step(depth: int, recipe: Recipe, data, hand_precision: str = "auto") -> float:
     """Throughput ratio engine / hand-written, one step of each in turn (test evaluation left out)."""
-    race = InterleavedRace(HandLoop(depth, recipe, data), race_config(depth, recipe, 0), data=data,
+    hand = HandLoop(depth, recipe, data, precision=hand_precision)
+    race = InterleavedRace(hand, race_config(depth, recipe, 0), data=data,
                            scheduler=RaceScheduler(1)).start()
     race.join()
     assert race.status == "finished", race.message
@@ -144,15 +152,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=QUICK_RECIPE_CPU.steps)
     parser.add_argument("--batch-size", type=int, default=QUICK_RECIPE_CPU.batch_size)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--image-size", type=int, default=QUICK_IMAGE_SIZE)
     parser.add_argument("--memory-format-check", action="store_true")
     parser.add_argument("--openmp-check", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     recipe = replace(QUICK_RECIPE_CPU, steps=args.steps, batch_size=args.batch_size)
-    data = load_race_data("shapes", train_size=4000, test_size=500)
+    data = load_race_data(QUICK_DATASET, train_size=4000, test_size=500, image_size=args.image_size)
     hand_written(args.depth, replace(recipe, steps=5), data)  # warm-up
-    stepwise, ratios, ratios_eval, rates, nchw, threads = [], [], [], [], [], []
+    stepwise, ratios, ratios_eval, rates, nchw, threads, vs_fp32 = [], [], [], [], [], [], []
     for i in range(args.rounds):
+        vs_fp32.append(step_by_step(args.depth, recipe, data, hand_precision="fp32"))
+        print(f"round {i + 1}: engine ({resolve_precision('cpu')}) / float32 hand-written loop, step by step: "
+              f"{vs_fp32[-1]:.3f}", flush=True)
         stepwise.append(step_by_step(args.depth, recipe, data))
         base = hand_written(args.depth, recipe, data)
         inst, _ = engine(args.depth, recipe, data, eval_every=0)
@@ -174,8 +186,11 @@ def main() -> None:
             threads.append((kept / ref, released / ref))
             print(f"         hand-written in a worker thread: {kept / ref:.3f} with the main thread's OpenMP pool "
                   f"kept, {released / ref:.3f} with it released", flush=True)
-    print(f"ResNet-{args.depth}, batch {args.batch_size}, {args.steps} steps, {recipe.optimizer}, channels_last, "
-          f"{torch.get_num_threads()} threads, median of {args.rounds} rounds")
+    print(f"ResNet-{args.depth}, batch {args.batch_size}, {args.image_size} px, {args.steps} steps, {recipe.optimizer}, "
+          f"channels_last, {torch.get_num_threads()} threads, median of {args.rounds} rounds; engine and hand-written "
+          f"loop in {resolve_precision('cpu')} unless noted")
+    print(f"throughput ratio engine ({resolve_precision('cpu')}) / float32 hand-written loop, step by step: "
+          f"{statistics.median(vs_fp32):.3f}")
     print(f"hand-written loop: {statistics.median(r[0] for r in rates):.1f} img/s")
     print(f"throughput ratio engine / hand-written, step by step (instrumentation): {statistics.median(stepwise):.3f}")
     print(f"throughput ratio engine / hand-written, whole loops (instrumentation): {statistics.median(ratios):.3f}")

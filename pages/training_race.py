@@ -10,20 +10,28 @@ from pages import route_through_app
 from pages.common import device, session_races
 from resnet_viz import race as rr
 from resnet_viz import race_plots
+from resnet_viz.device import resolve_precision
+from resnet_viz.i18n import N_, _
 from resnet_viz.training import OPTIMIZERS, SCHEDULES, Recipe
 
 DEPTH_CHOICES = [8, 14, 20, 32, 44, 56, 110]
 STEPS_RANGE, BATCH_RANGE = (10, 20000), (4, 1024)  # the widgets' bounds, also for settings from the URL
-DATASET_LABELS = {"shapes": "Bundled shapes (offline)", "cifar10": "CIFAR-10 (downloaded once)",
-                  "folder": "Server image folder"}
+DATASET_LABELS = {"shapes-easy": N_("Bundled shapes, easy variant (offline)"), "shapes": N_("Bundled shapes (offline)"),
+                  "cifar10": N_("CIFAR-10 (downloaded once)"), "folder": N_("Server image folder")}
+PRECISION_NAMES = {"bf16": "bfloat16", "fp32": "float32"}
+OPTIMIZER_NAMES = {"sgd": N_("SGD with momentum"), "adam": "Adam"}
+SCHEDULE_NAMES = {"constant": N_("constant"), "step": N_("step (÷10 at 50% and 75%)"), "cosine": N_("cosine")}
+# Measured with the CLI's default quick race on seeds 0, 1 and 2 (README, "Training race").
+QUICK_RACE_SEEDS = N_("Checked on 3 seeds (0, 1, 2) of the quick race: 2 of 3 show all four checks below. On "
+                      "the third, plain-56 stayed at chance level and ResNet-56 ended above ResNet-20; plain-56 "
+                      "still ended above plain-20 and each ResNet below its plain twin on all 3.")
 route_through_app()
-RECORDED = "Recorded race (shipped with the app)"
-LIVE = "Live race"
+RECORDED, LIVE = "recorded", "live"  # the selector's two fixed entries; finished races are listed by name
 
-st.title("Training race")
-st.markdown("Train ResNets and their plain twins of two or more depths **side by side**. Every twin pair starts "
-            "from the same weights and sees the same batches in the same order. Watch the *degradation problem*: "
-            "the deeper plain net trains **worse** than the shallower one, the deeper ResNet does not.")
+st.title(_("Training race"))
+st.markdown(_("Train ResNets and their plain twins of two or more depths **side by side**. Every twin pair starts "
+              "from the same weights and sees the same batches in the same order. Watch the *degradation problem*: "
+              "the deeper plain net trains **worse** than the shallower one, the deeper ResNet does not."))
 
 state = st.session_state
 
@@ -51,7 +59,7 @@ live: rr.Race | None = state.get("race_live")
 
 
 def _available_datasets() -> list[str]:
-    names = ["shapes", "cifar10"]
+    names = ["shapes-easy", "shapes", "cifar10"]
     if os.environ.get(rr.FOLDER_ENV):  # set by the server's operator, never typed by a visitor
         names.append("folder")
     return names
@@ -70,51 +78,75 @@ def _query_preset() -> tuple[dict, list[str]]:
         if depths and all(d.isdigit() and int(d) in DEPTH_CHOICES for d in depths):
             preset["depths"] = [int(d) for d in depths]
         else:
-            problems.append(f"`depths={raw}` is not valid (choose from {', '.join(map(str, DEPTH_CHOICES))}, "
-                            "separated by commas); using the default depths.")
+            problems.append(_("`depths={raw}` is not valid (choose from {choices}, separated by commas); "
+                              "using the default depths.").format(raw=raw, choices=", ".join(map(str, DEPTH_CHOICES))))
     for name, (low, high) in (("steps", STEPS_RANGE), ("batch", BATCH_RANGE)):
         value = params.get(name, "")
         if value.isdigit() and low <= int(value) <= high:
             preset[name] = int(value)
         elif value:
-            problems.append(f"`{name}={value}` is not valid (a whole number from {low} to {high}); "
-                            "using the default.")
+            problems.append(_("`{name}={value}` is not valid (a whole number from {low} to {high}); "
+                              "using the default.").format(name=name, value=value, low=low, high=high))
     return preset, problems
+
+
+def _precision_label(choice: str) -> str:
+    if choice == "fp32":
+        return _("float32 (forced)")
+    return _("Automatic: {precision} on this machine").format(
+        precision=PRECISION_NAMES[resolve_precision(device(), "auto")])
 
 
 def _settings() -> tuple[rr.RaceConfig | None, str | None]:
     base = rr.quick_recipe(device())
     preset, problems = _query_preset()
     for problem in problems:
-        st.warning(f"Ignored a setting in the URL: {problem}")
-    with st.expander("Race settings", expanded=False):
+        st.warning(_("Ignored a setting in the URL: {problem}").format(problem=problem))
+    with st.expander(_("Race settings"), expanded=False):
         c1, c2, c3 = st.columns(3)
-        depths = c1.multiselect("Depths", DEPTH_CHOICES, default=preset.get("depths", [20, 56]), key="race_depths",
-                                help="6n+2 layers, as in He et al.'s CIFAR networks.")
-        twins = c2.multiselect("Networks", ["resnet", "plain"], default=["resnet", "plain"], key="race_twins",
-                               format_func=lambda t: "ResNet" if t == "resnet" else "Plain twin")
-        dataset = c3.selectbox("Data set", _available_datasets(), format_func=DATASET_LABELS.get, key="race_data")
-        with st.expander("Advanced recipe"):
+        depths = c1.multiselect(_("Depths"), DEPTH_CHOICES, default=preset.get("depths", [20, 56]), key="race_depths",
+                                help=_("6n+2 layers, as in He et al.'s CIFAR networks."))
+        twins = c2.multiselect(_("Networks"), ["resnet", "plain"], default=["resnet", "plain"], key="race_twins",
+                               format_func=lambda t: "ResNet" if t == "resnet" else _("Plain twin"))
+        dataset = c3.selectbox(_("Data set"), _available_datasets(), format_func=lambda d: _(DATASET_LABELS[d]),
+                               key="race_data",
+                               help=_("The easy variant: larger shapes, stronger contrast, no background texture, "
+                                      "little noise. The quick race uses it so that a minute of training shows "
+                                      "both halves of Fig. 6."))
+        with st.expander(_("Advanced recipe")):
             a1, a2, a3, a4 = st.columns(4)
-            steps = a1.number_input("Steps", *STEPS_RANGE, preset.get("steps", base.steps), step=10, key="race_steps")
-            batch = a2.number_input("Batch size", *BATCH_RANGE, preset.get("batch", base.batch_size), step=4,
+            steps = a1.number_input(_("Steps"), *STEPS_RANGE, preset.get("steps", base.steps), step=10,
+                                    key="race_steps")
+            batch = a2.number_input(_("Batch size"), *BATCH_RANGE, preset.get("batch", base.batch_size), step=4,
                                     key="race_batch")
-            optimizer = a3.selectbox("Optimiser", OPTIMIZERS, index=OPTIMIZERS.index(base.optimizer), key="race_opt",
-                                     format_func=lambda o: "SGD with momentum" if o == "sgd" else "Adam")
+            optimizer = a3.selectbox(_("Optimiser"), OPTIMIZERS, index=OPTIMIZERS.index(base.optimizer),
+                                     key="race_opt", format_func=lambda o: _(OPTIMIZER_NAMES[o]))
             default_lr = base.lr if optimizer == base.optimizer else (0.1 if optimizer == "sgd" else 1e-3)
-            lr = a4.number_input("Learning rate", 1e-5, 2.0, default_lr, format="%.4f", key=f"race_lr_{optimizer}")
+            lr = a4.number_input(_("Learning rate"), 1e-5, 2.0, default_lr, format="%.4f", key=f"race_lr_{optimizer}")
             b1, b2, b3, b4 = st.columns(4)
-            warmup = b1.number_input("Warm-up steps", 0, 5000, base.warmup_steps, key="race_warmup")
-            schedule = b2.selectbox("Decay", SCHEDULES, index=SCHEDULES.index(base.schedule), key="race_sched")
-            wd = b3.number_input("Weight decay", 0.0, 0.1, base.weight_decay, format="%.5f", key="race_wd")
-            seed = b4.number_input("Seed", 0, 10_000, base.seed, key="race_seed")
+            warmup = b1.number_input(_("Warm-up steps"), 0, 5000, base.warmup_steps, key="race_warmup")
+            schedule = b2.selectbox(_("Decay"), SCHEDULES, index=SCHEDULES.index(base.schedule), key="race_sched",
+                                    format_func=lambda k: _(SCHEDULE_NAMES[k]))
+            wd = b3.number_input(_("Weight decay"), 0.0, 0.1, base.weight_decay, format="%.5f", key="race_wd")
+            seed = b4.number_input(_("Seed"), 0, 10_000, base.seed, key="race_seed")
+            e1, e2, _e3, _e4 = st.columns(4)
+            image_size = e1.selectbox(_("Image size (px)"), rr.IMAGE_SIZES, key="race_size",
+                                      index=rr.IMAGE_SIZES.index(rr.QUICK_IMAGE_SIZE),
+                                      help=_("16 px: a quarter of the work of 32 px per image, so four times as "
+                                             "many steps fit in the same time."))
+            precision = e2.selectbox(_("Precision"), ["auto", "fp32"], format_func=_precision_label,
+                                     key="race_precision",
+                                     help=_("Automatic trains with bfloat16 autocast where the processor computes "
+                                            "bfloat16 natively (recent CPUs with AVX-512 BF16 or AMX, GPUs from "
+                                            "Ampere on), which is 1.5-2x faster; float32 elsewhere."))
     if not depths or not twins:
-        return None, "Pick at least one depth and one network."
+        return None, _("Pick at least one depth and one network.")
     try:
         recipe = Recipe(steps=int(steps), batch_size=int(batch), optimizer=optimizer, lr=float(lr),
                         momentum=base.momentum, weight_decay=float(wd), warmup_steps=int(warmup), schedule=schedule,
                         seed=int(seed))
-        return rr.RaceConfig(depths=tuple(depths), twins=tuple(twins), dataset=dataset, recipe=recipe), None
+        return rr.RaceConfig(depths=tuple(depths), twins=tuple(twins), dataset=dataset, recipe=recipe,
+                             image_size=int(image_size), precision=precision), None
     except ValueError as e:
         return None, str(e)
 
@@ -122,19 +154,19 @@ def _settings() -> tuple[rr.RaceConfig | None, str | None]:
 config, problem = _settings()
 running = live is not None and not live.done
 buttons = st.container(horizontal=True)
-if buttons.button("Start", type="primary", icon=":material/play_arrow:", disabled=running or config is None):
+if buttons.button(_("Start"), type="primary", icon=":material/play_arrow:", disabled=running or config is None):
     if live is not None:
         live.stop()
     # Tracked per session: closing the tab stops the race (see SessionRaces).
     state["race_live"] = live = session_races().track(rr.Race(config, device=device()).start())
     state["race_show"] = LIVE
     running = True
-if buttons.button("Stop", icon=":material/stop:", disabled=not running):
+if buttons.button(_("Stop"), icon=":material/stop:", disabled=not running):
     live.stop()
 if running and live.paused:
-    if buttons.button("Resume", icon=":material/play_arrow:"):
+    if buttons.button(_("Resume"), icon=":material/play_arrow:"):
         live.resume()
-elif buttons.button("Pause", icon=":material/pause:", disabled=not running):
+elif buttons.button(_("Pause"), icon=":material/pause:", disabled=not running):
     live.pause()
 if problem:
     st.warning(problem)
@@ -145,8 +177,10 @@ def _store_finished(race: rr.Race) -> None:
     if getattr(race, "stored_as", None) or not race.done or race.status == "failed" or not race.runs:
         return
     state["race_count"] = state.get("race_count", 0) + 1
-    name = f"Race {state['race_count']}: " + ", ".join(r.label for r in race.runs) + \
-           f" ({race.status}, {datetime.datetime.now():%H:%M})"
+    status = {"finished": _("finished"), "stopped": _("stopped")}.get(race.status, race.status)
+    name = _("Race {number}: {runs} ({status}, {time})").format(
+        number=state["race_count"], runs=", ".join(r.label for r in race.runs), status=status,
+        time=f"{datetime.datetime.now():%H:%M}")
     _keep(name, race.to_dict())
     race.stored_as = name
     state.pop("race_live_figures", None)
@@ -156,21 +190,22 @@ def _progress(race: rr.Race) -> None:
     p = race.progress()
     if p["status"] == "queued":
         pos = p["queue_position"]
-        st.info(f"Waiting for a free trainer: position {pos or 1} in the queue. Other classes are racing.",
-                icon=":material/hourglass_top:")
+        st.info(_("Waiting for a free trainer: position {position} in the queue. Other classes are racing.").format(
+            position=pos or 1), icon=":material/hourglass_top:")
     elif p["status"] == "preparing":
-        st.info("Preparing the data and the networks…", icon=":material/hourglass_top:")
+        st.info(_("Preparing the data and the networks…"), icon=":material/hourglass_top:")
     elif p["status"] == "failed":
-        st.error(p["message"] or "The race could not run.")
+        st.error(p["message"] or _("The race could not run."))
     else:
-        eta = "" if p["eta_s"] is None else f" · about {p['eta_s']:.0f} s left"
-        paused = " · paused" if p["status"] == "paused" else ""
-        st.progress(min(1.0, p["fraction"]), text=f"Step {p['step']} of {p['total']} · "
-                    f"{p['images_per_second']:.0f} images/s{eta}{paused}")
+        eta = "" if p["eta_s"] is None else _(" · about {seconds:.0f} s left").format(seconds=p["eta_s"])
+        paused = _(" · paused") if p["status"] == "paused" else ""
+        text = _("Step {step} of {total} · {rate:.0f} images/s · {precision}").format(
+            step=p["step"], total=p["total"], rate=p["images_per_second"], precision=PRECISION_NAMES[race.precision])
+        st.progress(min(1.0, p["fraction"]), text=text + eta + paused)
     diverged = [r.label for r in race.runs if r.status == "diverged"]
     if diverged:
-        st.warning(f"{', '.join(diverged)} diverged (the loss became NaN or infinite) and stopped; the others go on. "
-                   "Try a smaller learning rate or a warm-up.")
+        st.warning(_("{runs} diverged (the loss became NaN or infinite) and stopped; the others go on. "
+                     "Try a smaller learning rate or a warm-up.").format(runs=", ".join(diverged)))
 
 
 def _curves(figures: tuple, key: str) -> None:
@@ -214,7 +249,52 @@ if state.get("race_show_next") in choices:
     state["race_show"] = state.pop("race_show_next")
 if state.get("race_show") not in choices:
     state["race_show"] = choices[0]
-shown = st.selectbox("Show", choices, key="race_show", label_visibility="collapsed")
+CHOICE_NAMES = {LIVE: N_("Live race"), RECORDED: N_("Recorded race (shipped with the app)")}
+shown = st.selectbox(_("Show"), choices, key="race_show", label_visibility="collapsed",
+                     format_func=lambda c: _(CHOICE_NAMES[c]) if c in CHOICE_NAMES else c)
+
+
+def _recipe_text(result: dict) -> str:
+    """The recipe in one line: optimiser, learning rate, steps and batch, precision."""
+    recipe = result.get("recipe") or {}
+    if not recipe.get("steps"):
+        return ""
+    precision = PRECISION_NAMES.get(recipe.get("precision"), _("precision not recorded"))
+    return _("{optimizer}, learning rate {lr:g}, {warmup} warm-up steps, {schedule} decay, weight decay {wd:g}, "
+             "{steps} steps of {batch} images, {precision}").format(
+        optimizer=_(OPTIMIZER_NAMES.get(recipe.get("optimizer"), "?")), lr=recipe.get("lr", 0),
+        warmup=recipe.get("warmup_steps", 0), schedule=_(SCHEDULE_NAMES.get(recipe.get("schedule"), "?")),
+        wd=recipe.get("weight_decay", 0), steps=recipe["steps"], batch=recipe.get("batch_size", "?"),
+        precision=precision)
+
+
+CHECK_TEXT = {
+    "plain_trained": N_("Plain-{depth} left chance level (it ends at {plain:.2f}; guessing gives {chance:.2f})."),
+    "plain_degrades": N_("Plain-{depth} ends above plain-{shallow_depth} ({deep:.2f} vs {shallow:.2f}): "
+                         "the degradation problem."),
+    "resnet_deeper_no_worse": N_("ResNet-{depth} ends at or below ResNet-{shallow_depth} ({deep:.2f} vs "
+                                 "{shallow:.2f})."),
+    "resnets_below_plain": N_("At every depth the ResNet ends below its plain twin."),
+}
+CHECK_FAILED = {
+    "plain_trained": N_("Plain-{depth} stayed at chance level ({plain:.2f}; guessing gives {chance:.2f})."),
+    "plain_degrades": N_("Plain-{depth} did not end above plain-{shallow_depth} ({deep:.2f} vs {shallow:.2f})."),
+    "resnet_deeper_no_worse": N_("ResNet-{depth} ended above ResNet-{shallow_depth} ({deep:.2f} vs {shallow:.2f})."),
+    "resnets_below_plain": N_("Not every ResNet ended below its plain twin."),
+}
+
+
+def _checks(result: dict) -> None:
+    checks = rr.fig6_checks(result)
+    if not checks:
+        return
+    lines = []
+    for check in checks:
+        values = check["values"] if check["check"] != "resnets_below_plain" else {}
+        text = _(CHECK_TEXT[check["check"]] if check["holds"] else CHECK_FAILED[check["check"]]).format(**values)
+        lines.append(f"- {'✅' if check['holds'] else '❌'} {text}")
+    st.markdown(_("**In this race** (final training loss, mean of the last 10% of steps)") + "\n" + "\n".join(lines))
+
 
 chart_col, text_col = st.columns([3, 1])
 result: dict | None = None
@@ -225,73 +305,87 @@ with chart_col:
         if shown == RECORDED:
             result = rr.recorded_race()
             if result is None:
-                st.info("No recorded race ships with this installation: press **Start** to race live.")
+                st.info(_("No recorded race ships with this installation: press **Start** to race live."))
             else:
-                st.caption(f"Recorded with `python -m resnet_viz race` on {result.get('device', 'the CPU')}: "
-                           f"{result['dataset'].get('description', '')}. Press **Start** to race live.")
+                st.caption(_("Recorded with `python -m resnet_viz race` on {device} in {seconds:.0f} s: {data}. "
+                             "Press **Start** to race live.").format(
+                    device=result.get("device", "CPU"), seconds=result.get("elapsed_s", 0),
+                    data=result["dataset"].get("description", "")))
         else:
             result = state["race_results"].get(shown)
         if result:
+            if _recipe_text(result):
+                st.caption(_("Recipe: {recipe}.").format(recipe=_recipe_text(result)))
             _curves(_figures(result), "shown")
             st.dataframe([{k: v for k, v in row.items() if k not in ("arch",)} for row in rr.summary(result)],
                          hide_index=True, column_config={
-                             "final_train_loss": st.column_config.NumberColumn("final training loss", format="%.3f"),
-                             "final_train_error": st.column_config.NumberColumn("final training error",
+                             "run": st.column_config.TextColumn(_("run")),
+                             "depth": st.column_config.NumberColumn(_("depth")),
+                             "status": st.column_config.TextColumn(_("status")),
+                             "steps": st.column_config.NumberColumn(_("steps")),
+                             "final_train_loss": st.column_config.NumberColumn(_("final training loss"),
+                                                                               format="%.3f"),
+                             "final_train_error": st.column_config.NumberColumn(_("final training error"),
                                                                                 format="percent"),
-                             "test_error": st.column_config.NumberColumn("test error", format="percent")})
+                             "test_error": st.column_config.NumberColumn(_("test error"), format="percent")})
 
 with text_col:
-    st.markdown("**What to look for**")
-    st.markdown("- Same colour = same depth. **Solid** = ResNet, **dashed** = plain twin.\n"
-                "- The **deeper plain net** (dashed, more layers) ends **higher** than the shallower plain net: "
-                "more layers, yet it fits the *training* data worse. That is not overfitting, it is an "
-                "optimisation problem: the *degradation problem*.\n"
-                "- The **deeper ResNet** (solid) does not suffer from it: with skip connections, extra layers can "
-                "start close to the identity and only add what helps.")
-    st.markdown("**In the paper (CIFAR-10 test error)**")
-    st.dataframe([{"network": f"ResNet-{d}", "test error": f"{e:.2f} %"}
+    st.markdown(_("**What to look for**"))
+    st.markdown(_("- Same colour = same depth. **Solid** = ResNet, **dashed** = plain twin.\n"
+                  "- The **deeper plain net** (dashed, more layers) ends **higher** than the shallower plain net: "
+                  "more layers, yet it fits the *training* data worse. That is not overfitting, it is an "
+                  "optimisation problem: the *degradation problem*. In the quick race plain-56 learns slowly: it "
+                  "leaves chance level (ln 8 = 2.08) only in the last part of the race, while plain-20 learns the "
+                  "shapes.\n"
+                  "- The **deeper ResNet** (solid) does not suffer from it: it ends at or below ResNet-20. With "
+                  "skip connections, extra layers can start close to the identity and only add what helps."))
+    st.caption(_(QUICK_RACE_SEEDS))
+    if result:
+        _checks(result)
+    st.markdown(_("**In the paper (CIFAR-10 test error)**"))
+    st.dataframe([{_("network"): f"ResNet-{d}", _("test error"): f"{e:.2f} %"}
                   for d, e in rr.PAPER_CIFAR10_TEST_ERROR.items()], hide_index=True)
-    st.caption("Plain nets got *worse* with depth: plain-56 trained and tested worse than plain-20 "
-               "(He et al. 2015, Fig. 6). Our quick race is far shorter and runs on simple shapes, so the "
-               "numbers differ; the ordering is the point.")
+    st.caption(_("Plain nets got *worse* with depth: plain-56 trained and tested worse than plain-20 "
+                 "(He et al. 2015, Fig. 6). Our quick race is far shorter and runs on simple shapes (an easy variant "
+                 "of the bundled data, at 16x16 pixels), so the numbers differ; the ordering is the point."))
 
 if result and not (shown == LIVE and running):
     depths = sorted({run["depth"] for run in result["runs"]})
-    with st.expander("Replay: gradient norms and residual ratios during training", expanded=False):
+    with st.expander(_("Replay: gradient norms and residual ratios during training"), expanded=False):
         r1, r2 = st.columns([1, 3])
-        depth = r1.selectbox("Depth", depths, key="replay_depth")
+        depth = r1.selectbox(_("Depth"), depths, key="replay_depth")
         steps = race_plots.snapshot_steps(result, depth)
         if not steps:
-            st.info("This race has no snapshots for that depth.")
+            st.info(_("This race has no snapshots for that depth."))
         else:
-            step = r2.select_slider("Training step", steps, value=steps[-1], key=f"replay_step_{shown}_{depth}")
+            step = r2.select_slider(_("Training step"), steps, value=steps[-1], key=f"replay_step_{shown}_{depth}")
             g, r = st.columns(2)
             g.plotly_chart(race_plots.gradient_snapshot_figure(result, depth, step), use_container_width=True,
                            key="replay_grad")
             r.plotly_chart(race_plots.ratio_snapshot_figure(result, depth, step), use_container_width=True,
                            key="replay_ratio")
-            st.caption("Left: how large the gradient is at each layer, from the input (left) to the output (right). "
-                       "Right: how much each block's branch F(x) changes its input x. Slide through training to "
-                       "see both evolve for the two twins.")
+            st.caption(_("Left: how large the gradient is at each layer, from the input (left) to the output "
+                         "(right). Right: how much each block's branch F(x) changes its input x. Slide through "
+                         "training to see both evolve for the two twins."))
 
-    d1, d2, _ = st.columns([1, 1, 3])
-    d1.download_button("Download CSV", rr.race_to_csv(result), file_name="race.csv", mime="text/csv",
+    d1, d2, _d3 = st.columns([1, 1, 3])
+    d1.download_button(_("Download CSV"), rr.race_to_csv(result), file_name="race.csv", mime="text/csv",
                        icon=":material/download:")
-    d2.download_button("Download JSON", rr.race_to_json(result), file_name="race.json", mime="application/json",
+    d2.download_button(_("Download JSON"), rr.race_to_json(result), file_name="race.json", mime="application/json",
                        icon=":material/download:")
 
-with st.expander("Load a race file (JSON)"):
-    upload = st.file_uploader("A race saved from this page or made with `python -m resnet_viz race`", type=["json"],
+with st.expander(_("Load a race file (JSON)")):
+    upload = st.file_uploader(_("A race saved from this page or made with `python -m resnet_viz race`"), type=["json"],
                               key="race_upload")
     if upload is not None:
         try:
             loaded = rr.load_race(upload.getvalue())
         except rr.RaceFileError as e:
-            st.error(f"Could not load {upload.name}: {e}")
+            st.error(_("Could not load {name}: {error}").format(name=upload.name, error=e))
         else:
-            name = f"Loaded: {upload.name}"
+            name = _("Loaded: {name}").format(name=upload.name)
             if name not in state["race_results"]:
                 _keep(name, loaded)
                 state["race_show_next"] = name  # the selector exists already: switch on the next run
                 st.rerun()
-            st.success(f"Loaded {upload.name}; pick it above under *Show*.")
+            st.success(_("Loaded {name}; pick it above under *Show*.").format(name=upload.name))

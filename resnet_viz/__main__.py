@@ -42,7 +42,8 @@ def _race(args: argparse.Namespace) -> int:
         recipe = Recipe(**{**base.to_dict(), **overrides})
         config = RaceConfig(depths=tuple(args.depths), twins=tuple(args.twins), dataset=args.dataset, recipe=recipe,
                             train_size=args.train_size, test_size=args.test_size, eval_every=args.eval_every,
-                            snapshot_every=args.snapshot_every)
+                            snapshot_every=args.snapshot_every, precision="fp32" if args.fp32 else args.precision,
+                            image_size=args.image_size, folder=args.folder)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -54,6 +55,7 @@ def _race(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     bar.close()
+    print(f"{result['device']}, {result['precision']}: {result['elapsed_s']:.1f} s of training", file=sys.stderr)
     with open(args.out, "w") as f:
         f.write(race_to_json(thin_history(result, args.history_every)))
     for row in summary(result):
@@ -72,21 +74,24 @@ def _landscape(args: argparse.Namespace) -> int:
 
 
 class _ProgressBar:
-    """A one-line text progress bar with images/s and ETA (stderr, so --out can be stdout-free)."""
+    """The race's progress as a tqdm bar on stderr (so --out can be stdout-free), with the engine's images/s."""
 
-    def __init__(self, total: int, width: int = 30):
-        self.total, self.width = total, width
+    def __init__(self, total: int):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True, leave=True)
 
     def update(self, race) -> None:
         p = race.progress()
-        done = int(self.width * p["fraction"])
-        eta = "" if p["eta_s"] is None else f" ETA {p['eta_s']:.0f}s"
-        sys.stderr.write(f"\r[{'#' * done}{'.' * (self.width - done)}] {p['step']}/{p['total']} steps, "
-                         f"{p['images_per_second']:.0f} img/s{eta}   ")
-        sys.stderr.flush()
+        if p["status"] in ("queued", "preparing"):
+            self.bar.set_description_str(p["status"], refresh=False)
+        else:
+            self.bar.set_description_str("training", refresh=False)
+            self.bar.set_postfix_str(f"{p['images_per_second']:.0f} img/s", refresh=False)
+        self.bar.update(p["step"] - self.bar.n)
 
     def close(self) -> None:
-        sys.stderr.write("\n")
+        self.bar.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,12 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which parts to (re)compute (default both)")
     a.set_defaults(func=_attributions)
 
+    from .race import DATASETS, IMAGE_SIZES, QUICK_DATASET, QUICK_IMAGE_SIZE
+
     r = sub.add_parser("race", help="train ResNets and plain twins side by side and write the race as JSON",
                        description="Train ResNets and their plain twins of several depths on one data set with "
                                    "one recipe (defaults: the quick race) and write the curves as JSON.")
     r.add_argument("--depths", type=int, nargs="+", default=[20, 56], help="6n+2 depths (default: 20 56)")
     r.add_argument("--twins", nargs="+", choices=["resnet", "plain"], default=["resnet", "plain"])
-    r.add_argument("--dataset", choices=["shapes", "cifar10", "folder"], default="shapes")
+    r.add_argument("--dataset", choices=list(DATASETS), default=QUICK_DATASET,
+                   help=f"default {QUICK_DATASET}: the bundled shapes, easy variant")
+    r.add_argument("--folder", help="the image folder for --dataset folder (one sub-folder per class; "
+                                    "default: $RESNET_VIZ_RACE_FOLDER)")
+    r.add_argument("--image-size", type=int, choices=list(IMAGE_SIZES), default=QUICK_IMAGE_SIZE,
+                   help=f"image size in pixels (default {QUICK_IMAGE_SIZE})")
     r.add_argument("--steps", type=int, help="training steps (default: the quick race)")
     r.add_argument("--epochs", type=float, help="training epochs instead of --steps")
     r.add_argument("--batch-size", type=int)
@@ -133,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--history-every", type=int, default=1,
                    help="keep every k-th step in the file (averaging the steps in between)")
     r.add_argument("--device", help="cpu (default), cuda, ...")
+    r.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="auto (default): bfloat16 autocast where the CPU or GPU computes bfloat16 natively "
+                        "(AVX-512 BF16/AMX CPUs, Ampere or newer GPUs), float32 elsewhere")
+    r.add_argument("--fp32", action="store_true", help="train in float32 (same as --precision fp32)")
     r.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     r.add_argument("--out", required=True, help="where to write the race JSON")
     r.add_argument("--save", metavar="DIR", help="also save each depth's trained twins as DIR/race-<depth>.safetensors "

@@ -20,7 +20,6 @@ import os
 import socket
 import threading
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -28,7 +27,8 @@ from typing import Callable
 import torch
 
 from .data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes_raw, normalize_shapes
-from .device import describe_device, release_openmp_threads
+from .device import (PRECISIONS, autocast_for, describe_device, describe_precision, release_openmp_threads,
+                     resolve_precision)
 from .gradients import main_path_weights
 from .models import TwinNet, build_twins
 from .residual import block_contributions
@@ -38,8 +38,9 @@ from .training import Recipe, batch_indices, eval_mode, evaluate, make_optimizer
 RACE_FORMAT = "resnet-viz-race"
 RACE_VERSION = 1
 TWINS = ("resnet", "plain")
-DATASETS = ("shapes", "cifar10", "folder")
+DATASETS = ("shapes-easy", "shapes", "cifar10", "folder")
 MAX_DEPTH = 110
+IMAGE_SIZES = (16, 32)
 EVAL_CHUNK = 100  # test images evaluated between two looks at the Stop button
 RACES_DIR = Path(__file__).parent / "assets" / "races"
 RECORDED_RACE = RACES_DIR / "shapes-20-56.json"
@@ -51,16 +52,20 @@ CIFAR_CACHE = CACHE_DIR / "cifar10"
 # He et al. 2015, Table 6: CIFAR-10 test error (%) of the ResNets.
 PAPER_CIFAR10_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
 
-# The quick race: on 2 CPU cores it takes about 2.5 minutes (2 min 24 s measured with the CLI). Adam, because
-# in so few steps SGD barely leaves chance level on shapes; the page and the CLI offer SGD with momentum as in
-# the paper.
-QUICK_RECIPE_CPU = Recipe(steps=200, batch_size=32, optimizer="adam", lr=2e-3, momentum=0.9, weight_decay=5e-4,
-                          warmup_steps=20, schedule="cosine", seed=0)
-QUICK_RECIPE_CUDA = replace(QUICK_RECIPE_CPU, steps=1000, batch_size=128)
+# The quick race (He et al.'s depths 20 and 56): about 50 s on 2 CPU cores with bfloat16 (see README).
+# Easy shapes at 16x16 px: a quarter of the work per image, so 400 steps fit the minute. Adam at lr 0.01
+# without weight decay: in 400 steps plain-56 leaves chance only with a large Adam step (SGD at 0.005-0.5 and
+# Adam at 5e-4-2e-3 left it at chance); with coupled L2 decay Adam keeps shrinking the scale-invariant
+# weights instead. The page and the CLI offer SGD with momentum as in the paper.
+QUICK_RECIPE_CPU = Recipe(steps=360, batch_size=32, optimizer="adam", lr=1e-2, momentum=0.9, weight_decay=0.0,
+                          warmup_steps=0, schedule="cosine", seed=0)
+QUICK_DATASET = "shapes-easy"
+QUICK_IMAGE_SIZE = 16
 
 
 def quick_recipe(device: torch.device | str = "cpu") -> Recipe:
-    return replace(QUICK_RECIPE_CUDA if torch.device(device).type == "cuda" else QUICK_RECIPE_CPU)
+    """The quick race's recipe; the same on every device, so races on a laptop and a GPU compare."""
+    return replace(QUICK_RECIPE_CPU)
 
 
 class DatasetUnavailable(RuntimeError):
@@ -86,43 +91,57 @@ class RaceData:
 
 def load_race_data(name: str = "shapes", *, train_size: int = 4000, test_size: int = 500,
                    folder: str | Path | None = None, download: bool = True,
-                   timeout_s: float = 5.0) -> RaceData:
-    """Load a race's data set: ``"shapes"`` (bundled, offline), ``"cifar10"`` or ``"folder"``.
+                   timeout_s: float = 5.0, image_size: int = 32) -> RaceData:
+    """Load a race's data set: ``"shapes-easy"`` and ``"shapes"`` (bundled, offline), ``"cifar10"`` or ``"folder"``.
 
     ``"folder"`` reads ``folder`` (or the path in ``$RESNET_VIZ_RACE_FOLDER``): one sub-folder of
-    images per class. Raises :class:`DatasetUnavailable` with a readable message on failure.
+    images per class. Images are ``image_size`` pixels square (shapes are drawn at that size, the others
+    resized with antialiasing). Raises :class:`DatasetUnavailable` with a readable message on failure.
     """
-    if name == "shapes":
-        tx, ty = _shapes(train_size, TRAIN_SEED)
-        vx, vy = _shapes(test_size, TEST_SEED)
+    if name in ("shapes", "shapes-easy"):
+        variant = "easy" if name == "shapes-easy" else "standard"
+        tx, ty = _shapes(train_size, TRAIN_SEED, variant, image_size)
+        vx, vy = _shapes(test_size, TEST_SEED, variant, image_size)
+        kind = "shapes, easy variant" if variant == "easy" else "shapes"
         return RaceData(name, tx, ty, vx, vy, list(SHAPE_CLASSES),
-                        f"shapes ({train_size} training images, {test_size} test images)")
+                        f"{kind}, {image_size}x{image_size} px ({train_size} training images, {test_size} test images)")
     if name == "cifar10":
-        return _load_cifar10(train_size, test_size, download=download, timeout_s=timeout_s)
-    if name == "folder":
-        return _load_folder(folder or os.environ.get(FOLDER_ENV), train_size, test_size)
-    raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+        data = _load_cifar10(train_size, test_size, download=download, timeout_s=timeout_s)
+    elif name == "folder":
+        data = _load_folder(folder or os.environ.get(FOLDER_ENV), train_size, test_size)
+    else:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+    if image_size != data.train_x.shape[-1]:
+        data = replace(data, train_x=_resize(data.train_x, image_size), test_x=_resize(data.test_x, image_size),
+                       description=data.description.replace(" (", f", resized to {image_size}x{image_size} px (", 1))
+    return data
+
+
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                           align_corners=False)
 
 
 _shapes_lock = threading.Lock()
 
 
-def _shapes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _shapes(n: int, seed: int, variant: str = "standard", size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Cached: generating shapes takes seconds, and races only ever read them. Locked, so a race
     started while the page warms the cache waits for that work instead of repeating it."""
     with _shapes_lock:
-        return _shapes_cached(n, seed)
+        return _shapes_cached(n, seed, variant, size)
 
 
 @functools.lru_cache(maxsize=4)
-def _shapes_cached(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _shapes_cached(n: int, seed: int, variant: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     # Also on disk (uint8, 3 KB an image): a fresh server then starts its first race in a second.
-    path = CACHE_DIR / f"shapes-{n}-seed{seed}.pt"
+    name = "shapes" if variant == "standard" else f"shapes-{variant}"
+    path = CACHE_DIR / (f"{name}-{n}-seed{seed}.pt" if size == 32 else f"{name}-{size}px-{n}-seed{seed}.pt")
     try:
         saved = torch.load(path, weights_only=True)
         images, labels = saved["images"], saved["labels"]
     except Exception:  # noqa: BLE001 - missing or unreadable cache: generate again
-        raw, labels_np, _ = make_shapes_raw(n, seed=seed)
+        raw, labels_np, _ = make_shapes_raw(n, seed=seed, size=size, variant=variant)
         images, labels = torch.from_numpy(raw), torch.from_numpy(labels_np)
         try:
             CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -177,26 +196,50 @@ def _load_cifar10(train_size: int, test_size: int, *, download: bool, timeout_s:
                     f"CIFAR-10 ({len(tx)} training images, {len(vx)} test images)")
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _is_image(path: str) -> bool:
+    return path.lower().endswith(IMAGE_SUFFIXES)
+
+
+def _load_rgb32(path: str) -> torch.Tensor | None:
+    """An image as uint8 32x32x3, or None when the file cannot be read (skipped, not fatal)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB").resize((32, 32))
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(32, 32, 3)
+
+
 def _load_folder(path, train_size: int, test_size: int) -> RaceData:
+    """One sub-folder of images per class, read with torchvision's ``ImageFolder`` (its class order and file
+    discovery); at most ``(train_size + test_size) / classes`` images per class, unreadable files skipped."""
     if not path:
         raise DatasetUnavailable(f"No image folder is configured on this server (set ${FOLDER_ENV}).")
     root = Path(path)
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    if len(classes) < 2:
-        raise DatasetUnavailable(f"The configured image folder {root} needs at least two class sub-folders.")
-    from PIL import Image
+    try:
+        from torchvision.datasets import ImageFolder
 
+        folder = ImageFolder(str(root), loader=_load_rgb32, is_valid_file=_is_image, allow_empty=True)
+    except (ImportError, OSError):
+        folder = None  # not a folder, no class sub-folders, or no torchvision
+    if folder is None or len(folder.classes) < 2:
+        raise DatasetUnavailable(f"The configured image folder {root} needs at least two class sub-folders.")
+    per_class = math.ceil((train_size + test_size) / len(folder.classes))
+    taken: dict[int, int] = {}
     images, labels = [], []
-    per_class = math.ceil((train_size + test_size) / len(classes))
-    for label, cls in enumerate(classes):
-        files = sorted(p for p in (root / cls).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-        for p in files[:per_class]:
-            try:
-                img = Image.open(p).convert("RGB").resize((32, 32))
-            except OSError:
-                continue  # skip unreadable files rather than fail the whole race
-            images.append(torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(32, 32, 3))
+    for file, label in folder.samples:  # sorted by class, then file name
+        if taken.get(label, 0) >= per_class:
+            continue
+        image = folder.loader(file)
+        if image is not None:
+            images.append(image)
             labels.append(label)
+            taken[label] = taken.get(label, 0) + 1
     if len(images) < 10:
         raise DatasetUnavailable(f"The configured image folder {root} holds too few readable images.")
     x = (torch.stack(images).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
@@ -204,7 +247,7 @@ def _load_folder(path, train_size: int, test_size: int) -> RaceData:
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(TRAIN_SEED))
     n_test = max(1, min(test_size, len(x) // 5))
     test, train = perm[:n_test], perm[n_test:]
-    return RaceData("folder", x[train], y[train], x[test], y[test], classes,
+    return RaceData("folder", x[train], y[train], x[test], y[test], list(folder.classes),
                     f"image folder {root.name} ({len(train)} training images, {n_test} test images)")
 
 
@@ -216,7 +259,7 @@ class RaceConfig:
 
     depths: tuple[int, ...] = (20, 56)
     twins: tuple[str, ...] = TWINS
-    dataset: str = "shapes"
+    dataset: str = QUICK_DATASET
     recipe: Recipe = field(default_factory=quick_recipe)
     train_size: int = 4000
     test_size: int = 500
@@ -224,6 +267,9 @@ class RaceConfig:
     snapshot_every: int = 20  # steps between gradient / residual-ratio snapshots (0: never)
     probe_size: int = 32  # images in the fixed batch used for residual ratios
     lr_overrides: dict[str, float] = field(default_factory=dict)  # run label -> learning rate
+    precision: str = "auto"  # auto (bfloat16 where the hardware has it natively), bf16 or fp32
+    image_size: int = QUICK_IMAGE_SIZE  # pixels: 16 (a quarter of the work of 32) or 32
+    folder: str | None = None  # for dataset "folder": the path (default: $RESNET_VIZ_RACE_FOLDER); never from visitors
 
     def __post_init__(self):
         self.depths = tuple(sorted({int(d) for d in self.depths}))
@@ -237,6 +283,10 @@ class RaceConfig:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.eval_every < 0 or self.snapshot_every < 0:
             raise ValueError("eval_every and snapshot_every must be >= 0")
+        if self.image_size not in IMAGE_SIZES:
+            raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {self.image_size!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -351,6 +401,9 @@ class Race:
         self.elapsed_s = 0.0
         self.test_seconds = 0.0  # part of elapsed_s spent measuring test error
         self.started_at: float | None = None
+        # What the race computes in, resolved for the device ("bf16" or "fp32"), and its autocast.
+        self.precision = resolve_precision(self.device, self.config.precision)
+        self._autocast = autocast_for(self.device, self.precision)
         self._stop = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
@@ -420,7 +473,8 @@ class Race:
     def _prepare(self) -> None:
         cfg = self.config
         if self.data is None:
-            self.data = load_race_data(cfg.dataset, train_size=cfg.train_size, test_size=cfg.test_size)
+            self.data = load_race_data(cfg.dataset, train_size=cfg.train_size, test_size=cfg.test_size,
+                                       folder=cfg.folder, image_size=cfg.image_size)
         # NHWC convolutions: faster on CUDA (tensor cores) and on the CPU too (oneDNN, 10-20% on ResNet-20/56).
         fmt = torch.contiguous_format if self.device.type == "mps" else torch.channels_last
         d = self.data
@@ -438,11 +492,6 @@ class Race:
                     label = run_label(model.twin, depth)
                     runs.append(Run(model, cfg.recipe, depth, cfg.lr_overrides.get(label)))
         self.runs = runs
-
-    def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
 
     def _train(self) -> None:
         cfg, recipe = self.config, self.config.recipe
@@ -546,8 +595,9 @@ class Race:
         return {"format": RACE_FORMAT, "version": RACE_VERSION, "status": self.status,
                 "dataset": {"name": self.config.dataset, "description": d.description if d else "",
                             "classes": d.classes if d else []},
-                "recipe": self.config.recipe.to_dict(), "config": self.config.to_dict(),
-                "device": describe_device(self.device), "elapsed_s": round(self.elapsed_s, 2),
+                "recipe": {**self.config.recipe.to_dict(), "precision": self.precision},
+                "config": self.config.to_dict(), "device": describe_device(self.device),
+                "precision": describe_precision(self.device, self.precision), "elapsed_s": round(self.elapsed_s, 2),
                 "runs": [{**run.to_dict(), "history": list(run.history), "snapshots": list(run.snapshots)}
                          for run in self.runs]}
 
@@ -627,6 +677,48 @@ def summary(result: dict) -> list[dict]:
                      "final_train_error": sum(r["train_error"] for r in tail) / len(tail) if tail else None,
                      "test_error": final_test_error(run)})
     return rows
+
+
+# Fig. 6's checks: how far below chance (in nats) counts as "left chance", and how much higher the deeper
+# ResNet's loss may end and still count as "at" the shallower one's.
+LEFT_CHANCE_MARGIN = 0.05
+RESNET_TIE = 0.02
+
+
+def chance_loss(result: dict) -> float | None:
+    """The cross-entropy of guessing: ln(number of classes), or None when the race does not say."""
+    classes = (result.get("dataset") or {}).get("classes") or []
+    return math.log(len(classes)) if len(classes) >= 2 else None
+
+
+def fig6_checks(result: dict) -> list[dict]:
+    """Both halves of He et al.'s Fig. 6 in a race, on final training losses (mean of the last 10% of steps).
+
+    Compares the shallowest and the deepest depth that have both twins. One dict per check:
+    ``{"check", "holds", "values"}`` with check one of ``plain_trained`` (the deeper plain net ends at least
+    :data:`LEFT_CHANCE_MARGIN` below chance), ``plain_degrades`` (it ends above the shallower plain net),
+    ``resnet_deeper_no_worse`` (the deeper ResNet ends at most :data:`RESNET_TIE` above the shallower one) and
+    ``resnets_below_plain`` (at every depth the ResNet ends below its plain twin). Empty without two such depths.
+    """
+    loss = {(r["arch"], r["depth"]): final_train_loss(r) for r in result["runs"]}
+    depths = sorted({d for (_, d) in loss if ("resnet", d) in loss and ("plain", d) in loss})
+    if len(depths) < 2:
+        return []
+    lo, hi = depths[0], depths[-1]
+    checks = []
+    chance = chance_loss(result)
+    if chance is not None:
+        checks.append({"check": "plain_trained", "holds": loss[("plain", hi)] < chance - LEFT_CHANCE_MARGIN,
+                       "values": {"plain": loss[("plain", hi)], "chance": chance, "depth": hi}})
+    checks += [
+        {"check": "plain_degrades", "holds": loss[("plain", hi)] > loss[("plain", lo)],
+         "values": {"deep": loss[("plain", hi)], "shallow": loss[("plain", lo)], "depth": hi, "shallow_depth": lo}},
+        {"check": "resnet_deeper_no_worse", "holds": loss[("resnet", hi)] <= loss[("resnet", lo)] + RESNET_TIE,
+         "values": {"deep": loss[("resnet", hi)], "shallow": loss[("resnet", lo)], "depth": hi, "shallow_depth": lo}},
+        {"check": "resnets_below_plain", "holds": all(loss[("resnet", d)] < loss[("plain", d)] for d in depths),
+         "values": {d: (loss[("resnet", d)], loss[("plain", d)]) for d in depths}},
+    ]
+    return checks
 
 
 def thin_history(result: dict, every: int) -> dict:

@@ -10,13 +10,14 @@ import math
 
 import plotly.graph_objects as go
 
-from .race import run_label
 from .gradients import GradientFlow
+from .i18n import N_, _
+from .race import run_label
 from .gradients_plots import gradient_norm_figure
 from .residual_plots import ratio_figure
 from .style import DASH, DEPTH_PALETTE, base_layout
 
-METRICS = {"train_loss": "training loss", "train_error": "training error"}
+METRICS = {"train_loss": N_("training loss"), "train_error": N_("training error")}
 
 
 def depth_colors(result: dict) -> dict[int, str]:
@@ -51,7 +52,7 @@ def curves_figure(result: dict, metric: str = "train_loss", *, smooth_steps: int
     fig = go.Figure()
     for run in sorted(result["runs"], key=lambda r: (r["depth"], r["arch"] != "resnet")):
         label = run.get("label") or run_label(run["arch"], run["depth"])
-        suffix = " (diverged)" if run.get("status") == "diverged" else ""
+        suffix = _(" (diverged)") if run.get("status") == "diverged" else ""
         steps = [row["step"] for row in run["history"]]
         values = _smooth([row[metric] for row in run["history"]], _window(run, smooth_steps))
         fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=f"{label}{suffix}",
@@ -59,12 +60,13 @@ def curves_figure(result: dict, metric: str = "train_loss", *, smooth_steps: int
                                                               width=1.5 if metric == "train_error" else 2.5)))
         if metric == "train_error":
             tests = [(row["step"], row["test_error"]) for row in run["history"] if row.get("test_error") is not None]
-            fig.add_trace(go.Scatter(x=[s for s, _ in tests], y=[e for _, e in tests], mode="lines+markers",
-                                     name=f"{label} test", legendgroup=label, showlegend=False,
+            fig.add_trace(go.Scatter(x=[s for s, _e in tests], y=[e for _s, e in tests], mode="lines+markers",
+                                     name=_("{label} test").format(label=label), legendgroup=label,
+                                     showlegend=False,
                                      line=dict(color=colors[run["depth"]], dash=DASH[run["arch"]], width=4),
                                      marker=dict(size=8)))
-    title = "Training loss" if metric == "train_loss" else "Error: training (thin), test (bold)"
-    base_layout(fig, title=title, x="training step", y=METRICS[metric] if metric == "train_loss" else "error",
+    title = _("Training loss") if metric == "train_loss" else _("Error: training (thin), test (bold)")
+    base_layout(fig, title=title, x=_("training step"), y=_(METRICS[metric]) if metric == "train_loss" else _("error"),
                 height=height)
     _legend_below(fig)
     if metric == "train_error":
@@ -99,7 +101,7 @@ def gradient_snapshot_figure(result: dict, depth: int, step: int) -> go.Figure:
     flows = {twin: GradientFlow(twin=twin, layers=list(s["grad_norms"]), grad_norms=list(s["grad_norms"].values()),
                                 blocks=[], signal_std=[], loss=float("nan"))
              for twin, s in _twins_at(result, depth, step).items() if s.get("grad_norms")}
-    return _legend_below(gradient_norm_figure(flows, title=f"Gradient norm per layer, depth {depth}, step {step}"))
+    return _legend_below(gradient_norm_figure(flows, title=_("Gradient norm per layer, depth {depth}, step {step}").format(depth=depth, step=step)))
 
 
 def ratio_snapshot_figure(result: dict, depth: int, step: int) -> go.Figure:
@@ -107,7 +109,7 @@ def ratio_snapshot_figure(result: dict, depth: int, step: int) -> go.Figure:
     contribs = {twin: [{"name": name, "ratio": value} for name, value in s["ratios"].items()]
                 for twin, s in _twins_at(result, depth, step).items() if s.get("ratios")}
     fig = ratio_figure(contribs)
-    fig.update_layout(title=f"‖F(x)‖ / ‖x‖ per block, depth {depth}, step {step}")
+    fig.update_layout(title=_("‖F(x)‖ / ‖x‖ per block, depth {depth}, step {step}").format(depth=depth, step=step))
     _legend_below(fig)
     fig.update_layout(legend=dict(y=-0.4), margin=dict(b=130))  # below the slanted block names
     return fig

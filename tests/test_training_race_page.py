@@ -24,12 +24,17 @@ def test_page_shows_the_recorded_race_with_controls_and_context():
     assert "Start" in labels and "Stop" in labels
     stop = next(b for b in at.button if b.label == "Stop")
     assert stop.disabled  # nothing to stop yet
-    assert at.selectbox(key="race_show").value.startswith("Recorded race")
+    shown = at.selectbox(key="race_show")
+    assert shown.value == "recorded" and shown.options[0].startswith("Recorded race")
     charts = at.get("plotly_chart")
     assert len(charts) >= 2
     text = " ".join(m.value for m in at.markdown)
     assert "degradation problem" in text
     assert any("8.75" in str(df.value) for df in at.dataframe)  # the paper's numbers for context
+    captions = " ".join(c.value for c in at.caption)
+    assert "Adam, learning rate 0.01" in captions and "360 steps of 32 images, bfloat16" in captions  # the recipe
+    assert "2 of 3" in captions  # how many seeds agree
+    assert text.count("✅") == 4  # the recorded race shows both halves of Fig. 6
 
 
 def test_start_trains_a_race_that_stays_in_the_session():
