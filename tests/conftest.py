@@ -117,3 +117,20 @@ def screenshot(page, name: str) -> str:
     path = os.path.join(ARTIFACTS, f"{name}.png")
     page.screenshot(path=path, full_page=True)
     return path
+
+
+APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
+
+
+def open_app_page(page: str, query_params: dict | None = None, *, timeout: float = 180):
+    """Run app.py in AppTest, switch to ``page`` with ``query_params`` and check that nothing raised."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.run()
+    at.switch_page(page)
+    if query_params:
+        at.query_params = dict(query_params)
+    at.run()
+    assert not at.exception, at.exception
+    return at

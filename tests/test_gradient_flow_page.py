@@ -1,12 +1,9 @@
-import os
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import resnet_viz as rv
-from conftest import screenshot
+from conftest import open_app_page, screenshot
 
-APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 PAGE = "pages/gradient_flow.py"
 
 
@@ -16,15 +13,8 @@ def short_sweep(monkeypatch):
     monkeypatch.setattr(rv.gradients, "SWEEP_DEPTHS", (8, 14))
 
 
-def open_page(query_params: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page(PAGE)
-    if query_params:
-        at.query_params = dict(query_params)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+def open_page(query_params: dict | None = None):
+    return open_app_page(PAGE, query_params, timeout=180)
 
 
 def subheaders(at: AppTest) -> list[str]:

@@ -1,24 +1,14 @@
 """The Loss landscape page: shipped surfaces at once, the view in the URL, bad URLs, live recomputation."""
-import os
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import screenshot
+from conftest import open_app_page, screenshot
 
-APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 PAGE = "pages/loss_landscape.py"
 
 
-def open_page(query_params: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=240)
-    at.run()
-    at.switch_page(PAGE)
-    if query_params:
-        at.query_params = dict(query_params)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+def open_page(query_params: dict | None = None):
+    return open_app_page(PAGE, query_params, timeout=240)
 
 
 def charts(at: AppTest):
