@@ -120,7 +120,11 @@ def model_label(name: str) -> str:
 
 
 model_labels = {model_label(n): n for n in available}
-model_name = model_labels[st.selectbox(_("Twins"), list(model_labels), key="residual_model")]
+# The labels change with the language, which resets the widget: start it at the model chosen last time.
+chosen = st.session_state.get("residual_model_name")
+index = list(model_labels.values()).index(chosen) if chosen in available else 0
+model_name = model_labels[st.selectbox(_("Twins"), list(model_labels), index=index, key="residual_model")]
+st.session_state["residual_model_name"] = model_name
 resnet, plain, info = twins_for(model_name)
 model_key = session_models().cache_key(model_name)
 names = [name for name, _block in resnet.blocks()]

@@ -80,3 +80,15 @@ def test_deep_twins_run_the_lesion_lab_on_request(app):
     assert len(app.get("plotly_chart")) == CHARTS - 2  # everything but the two lesion charts
     assert any(b.label == "Run the lesion lab" for b in app.button)
     assert app.slider(key="residual_paths_n_shapes-56").value == 27
+
+
+def test_switching_language_keeps_the_chosen_twins():
+    at = AppTest.from_file(os.path.join(ROOT, "app.py"), default_timeout=240)
+    at.run()
+    at.switch_page(PAGE)
+    at.run()
+    at.selectbox(key="residual_model").set_value("Bundled shapes-56 (depth 56, trained on shapes)").run()
+    at.radio(key="lang").set_value("zh").run()
+    assert not at.exception, at.exception
+    box = at.selectbox(key="residual_model")
+    assert box.label == "孪生网络" and "shapes-56" in box.value and box.value != box.options[0]
