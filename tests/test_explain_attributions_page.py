@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
-from conftest import screenshot
+from conftest import open_app_page, screenshot
 
 import resnet_viz as rv
 
@@ -13,12 +13,7 @@ APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 
 
 def _explain_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page("pages/explain.py")
-    at.run()
-    assert not at.exception
-    return at
+    return open_app_page("pages/explain.py", timeout=180)
 
 
 def _captions(at):

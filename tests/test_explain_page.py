@@ -4,19 +4,14 @@ import pytest
 from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
-from conftest import screenshot
+from conftest import open_app_page, screenshot
 from image_corpus import bad_files, good_files
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 
 
 def _explain_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("pages/explain.py")
-    at.run()
-    assert not at.exception
-    return at
+    return open_app_page("pages/explain.py", timeout=120)
 
 
 def _upload(at: AppTest, name: str, data: bytes, mime: str = "image/png") -> AppTest:

@@ -4,7 +4,7 @@ import os
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import screenshot
+from conftest import open_app_page, screenshot
 from resnet_viz.bundled import MODELS_DIR
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,10 +83,7 @@ def test_deep_twins_run_the_lesion_lab_on_request(app):
 
 
 def test_switching_language_keeps_the_chosen_twins():
-    at = AppTest.from_file(os.path.join(ROOT, "app.py"), default_timeout=240)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
+    at = open_app_page(PAGE, timeout=240)
     at.selectbox(key="residual_model").set_value("Bundled shapes-56 (depth 56, trained on shapes)").run()
     at.radio(key="lang").set_value("zh").run()
     assert not at.exception, at.exception
