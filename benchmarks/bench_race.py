@@ -42,10 +42,12 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import sync  # noqa: E402
 from resnet_viz.models import build_twins  # noqa: E402
-from resnet_viz.device import autocast_for, release_openmp_threads, resolve_precision  # noqa: E402
-from resnet_viz.race import (QUICK_DATASET, QUICK_IMAGE_SIZE, QUICK_RECIPE_CPU, Race, RaceConfig,  # noqa: E402
+from resnet_viz.device import autocast_for, describe_device, release_openmp_threads, resolve_precision  # noqa: E402
+from resnet_viz.race import (QUICK_DATASET, QUICK_IMAGE_SIZE, QUICK_RECIPE_CPU, TWINS, Race, RaceConfig,  # noqa: E402
                              RaceScheduler, load_race_data)
 from resnet_viz.training import Recipe, batch_indices, make_optimizer  # noqa: E402
 
@@ -55,14 +57,16 @@ CHANNELS_LAST, NCHW = torch.channels_last, torch.contiguous_format
 class HandLoop:
     """A plain PyTorch training loop: forward, loss, backward, step. Nothing else."""
 
-    def __init__(self, depth: int, recipe: Recipe, data, memory_format=CHANNELS_LAST, precision: str = "auto"):
+    def __init__(self, depth: int, recipe: Recipe, data, memory_format=CHANNELS_LAST, precision: str = "auto",
+                 twin: str = "resnet", device: torch.device = torch.device("cpu")):
         self.recipe = recipe
-        self.autocast = autocast_for("cpu", resolve_precision("cpu", precision))
-        self.model, _ = build_twins("cifar", depth=depth, num_classes=len(data.classes), seed=recipe.seed)
-        self.model.to(memory_format=memory_format).train()
+        self.autocast = autocast_for(device, resolve_precision(device, precision))
+        resnet, plain = build_twins("cifar", depth=depth, num_classes=len(data.classes), seed=recipe.seed)
+        self.model = (resnet if twin == "resnet" else plain).to(device, memory_format=memory_format).train()
         self.opt = make_optimizer(self.model, recipe)
-        self.x, self.y = data.train_x.contiguous(memory_format=memory_format), data.train_y
-        self.batches = list(batch_indices(len(self.x), recipe))
+        self.x = data.train_x.to(device).contiguous(memory_format=memory_format)
+        self.y = data.train_y.to(device)
+        self.batches = [idx.to(device) for idx in batch_indices(len(self.x), recipe)]
 
     def step(self, step: int) -> None:
         for group in self.opt.param_groups:
@@ -82,6 +86,57 @@ def hand_written(depth: int, recipe: Recipe, data) -> float:
     for step in range(recipe.steps):
         loop.step(step)
     return recipe.steps * recipe.batch_size / (time.perf_counter() - start)
+
+
+def hand_written_race(recipe: Recipe, data, depths, device: torch.device, precision: str) -> float:
+    """Images per second of a hand-written loop training the race's nets, one step of each in turn."""
+    loops = [HandLoop(d, recipe, data, precision=precision, twin=t, device=device) for d in depths for t in TWINS]
+    sync(device)
+    start = time.perf_counter()
+    for step in range(recipe.steps):
+        for loop in loops:
+            loop.step(step)
+    sync(device)
+    return recipe.steps * recipe.batch_size * len(loops) / (time.perf_counter() - start)
+
+
+def engine_race(recipe: Recipe, data, depths, device: torch.device, *, eval_every: int, precision: str = "auto"
+                ) -> float:
+    """Images per second of the race engine over the whole race, test checkpoints included (wall clock)."""
+    config = RaceConfig(depths=depths, recipe=recipe, eval_every=eval_every, snapshot_every=20, precision=precision)
+    race = Race(config, device=device, data=data, scheduler=RaceScheduler(1)).start()
+    race.join()
+    assert race.status == "finished", race.message
+    return sum(run.images for run in race.runs) / race.elapsed_s
+
+
+def race_rounds(args, recipe: Recipe, data, device: torch.device) -> None:
+    """The whole quick race (both twins at each depth), engine against hand-written loops, round by round."""
+    depths = tuple(args.race_depths)
+    fast = resolve_precision(device)
+    hand_written_race(replace(recipe, steps=3), data, depths, device, "fp32")  # warm-up
+    rows = []
+    for i in range(args.rounds):
+        fp32 = hand_written_race(recipe, data, depths, device, "fp32")
+        same = hand_written_race(recipe, data, depths, device, fast)
+        eng = engine_race(recipe, data, depths, device, eval_every=50)
+        eng_fp32 = engine_race(recipe, data, depths, device, eval_every=50, precision="fp32")
+        fp32_2 = hand_written_race(recipe, data, depths, device, "fp32")  # bracket: load drifts
+        ref = (fp32 + fp32_2) / 2
+        rows.append((ref, same, eng, eng_fp32))
+        print(f"round {i + 1}: hand-written float32 {ref:6.0f} img/s, hand-written {fast} {same:6.0f} img/s, "
+              f"engine {fast} {eng:6.0f} img/s ({eng / ref:.2f}x float32 loop, {eng / same:.2f}x {fast} loop), "
+              f"engine float32 {eng_fp32:6.0f} img/s ({eng_fp32 / ref:.2f}x)", flush=True)
+    med = [statistics.median(r[k] for r in rows) for k in range(4)]
+    ratios = [statistics.median(r[2] / r[0] for r in rows), statistics.median(r[2] / r[1] for r in rows),
+              statistics.median(r[3] / r[0] for r in rows)]
+    print(f"quick race: depths {list(depths)} x both twins, batch {recipe.batch_size}, {args.image_size} px, "
+          f"{recipe.steps} steps, {recipe.optimizer}, {describe_device(device)}, median of {args.rounds} rounds; "
+          f"engine with test checkpoints every 50 steps and snapshots every 20")
+    print(f"hand-written loop: float32 {med[0]:.0f} img/s, {fast} {med[1]:.0f} img/s; engine {med[2]:.0f} img/s")
+    print(f"throughput ratio engine ({fast}) / float32 hand-written loop: {ratios[0]:.2f}")
+    print(f"throughput ratio engine ({fast}) / equally configured hand-written loop ({fast}): {ratios[1]:.2f}")
+    print(f"throughput ratio engine (float32) / float32 hand-written loop: {ratios[2]:.2f}")
 
 
 def memory_formats(depth: int, recipe: Recipe, data) -> float:
@@ -155,10 +210,18 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=QUICK_IMAGE_SIZE)
     parser.add_argument("--memory-format-check", action="store_true")
     parser.add_argument("--openmp-check", action="store_true")
+    parser.add_argument("--race", action="store_true",
+                        help="time the whole race (both twins per depth) instead of one net's instrumentation")
+    parser.add_argument("--race-depths", type=int, nargs="+", default=[20, 56])
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     recipe = replace(QUICK_RECIPE_CPU, steps=args.steps, batch_size=args.batch_size)
     data = load_race_data(QUICK_DATASET, train_size=4000, test_size=500, image_size=args.image_size)
+    if args.race:
+        race_rounds(args, recipe, data, device)
+        return
     hand_written(args.depth, replace(recipe, steps=5), data)  # warm-up
     stepwise, ratios, ratios_eval, rates, nchw, threads, vs_fp32 = [], [], [], [], [], [], []
     for i in range(args.rounds):

@@ -17,6 +17,7 @@ import io
 import json
 import math
 import os
+import queue
 import socket
 import threading
 import time
@@ -52,13 +53,15 @@ CIFAR_CACHE = CACHE_DIR / "cifar10"
 # He et al. 2015, Table 6: CIFAR-10 test error (%) of the ResNets.
 PAPER_CIFAR10_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
 
-# The quick race (He et al.'s depths 20 and 56): about 50 s on 2 CPU cores with bfloat16 (see README).
-# Easy shapes at 16x16 px: a quarter of the work per image, so 400 steps fit the minute. Adam at lr 0.01
-# without weight decay: in 400 steps plain-56 leaves chance only with a large Adam step (SGD at 0.005-0.5 and
-# Adam at 5e-4-2e-3 left it at chance); with coupled L2 decay Adam keeps shrinking the scale-invariant
-# weights instead. The page and the CLI offer SGD with momentum as in the paper.
-QUICK_RECIPE_CPU = Recipe(steps=360, batch_size=32, optimizer="adam", lr=1e-2, momentum=0.9, weight_decay=0.0,
-                          warmup_steps=0, schedule="cosine", seed=0)
+# The quick race (He et al.'s depths 20 and 56): about 45 s on 2 CPU cores with bfloat16 (see README).
+# Easy shapes at 16x16 px: a quarter of the work per image. Adam at lr 0.01 without weight decay: in a few
+# hundred steps plain-56 leaves chance only with a large Adam step (SGD at 0.005-0.5 and Adam at 5e-4-2e-3
+# left it at chance); with coupled L2 decay Adam keeps shrinking the scale-invariant weights instead.
+# 30 warm-up steps: without them ResNet-56's first large steps cost it so much that it ended above ResNet-20
+# on 2 of 3 seeds. benchmarks/check_race_recipe.py checks this recipe on 3 seeds and other image sets.
+# The page and the CLI offer SGD with momentum as in the paper.
+QUICK_RECIPE_CPU = Recipe(steps=400, batch_size=32, optimizer="adam", lr=1e-2, momentum=0.9, weight_decay=0.0,
+                          warmup_steps=30, schedule="cosine", seed=0)
 QUICK_DATASET = "shapes-easy"
 QUICK_IMAGE_SIZE = 16
 
@@ -310,7 +313,7 @@ class Run:
         self.depth = depth
         self.label = run_label(self.arch, depth)
         self.recipe = recipe if lr is None else replace(recipe, lr=lr)
-        self.optimizer = make_optimizer(model, self.recipe)
+        self.optimizer = make_optimizer(model, self.recipe, fused=True)
         self.status = "waiting"  # waiting | running | finished | diverged | stopped
         self.history: list[dict] = []
         self.snapshots: list[dict] = []
@@ -494,11 +497,45 @@ class Race:
         self.runs = runs
 
     def _train(self) -> None:
-        cfg, recipe = self.config, self.config.recipe
         self.status = "running"
         self.started_at = time.perf_counter()
         for run in self.runs:
             run.status = "running"
+        groups, threads_each = self._plan_workers()
+        release_openmp_threads()  # this thread's idle pool (from preparing the data) would slow the workers'
+        with Crew(len(groups), threads_each) as crew:
+            self._train_steps(crew, groups)
+        stopped = self._stop.is_set()
+        for run in self.runs:
+            if run.status == "running":
+                run.status = "stopped" if stopped else "finished"
+        self.status = "stopped" if stopped else "finished"
+        if self.started_at is not None:
+            self.elapsed_s = time.perf_counter() - self.started_at
+
+    def _plan_workers(self) -> tuple[list[list[Run]], int]:
+        """Runs grouped per worker thread, and each worker's CPU threads.
+
+        On the CPU the runs of a step train side by side, one worker per core: a race's small convolutions
+        use extra cores poorly (a ResNet-56 step at 16 px ran 1.2x faster on 2 threads than on 1), while
+        two runs on one core each got 1.7x the throughput of one after the other on 2 threads. Longest runs
+        first, each onto the least loaded worker, so twins of one depth train at the same time.
+        On a GPU the runs take turns (they share one device).
+        """
+        if self.device.type != "cpu":
+            return [list(self.runs)], 0
+        threads = max(1, torch.get_num_threads())
+        workers = max(1, min(threads, len(self.runs)))
+        groups: list[list[Run]] = [[] for _ in range(workers)]
+        loads = [0] * workers
+        for run in sorted(self.runs, key=lambda r: -r.depth):
+            i = loads.index(min(loads))
+            groups[i].append(run)
+            loads[i] += run.depth
+        return groups, threads // workers
+
+    def _train_steps(self, crew: "Crew", groups: list[list[Run]]) -> None:
+        cfg, recipe = self.config, self.config.recipe
         window: list[tuple[float, int]] = []  # (time, images) of recent steps, for images/s
         for step, idx in enumerate(batch_indices(len(self._train_x), recipe)):
             if not self._wait_if_paused():
@@ -507,14 +544,16 @@ class Race:
             want_snapshot = cfg.snapshot_every > 0 and (step % cfg.snapshot_every == 0 or step == recipe.steps - 1)
             want_eval = (cfg.eval_every > 0 and (step + 1) % cfg.eval_every == 0) or step == recipe.steps - 1
             t0 = time.perf_counter()
-            images = 0
-            for run in self.runs:
-                if run.status != "running":
-                    continue
-                if self._stop.is_set():
-                    break
-                self._step_run(run, step, x, y, want_snapshot, want_eval)
-                images += len(idx)
+
+            def step_group(group: list[Run]) -> int:
+                images = 0
+                for run in group:
+                    if run.status == "running" and not self._stop.is_set():
+                        self._step_run(run, step, x, y, want_snapshot, want_eval)
+                        images += len(idx)
+                return images
+
+            images = sum(crew.map(step_group, groups))
             if self._stop.is_set():
                 break
             now = time.perf_counter()
@@ -525,13 +564,6 @@ class Race:
             self.elapsed_s = now - self.started_at
             if not any(run.status == "running" for run in self.runs):
                 break
-        stopped = self._stop.is_set()
-        for run in self.runs:
-            if run.status == "running":
-                run.status = "stopped" if stopped else "finished"
-        self.status = "stopped" if stopped else "finished"
-        if self.started_at is not None:
-            self.elapsed_s = time.perf_counter() - self.started_at
 
     def _wait_if_paused(self) -> bool:
         paused_at = None
@@ -559,7 +591,8 @@ class Race:
         if want_eval:
             t0 = time.perf_counter()
             error = self._test_error(run.model)
-            self.test_seconds += time.perf_counter() - t0
+            with self._lock:  # workers finish their evaluations at the same time
+                self.test_seconds += time.perf_counter() - t0
             row["test_error"] = None if error is None else round(error, 5)
         run.history.append(row)
         if want_snapshot:
@@ -600,6 +633,81 @@ class Race:
                 "precision": describe_precision(self.device, self.precision), "elapsed_s": round(self.elapsed_s, 2),
                 "runs": [{**run.to_dict(), "history": list(run.history), "snapshots": list(run.snapshots)}
                          for run in self.runs]}
+
+
+
+# -- worker threads -----------------------------------------------------------------------------------------
+
+class Crew:
+    """``workers`` threads, each with ``threads_each`` CPU threads for PyTorch, that run one function on
+    several groups at once (:meth:`map`). With one worker, :meth:`map` runs in the calling thread.
+
+    PyTorch's thread count is per thread once a thread has run an op, but a new thread starts from the
+    last count set anywhere: each worker sets its own and runs an op at once, then the crew puts the
+    process-wide count back, so threads started later (a server's page scripts) keep the default.
+    """
+
+    def __init__(self, workers: int, threads_each: int):
+        self._inbox: list[queue.Queue] = []
+        self._outbox: queue.Queue = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        if workers <= 1:
+            return
+        default = torch.get_num_threads()
+        ready = threading.Barrier(workers + 1)
+        for i in range(workers):
+            inbox: queue.Queue = queue.Queue()
+            thread = threading.Thread(target=self._work, args=(i, inbox, threads_each, ready),
+                                      name=f"training-race-worker-{i}", daemon=True)
+            self._inbox.append(inbox)
+            self._threads.append(thread)
+            thread.start()
+        ready.wait()
+        torch.set_num_threads(default)
+
+    def _work(self, index: int, inbox: queue.Queue, threads: int, ready: threading.Barrier) -> None:
+        torch.set_num_threads(max(1, threads))
+        torch.get_num_threads()  # fixes this thread's count before the default is put back
+        ready.wait()
+        while (job := inbox.get()) is not None:
+            fn, arg = job
+            try:
+                self._outbox.put((index, True, fn(arg)))
+            except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
+                self._outbox.put((index, False, e))
+
+    def map(self, fn: Callable, groups: list) -> list:
+        """``[fn(g) for g in groups]``, one group per worker, side by side; re-raises a worker's error."""
+        if not self._threads:
+            return [fn(g) for g in groups]
+        if len(groups) > len(self._threads):
+            raise ValueError("more groups than workers")
+        for inbox, group in zip(self._inbox, groups):
+            inbox.put((fn, group))
+        results: list = [None] * len(groups)
+        error = None
+        for _ in groups:
+            index, ok, value = self._outbox.get()
+            if ok:
+                results[index] = value
+            else:
+                error = error or value
+        if error is not None:
+            raise error
+        return results
+
+    def close(self) -> None:
+        for inbox in self._inbox:
+            inbox.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._inbox, self._threads = [], []
+
+    def __enter__(self) -> "Crew":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def run_race(config: RaceConfig | None = None, *, device: torch.device | str | None = None,

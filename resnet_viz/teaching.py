@@ -201,7 +201,7 @@ STEPS = (
                        "trouble: its extra blocks can stay close to the identity."),
         notes=N_("**Say:** every twin pair starts from the same weights and sees the same batches; only the "
                  "skip connections differ. The recorded race was run before class with the command line tool; "
-                 "Start a live one on the Training race page if there is time (a few minutes on a laptop). "
+                 "Start a live one on the Training race page if there is time (about a minute on a laptop). "
                  "**Misconception:** deeper nets are not worse because they overfit: look at the training loss, "
                  "not the test error. **Timing:** 10 minutes with a live race."),
         page="pages/training_race.py"),

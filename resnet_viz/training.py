@@ -54,10 +54,13 @@ class Recipe:
         return asdict(self)
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, recipe: Recipe, *, fused: bool = False) -> torch.optim.Optimizer:
+    """The recipe's optimiser. ``fused``: Adam in one kernel over all parameters on the CPU or CUDA (the
+    for-loop version cost a ResNet-56 step at 16 px about 10%); same maths, rounding may differ."""
     params = [p for p in model.parameters() if p.requires_grad]
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        fused = fused and all(p.device.type in ("cpu", "cuda") for p in params)
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=fused or None)
     return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
 
 
@@ -90,7 +93,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
         before_update()
     optimizer.step()
     error = (logits.detach().argmax(1) != y).float().mean()
-    return float(loss.detach()), float(error)
+    loss_value, error_value = torch.stack([loss.detach(), error]).tolist()  # one device sync, not two
+    return loss_value, error_value
 
 
 @contextmanager

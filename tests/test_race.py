@@ -102,6 +102,70 @@ def test_twins_start_equal_and_see_identical_batches(tiny_data, monkeypatch):
         assert all(torch.equal(plain[k], resnet[k]) for k in plain)
 
 
+def _histories(race):
+    return {r["label"]: [(h["train_loss"], h["train_error"], h["test_error"]) for h in r["history"]]
+            for r in race.to_dict()["runs"]}
+
+
+def test_cpu_runs_train_side_by_side_one_worker_per_core_and_match_turn_taking(tiny_data, monkeypatch):
+    """On 2 CPU threads the four runs train two at a time, each worker on one core, twins of a depth on
+    different workers; the curves are bit-for-bit those of the runs taking turns on one thread."""
+    where: dict[str, set] = {}
+    real_step = rr.instrumented_step
+
+    def spy(run, x, y, lr, **kw):
+        where.setdefault(run.label, set()).add((threading.current_thread().name, torch.get_num_threads()))
+        return real_step(run, x, y, lr, **kw)
+
+    monkeypatch.setattr(rr, "instrumented_step", spy)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = tiny_race(tiny_data, steps=4).start()
+        assert one.join(120) and one.status == "finished"
+        assert all(w == {("training-race", 1)} for w in where.values()), where
+        where.clear()
+        torch.set_num_threads(2)
+        two = tiny_race(tiny_data, steps=4).start()
+        assert two.join(120) and two.status == "finished"
+        assert torch.get_num_threads() == 2  # the workers' single thread did not leak into this thread...
+        seen_by_new_thread = []
+        t = threading.Thread(target=lambda: seen_by_new_thread.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert seen_by_new_thread == [2]  # ...nor into threads started later
+    finally:
+        torch.set_num_threads(threads)
+    workers = {label: next(iter(w)) for label, w in where.items()}
+    assert all(len(w) == 1 for w in where.values()), where  # a run stays on its worker
+    assert {n for _, n in workers.values()} == {1}
+    assert len({name for name, _ in workers.values()}) == 2
+    assert all(name.startswith("training-race-worker") for name, _ in workers.values())
+    for depth in (8, 14):
+        assert workers[f"ResNet-{depth}"][0] != workers[f"Plain-{depth}"][0]
+    assert _histories(one) == _histories(two)
+
+
+def test_a_failing_worker_ends_the_race_with_a_message(tiny_data, monkeypatch):
+    real_step = rr.instrumented_step
+
+    def failing(run, x, y, lr, **kw):
+        if run.label == "Plain-14" and len(run.history) == 2:
+            raise RuntimeError("out of memory (simulated)")
+        return real_step(run, x, y, lr, **kw)
+
+    monkeypatch.setattr(rr, "instrumented_step", failing)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        race = tiny_race(tiny_data, steps=6).start()
+        assert race.join(120)
+    finally:
+        torch.set_num_threads(threads)
+    assert race.status == "failed" and "out of memory (simulated)" in race.message
+    assert not [t for t in threading.enumerate() if t.name.startswith("training-race-worker")]
+
+
 def test_join_is_true_only_once_the_worker_thread_has_ended(tiny_data):
     class SlowRelease(rr.RaceScheduler):
         def release(self):

@@ -32,8 +32,8 @@ def test_page_shows_the_recorded_race_with_controls_and_context():
     assert "degradation problem" in text
     assert any("8.75" in str(df.value) for df in at.dataframe)  # the paper's numbers for context
     captions = " ".join(c.value for c in at.caption)
-    assert "Adam, learning rate 0.01" in captions and "360 steps of 32 images, bfloat16" in captions  # the recipe
-    assert "2 of 3" in captions  # how many seeds agree
+    assert "Adam, learning rate 0.01" in captions and "400 steps of 32 images, bfloat16" in captions  # the recipe
+    assert "3 seeds (0, 1, 2)" in captions and "all 3 show" in captions  # how many seeds agree
     assert text.count("✅") == 4  # the recorded race shows both halves of Fig. 6
 
 
