@@ -24,8 +24,14 @@ which ``Race.start`` calls).
 * ``vs float32``: the engine at its automatic precision (bfloat16 autocast on CPUs with AVX-512 BF16 or AMX)
   against the same hand-written loop in float32, step by step: what the automatic choice buys.
 
-    python benchmarks/bench_race.py [--depth 20] [--steps 360] [--batch-size 32] [--rounds 3]
+``--race`` times the whole quick race instead (both twins at depths 20 and 56 by default, ``--race-depths``): the
+engine as the CLI runs it (runs side by side on the CPU's cores, test checkpoints and snapshots included, wall
+clock) against a hand-written loop that trains the same networks one step of each in turn, in float32 and in
+the engine's automatic precision; ``--device cuda`` runs both on the GPU.
+
+    python benchmarks/bench_race.py [--depth 20] [--steps 400] [--batch-size 32] [--rounds 3]
                                     [--memory-format-check] [--openmp-check]
+    python benchmarks/bench_race.py --race [--race-depths 20 56] [--steps 150] [--rounds 3] [--device cuda]
 """
 from __future__ import annotations
 
