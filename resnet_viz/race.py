@@ -3,7 +3,8 @@
 A race is a set of runs (twin x depth) over one data set with one recipe. Every
 run of a depth starts from the same initial weights as its twin, and every run
 sees the same batches in the same order. The race trains in a worker thread,
-interleaving one step of each run so all curves advance together, and streams
+one step of every run at a time so all curves advance together (on the CPU the
+runs of a step train side by side, one worker thread per core), and streams
 its metrics into plain Python lists that a UI can read at any time.
 
 A server-wide :class:`RaceScheduler` bounds how many races train at once;
@@ -57,8 +58,8 @@ PAPER_CIFAR10_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
 # Easy shapes at 16x16 px: a quarter of the work per image. Adam at lr 0.01 without weight decay: in a few
 # hundred steps plain-56 leaves chance only with a large Adam step (SGD at 0.005-0.5 and Adam at 5e-4-2e-3
 # left it at chance); with coupled L2 decay Adam keeps shrinking the scale-invariant weights instead.
-# 30 warm-up steps: without them ResNet-56's first large steps cost it so much that it ended above ResNet-20
-# on 2 of 3 seeds. benchmarks/check_race_recipe.py checks this recipe on 3 seeds and other image sets.
+# 30 warm-up steps: without them (360 steps) ResNet-56 lagged ResNet-20 all race and ended above it on seeds
+# 0 and 1. benchmarks/check_race_recipe.py checks this recipe on 3 seeds and other image sets.
 # The page and the CLI offer SGD with momentum as in the paper.
 QUICK_RECIPE_CPU = Recipe(steps=400, batch_size=32, optimizer="adam", lr=1e-2, momentum=0.9, weight_decay=0.0,
                           warmup_steps=30, schedule="cosine", seed=0)
@@ -633,7 +634,6 @@ class Race:
                 "precision": describe_precision(self.device, self.precision), "elapsed_s": round(self.elapsed_s, 2),
                 "runs": [{**run.to_dict(), "history": list(run.history), "snapshots": list(run.snapshots)}
                          for run in self.runs]}
-
 
 
 # -- worker threads -----------------------------------------------------------------------------------------
