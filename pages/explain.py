@@ -10,8 +10,8 @@ from PIL import Image
 
 import resnet_viz as rv
 from pages import route_through_app
-from pages.common import (available_sources, ensure_imagenet, explain_slots, session_models, source_label,
-                          twin_label, twins_for, wait_message)
+from pages.common import (UPLOAD_SOURCE, available_sources, ensure_imagenet, explain_slots, session_models,
+                          source_label, twin_label, twins_for, wait_message)
 from resnet_viz import attribution as A
 from resnet_viz.data import TEST_SEED, make_shapes_raw
 from resnet_viz.explain_plots import RANDOM_LABEL, for_display, overlay, perturbation_figure, png_bytes, sanity_figure, topk_figure
@@ -172,7 +172,54 @@ def pointing_summary(rows_by_twin: dict[str, list[dict]], default_layer: str, *,
     return "\n".join(lines)
 
 
+URL_KEYS = ("model", "methods", "stage")  # the view in the URL; an uploaded image or checkpoint never is
+
+
+def view_from_url() -> tuple[list[str], str | None]:
+    """Put a new URL's model and methods into the widgets (opened, pasted or edited by hand).
+
+    Returns readable problems with the URL and the stage it asks for (checked once the model is known).
+    """
+    params = {k: st.query_params[k] for k in URL_KEYS if k in st.query_params}
+    if not params or params == st.session_state.get("explain-written-url"):
+        return [], None
+    problems = []
+    sources = [s for s in available_sources() if s != UPLOAD_SOURCE]
+    if "model" in params:
+        if params["model"] in sources:
+            st.session_state["explain-model"] = params["model"]
+        else:
+            problems.append(_("`{key}={raw}` is not valid (choose from {allowed}); using `{value}`.").format(
+                key="model", raw=params["model"], allowed=", ".join(sources),
+                value=st.session_state.get("explain-model", sources[0])))
+    if "methods" in params:
+        asked = [m.strip() for m in params["methods"].split(",") if m.strip()]
+        known = [m for m in asked if m in rv.ATTRIBUTION_METHODS]
+        if known:
+            st.session_state["explain-methods"] = known
+        if len(known) < len(asked) or not known:
+            problems.append(_("`{key}={raw}` is not valid (choose from {allowed}); using `{value}`.").format(
+                key="methods", raw=params["methods"], allowed=", ".join(rv.ATTRIBUTION_METHODS),
+                value=", ".join(known or st.session_state.get("explain-methods", [A.DEFAULT_METHOD]))))
+    return problems, params.get("stage")
+
+
+def write_url(source: str, methods: list[str], layer: str) -> None:
+    """Keep the view in the URL (only this page's keys: the language and others stay)."""
+    written = {"methods": ",".join(methods), "stage": layer}
+    if source != UPLOAD_SOURCE:
+        written["model"] = source
+    elif "model" in st.query_params:
+        del st.query_params["model"]  # else the next run would take the bundled model from the URL again
+    if {k: st.query_params.get(k) for k in written} != written:
+        st.query_params.update(written)
+    st.session_state["explain-written-url"] = {k: written[k] for k in URL_KEYS if k in written}
+
+
 # --- model and image --------------------------------------------------------------------------------------------
+url_problems, url_stage = view_from_url()
+for problem in url_problems:
+    st.warning(_("Ignored a setting in the URL: {problem}").format(problem=problem), icon=":material/link_off:")
 options = available_sources()
 source = st.selectbox(_("Model"), options, format_func=source_label,
                       help=_("The bundled twins work offline. ImageNet weights are downloaded once."),
@@ -198,10 +245,21 @@ if source.startswith("shapes") and true_label is None:
                  "Pick an ImageNet model to explain photos.").format(classes=", ".join(rv.SHAPE_CLASSES)),
                icon=":material/info:")
 
-methods = st.multiselect(_("Methods"), list(rv.ATTRIBUTION_METHODS), default=[A.DEFAULT_METHOD], key="explain-methods",
+st.session_state.setdefault("explain-methods", [A.DEFAULT_METHOD])  # a default here, not in the widget: the URL sets it
+methods = st.multiselect(_("Methods"), list(rv.ATTRIBUTION_METHODS), key="explain-methods",
                          help=_(METHOD_HELP)) or [A.DEFAULT_METHOD]
 c1, c2, c3 = st.columns([1, 1, 1])
-layer = c1.selectbox(_("Stage"), resnet.stage_names, index=len(resnet.stage_names) - 1, key="explain-stage",
+if url_stage is not None:
+    if url_stage in resnet.stage_names:
+        st.session_state["explain-stage"] = url_stage
+    else:
+        st.warning(_("Ignored a setting in the URL: {problem}").format(
+            problem=_("`{key}={raw}` is not valid (choose from {allowed}); using `{value}`.").format(
+                key="stage", raw=url_stage, allowed=", ".join(resnet.stage_names),
+                value=st.session_state.get("explain-stage", resnet.stage_names[-1]))), icon=":material/link_off:")
+if st.session_state.get("explain-stage") not in resnet.stage_names:
+    st.session_state["explain-stage"] = resnet.stage_names[-1]  # first visit, or a stage of another model
+layer = c1.selectbox(_("Stage"), resnet.stage_names, key="explain-stage",
                      help=_("Used by Grad-CAM and Guided Grad-CAM. Later stages see larger, more semantic regions; "
                             "earlier stages give finer maps."))
 alpha = c3.slider(_("Heatmap opacity"), 0.0, 1.0, 0.5, 0.05, key="explain-opacity")
@@ -214,6 +272,7 @@ if any(m in A.EXPENSIVE for m in methods) and not source.startswith("shapes"):
     st.caption(_("Occlusion and Integrated Gradients run the network hundreds of times: on an ImageNet model "
                  "expect several seconds per map."))
 
+write_url(source, methods, layer)
 image_key = hashlib.sha1(np.asarray(image).tobytes()).hexdigest()
 model_key = session_models().cache_key(source)
 status = st.empty()

@@ -46,6 +46,32 @@ def test_every_method_in_a_grid_of_methods_by_twins_with_downloads():
     assert not at.exception and any("(SmoothGrad)" in c for c in _captions(at))
 
 
+def test_model_methods_and_stage_come_from_the_url_and_follow_the_widgets():
+    """A shared link opens the same view; changing it changes the link; bad values get a note, not an error."""
+    at = open_app_page("pages/explain.py", {"model": "shapes-56", "methods": "Occlusion,Guided Grad-CAM",
+                                             "stage": "layer2"})
+    assert at.selectbox(key="explain-model").value == "shapes-56"
+    assert at.multiselect(key="explain-methods").value == ["Occlusion", "Guided Grad-CAM"]
+    assert at.selectbox(key="explain-stage").value == "layer2"
+    captions = _captions(at)
+    assert len(captions) == 4 and sum("at layer2" in c for c in captions) == 2  # Guided Grad-CAM at the URL's stage
+    assert not at.warning
+    at.multiselect(key="explain-methods").set_value(["Saliency"]).run()
+    at.selectbox(key="explain-stage").set_value("layer1").run()
+    assert not at.exception
+    assert at.query_params["methods"] in ("Saliency", ["Saliency"])
+    assert at.query_params["stage"] in ("layer1", ["layer1"])
+    assert at.query_params["model"] in ("shapes-56", ["shapes-56"])
+    assert at.multiselect(key="explain-methods").value == ["Saliency"]  # the widgets win over the old link
+
+    bad = open_app_page("pages/explain.py", {"model": "resnet-9000", "methods": "Magic,Saliency", "stage": "layer9"})
+    notes = " ".join(w.value for w in bad.warning)
+    assert "model=resnet-9000" in notes and "methods=Magic,Saliency" in notes and "stage=layer9" in notes
+    assert bad.multiselect(key="explain-methods").value == ["Saliency"]
+    assert bad.selectbox(key="explain-stage").value == bad.selectbox(key="explain-stage").options[-1]
+    assert len(_captions(bad)) == 2 and not bad.error
+
+
 def test_sanity_check_and_live_measurement_on_this_image():
     at = _explain_page()
     at.multiselect(key="explain-methods").set_value(["Grad-CAM", "Guided Backprop"]).run()
