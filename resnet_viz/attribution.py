@@ -178,21 +178,26 @@ def _usable(model: TwinNet, method: str, private: bool) -> Iterator[TwinNet]:
 def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
     """Seed torch's and numpy's global generators for captum's random draws, then restore them.
 
-    captum draws from both (noise from torch, Gradient SHAP's baselines and path points from numpy).
-    Deterministic when one thread at a time draws.
+    captum draws from both (noise from torch, Gradient SHAP's baselines and path points from numpy). The
+    generators are process-wide, so seeded calls take turns: two visitors' maps at once would otherwise
+    draw from each other's seeds and differ from run to run.
     """
     if seed is None:
         yield
         return
     devices = [device] if device.type == "cuda" else []
-    state = np.random.get_state()
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            np.random.seed(seed)
-            yield
-    finally:
-        np.random.set_state(state)
+    with _GLOBAL_RNG_LOCK:
+        state = np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                np.random.seed(seed)
+                yield
+        finally:
+            np.random.set_state(state)
+
+
+_GLOBAL_RNG_LOCK = threading.Lock()
 
 
 # --- the methods ---------------------------------------------------------------------------------------------
@@ -294,7 +299,8 @@ def _attribute_tensor(model: TwinNet, x: torch.Tensor, out_size, method: str, ta
             _, _, cams = grad_cam(usable, x, [target], layer=layer, upsample=False)
             raw, used = cams[:, None], {"layer": layer}  # 1 x 1 x h x w
         else:
-            seed = options.get("seed", 0) if method in ("Gradient SHAP", "Integrated Gradients") else None
+            random = method == "Gradient SHAP" or (method == "Integrated Gradients" and options.get("smoothgrad"))
+            seed = options.get("seed", 0) if random else None  # only random draws need the generators
             with warnings.catch_warnings(), _seeded(seed, x.device):
                 warnings.simplefilter("ignore")  # captum's notes about hooks and in-place operations
                 raw, used = run_captum(usable, x, method, target, **options)
