@@ -259,6 +259,18 @@ shown = st.selectbox(_("Show"), choices, key="race_show", label_visibility="coll
                      format_func=lambda c: _(CHOICE_NAMES[c]) if c in CHOICE_NAMES else c)
 
 
+def _data_text(result: dict) -> str:
+    """The data set in the visitor's language for the bundled shapes (from the race's config), else as recorded."""
+    config, dataset = result.get("config") or {}, result.get("dataset") or {}
+    name, size = dataset.get("name"), config.get("image_size")
+    if name in ("shapes", "shapes-easy") and size and config.get("train_size") and config.get("test_size"):
+        text = (_("shapes, easy variant, {size}x{size} px ({train} training images, {test} test images)")
+                if name == "shapes-easy" else
+                _("shapes, {size}x{size} px ({train} training images, {test} test images)"))
+        return text.format(size=size, train=config["train_size"], test=config["test_size"])
+    return dataset.get("description", "")
+
+
 def _recipe_text(result: dict) -> str:
     """The recipe in one line: optimiser, learning rate, steps and batch, precision."""
     recipe = result.get("recipe") or {}
@@ -315,7 +327,7 @@ with chart_col:
                 st.caption(_("Recorded with `python -m resnet_viz race` on {device} in {seconds:.0f} s: {data}. "
                              "Press **Start** to race live.").format(
                     device=result.get("device", "CPU"), seconds=result.get("elapsed_s", 0),
-                    data=result["dataset"].get("description", "")))
+                    data=_data_text(result)))
         else:
             result = state["race_results"].get(shown)
         if result:

@@ -37,6 +37,16 @@ def test_page_shows_the_recorded_race_with_controls_and_context():
     assert text.count("✅") == 4  # the recorded race shows both halves of Fig. 6
 
 
+def test_recorded_race_is_described_in_the_visitors_language():
+    from conftest import open_app_page
+
+    english = " ".join(c.value for c in open_app_page("pages/training_race.py").caption)
+    assert "shapes, easy variant, 16x16 px (4000 training images, 500 test images)" in english
+    chinese = " ".join(c.value for c in open_app_page("pages/training_race.py", {"lang": "zh"}).caption)
+    assert "形状数据集（简单版），16x16 像素（4000 张训练图像，500 张测试图像）" in chinese
+    assert "easy variant" not in chinese
+
+
 def test_start_trains_a_race_that_stays_in_the_session():
     at = open_page()
     at.multiselect(key="race_depths").set_value([8])
