@@ -22,6 +22,16 @@ from resnet_viz.i18n import N_, Labels, _
 from resnet_viz.residual import keeps_shape, lesion_accuracies, random_deletion_accuracies
 
 
+def url_problem(key: str, raw, allowed, value) -> str:
+    """Why a URL setting was ignored, naming the value used instead (shared by the pages whose view is in the URL)."""
+    return _("`{key}={raw}` is not valid (choose from {allowed}); using `{value}`.").format(
+        key=key, raw=raw, allowed=", ".join(map(str, allowed)), value=value)
+
+
+def warn_url(problem: str) -> None:
+    st.warning(_("Ignored a setting in the URL: {problem}").format(problem=problem), icon=":material/link_off:")
+
+
 @st.cache_resource(show_spinner=False)
 def device() -> torch.device:
     return rv.best_device()

@@ -11,7 +11,7 @@ from PIL import Image
 import resnet_viz as rv
 from pages import route_through_app
 from pages.common import (UPLOAD_SOURCE, available_sources, ensure_imagenet, explain_slots, session_models,
-                          source_label, twin_label, twins_for, wait_message)
+                          source_label, twin_label, twins_for, url_problem, wait_message, warn_url)
 from resnet_viz import attribution as A
 from resnet_viz.data import TEST_SEED, make_shapes_raw
 from resnet_viz.explain_plots import RANDOM_LABEL, for_display, overlay, perturbation_figure, png_bytes, sanity_figure, topk_figure
@@ -189,18 +189,17 @@ def view_from_url() -> tuple[list[str], str | None]:
         if params["model"] in sources:
             st.session_state["explain-model"] = params["model"]
         else:
-            problems.append(_("`{key}={raw}` is not valid (choose from {allowed}); using `{value}`.").format(
-                key="model", raw=params["model"], allowed=", ".join(sources),
-                value=st.session_state.get("explain-model", sources[0])))
+            problems.append(url_problem("model", params["model"], sources,
+                                        st.session_state.get("explain-model", sources[0])))
     if "methods" in params:
         asked = [m.strip() for m in params["methods"].split(",") if m.strip()]
         known = [m for m in asked if m in rv.ATTRIBUTION_METHODS]
         if known:
             st.session_state["explain-methods"] = known
         if len(known) < len(asked) or not known:
-            problems.append(_("`{key}={raw}` is not valid (choose from {allowed}); using `{value}`.").format(
-                key="methods", raw=params["methods"], allowed=", ".join(rv.ATTRIBUTION_METHODS),
-                value=", ".join(known or st.session_state.get("explain-methods", [A.DEFAULT_METHOD]))))
+            problems.append(url_problem("methods", params["methods"], rv.ATTRIBUTION_METHODS,
+                                        ", ".join(known or st.session_state.get("explain-methods",
+                                                                                [A.DEFAULT_METHOD]))))
     return problems, params.get("stage")
 
 
@@ -219,7 +218,7 @@ def write_url(source: str, methods: list[str], layer: str) -> None:
 # --- model and image --------------------------------------------------------------------------------------------
 url_problems, url_stage = view_from_url()
 for problem in url_problems:
-    st.warning(_("Ignored a setting in the URL: {problem}").format(problem=problem), icon=":material/link_off:")
+    warn_url(problem)
 options = available_sources()
 source = st.selectbox(_("Model"), options, format_func=source_label,
                       help=_("The bundled twins work offline. ImageNet weights are downloaded once."),
@@ -253,10 +252,8 @@ if url_stage is not None:
     if url_stage in resnet.stage_names:
         st.session_state["explain-stage"] = url_stage
     else:
-        st.warning(_("Ignored a setting in the URL: {problem}").format(
-            problem=_("`{key}={raw}` is not valid (choose from {allowed}); using `{value}`.").format(
-                key="stage", raw=url_stage, allowed=", ".join(resnet.stage_names),
-                value=st.session_state.get("explain-stage", resnet.stage_names[-1]))), icon=":material/link_off:")
+        warn_url(url_problem("stage", url_stage, resnet.stage_names,
+                             st.session_state.get("explain-stage", resnet.stage_names[-1])))
 if st.session_state.get("explain-stage") not in resnet.stage_names:
     st.session_state["explain-stage"] = resnet.stage_names[-1]  # first visit, or a stage of another model
 layer = c1.selectbox(_("Stage"), resnet.stage_names, key="explain-stage",

@@ -10,7 +10,7 @@ import torch
 
 from pages import route_through_app
 from pages.common import (compute_flows, compute_sweep, device, explain_slots, flow_options, for_projector,
-                          session_models)
+                          session_models, url_problem, warn_url)
 from resnet_viz import gradient_flow
 from resnet_viz import gradients as grad
 from resnet_viz.gradients_plots import (count_zeros, depth_sweep_figure, format_ratio, forward_signal_figure,
@@ -66,9 +66,8 @@ def parse_view(params: dict[str, str]) -> tuple[dict, list[str]]:
             view["preset"] = "custom"
     problems = []
     for key, raw in invalid:  # after the preset, so the message names the value actually used
-        allowed = ", ".join(map(str, DEPTHS if key == "depth" else CHOICES.get(key, ["0 … 2³¹−1"])))
-        problems.append(_("`{key}={raw}` is not valid (choose from {allowed}); using `{value}`.").format(
-            key=key, raw=raw, allowed=allowed, value=view[key]))
+        allowed = DEPTHS if key == "depth" else CHOICES.get(key, ["0 … 2³¹−1"])
+        problems.append(url_problem(key, raw, allowed, view[key]))
     return view, problems
 
 
@@ -180,7 +179,7 @@ st.caption(_("How large is the loss gradient at every layer, from the output bac
              "one backward pass. The whole view is in the page's URL: bookmark it or share it."))
 
 for problem in _load_view_into_widgets():
-    st.warning(_("Ignored a setting in the URL: {problem}").format(problem=problem))
+    warn_url(problem)
 view = controls()
 _write_url(view)
 
