@@ -20,6 +20,7 @@ import random
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -101,8 +102,8 @@ def main() -> None:
     for name in args.sets:
         for seed in args.seeds:
             dataset = "shapes-easy" if name == "shapes-easy" else "folder"
-            config = RaceConfig(dataset=dataset, folder=str(folders.get(name, "")) or None,
-                                recipe=type(recipe)(**{**recipe.to_dict(), "seed": seed}))
+            folder = str(folders[name]) if name in folders else None
+            config = RaceConfig(dataset=dataset, folder=folder, recipe=replace(recipe, seed=seed))
             start = time.perf_counter()
             result = run_race(config, scheduler=RaceScheduler(1))
             wall = time.perf_counter() - start
