@@ -19,6 +19,7 @@ import resnet_viz as rv
 from resnet_viz import gradients as grad
 from resnet_viz.data import TEST_SEED
 from resnet_viz.i18n import N_, Labels, _
+from resnet_viz.models import TWINS, twin_label
 from resnet_viz.residual import keeps_shape, lesion_accuracies, random_deletion_accuracies
 
 
@@ -48,12 +49,6 @@ def bundled_twins(name: str):
     for model in (resnet, plain):
         model.requires_grad_(False)  # shared and read-only: Grad-CAM needs no weight gradients
     return resnet, plain, info
-
-
-def twin_label(twin: str, *, pretrained_imagenet: bool = False) -> str:
-    if twin == "resnet":
-        return "ResNet"
-    return _("Plain twin (skip connections removed)") if pretrained_imagenet else _("Plain twin")
 
 
 MODEL_SOURCES = Labels({
@@ -243,7 +238,7 @@ def flow_options(view: dict) -> dict:
 def view_flows(view: dict) -> dict[str, grad.GradientFlow]:
     """Both twins' gradient flow for a Gradient flow view, without widgets (the Lesson and its handout)."""
     depth = view["depth"] if view["arch"] == "cifar" else 0
-    return {twin: twin_flow(view["arch"], depth, twin, **flow_options(view)) for twin in ("resnet", "plain")}
+    return {twin: twin_flow(view["arch"], depth, twin, **flow_options(view)) for twin in TWINS}
 
 
 N_("Gradients")
@@ -256,9 +251,9 @@ def compute_flows(arch: str, depth: int, options: dict, *, what: str) -> dict[st
     """Both twins' gradient flow with a progress bar; ``what`` is an ``N_``-marked label."""
     bar = st.progress(0.0, text=_("{what}: ResNet…").format(what=_(what)))
     flows = {}
-    for i, twin in enumerate(("resnet", "plain")):
+    for i, twin in enumerate(TWINS):
         bar.progress(i / 2, text=_("{what}: {twin}, forward + backward (queued if the server is busy)…").format(
-            what=_(what), twin="ResNet" if twin == "resnet" else _("plain twin")))
+            what=_(what), twin=twin_label(twin, lowercase=True)))
         flows[twin] = twin_flow(arch, depth, twin, **options)
     bar.empty()
     return flows
@@ -269,10 +264,10 @@ def compute_sweep(options: dict) -> grad.DepthSweep:
     ratios: dict[str, list[float]] = {"resnet": [], "plain": []}
     bar = st.progress(0.0, text=_("Depth sweep…"))
     for i, depth in enumerate(depths):
-        for twin in ("resnet", "plain"):
+        for twin in TWINS:
             bar.progress((2 * i + (twin == "plain")) / (2 * len(depths)),
                          text=_("Depth sweep: depth {depth}, {twin}…").format(
-                             depth=depth, twin="ResNet" if twin == "resnet" else _("plain twin")))
+                             depth=depth, twin=twin_label(twin, lowercase=True)))
             ratios[twin].append(twin_flow("cifar", depth, twin, **options).ratio)
     bar.empty()
     return grad.DepthSweep(depths=depths, ratios=ratios)

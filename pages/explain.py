@@ -11,16 +11,16 @@ from PIL import Image
 import resnet_viz as rv
 from pages import route_through_app
 from pages.common import (UPLOAD_SOURCE, available_sources, ensure_imagenet, explain_slots, session_models,
-                          source_label, twin_label, twins_for, url_problem, wait_message, warn_url)
+                          source_label, twins_for, url_problem, wait_message, warn_url)
 from resnet_viz import attribution as A
 from resnet_viz.data import TEST_SEED, make_shapes_raw
 from resnet_viz.explain_plots import RANDOM_LABEL, for_display, overlay, perturbation_figure, png_bytes, sanity_figure, topk_figure
 from resnet_viz.i18n import N_, _
+from resnet_viz.models import TWINS, twin_label
 from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, load_image
 
 route_through_app()
 N_SHAPES_SAMPLES = 200
-TWINS = ("resnet", "plain")
 LAYERED = ("Grad-CAM", "Guided Grad-CAM")  # methods that take the Stage
 LIVE_SHAPES_IMAGES = 24  # shapes test images for a live evaluation of an uploaded shapes checkpoint
 KINDS = {"shapes": N_("Shapes sample"), "photo": N_("Sample photo"), "upload": N_("Upload"), "camera": N_("Camera")}
@@ -132,7 +132,7 @@ def table_frame(rows_by_twin: dict[str, list[dict]], *, skips_removed: bool) -> 
     raw = pd.DataFrame.from_records(records)
     shown = pd.DataFrame({
         _("Method"): [_(RANDOM_LABEL) if m == A.RANDOM else m for m in raw["method"]],
-        _("Twin"): [twin_label(t, pretrained_imagenet=skips_removed) for t in raw["twin"]],
+        _("Twin"): [twin_label(t, skips_removed=skips_removed) for t in raw["twin"]],
         _("Images"): raw["images"],
         _("Peak on the object"): raw["pointing_game"],
         _("Heat on the object"): raw["mass_inside"],
@@ -166,7 +166,7 @@ def pointing_summary(rows_by_twin: dict[str, list[dict]], default_layer: str, *,
         lines.append(_("- **{twin}**: Grad-CAM at {layer} peaks on the object in {cam:.0%} of {n} test images; "
                        "the best here is {best} with {best_rate:.0%} (a random map: {rnd:.0%}, the object covers "
                        "{share:.0%} of the image). Rates are within about ±{margin:.0%}.").format(
-            twin=twin_label(twin, pretrained_imagenet=skips_removed), layer=default_layer,
+            twin=twin_label(twin, skips_removed=skips_removed), layer=default_layer,
             cam=by["Grad-CAM"]["pointing_game"], n=n, best=best["method"], best_rate=best["pointing_game"],
             rnd=by[A.RANDOM]["pointing_game"], share=by[A.RANDOM]["object_share"], margin=margin))
     return "\n".join(lines)
@@ -299,7 +299,7 @@ with explain_slots().hold(on_wait=wait_message(status, _("explanations"))):
             continue
         if method in A.EXPENSIVE or len(todo) > 2:
             progress.progress(done / len(todo), text=_("Computing {method} for the {twin} ({done} of {total})…").format(
-                method=method, twin=twin_label(twin, pretrained_imagenet=skips_removed), done=done + 1,
+                method=method, twin=twin_label(twin, skips_removed=skips_removed), done=done + 1,
                 total=len(todo)))
         if method == A.DEFAULT_METHOD:
             maps[(method, twin)] = cached_explain(source, twin, image_key, image, layer, (chosen,),
@@ -312,7 +312,7 @@ progress.empty()
 
 header = st.columns(2)
 for column, twin in zip(header, TWINS):
-    column.subheader(twin_label(twin, pretrained_imagenet=skips_removed))
+    column.subheader(twin_label(twin, skips_removed=skips_removed))
 for method in methods:
     columns = st.columns(2)
     for column, twin in zip(columns, TWINS):
@@ -395,7 +395,7 @@ if st.button(label, key="explain-evaluate",
         for i, twin in enumerate(TWINS):
             def report(done, total, i=i):
                 bar.progress((i + done / total) / 2, text=_("Measuring… {done} of {total} maps for the {twin}").format(
-                    done=done, total=total, twin=twin_label(TWINS[i], pretrained_imagenet=skips_removed)))
+                    done=done, total=total, twin=twin_label(TWINS[i], skips_removed=skips_removed)))
             if shapes_checkpoint:
                 result[twin] = A.evaluate_attributions(models[twin], x_eval, y_eval, m_eval, methods=specs,
                                                        on_progress=report)
@@ -439,7 +439,7 @@ if precomputed is not None:
                 verdict = _("**partly passes**: the map changes, but keeps part of the image's structure")
             verdicts.append(_("- {method}, {twin}: {verdict} (rank correlation {head:.2f} after the head is "
                               "randomised, {last:.2f} once every layer is).").format(
-                method=method, twin=twin_label(twin, pretrained_imagenet=skips_removed), verdict=verdict,
+                method=method, twin=twin_label(twin, skips_removed=skips_removed), verdict=verdict,
                 head=head, last=last))
     st.markdown("\n".join(verdicts))
 
@@ -469,7 +469,7 @@ if stored and stored[0] == sanity_key:
     for method in methods:
         for twin in TWINS:
             steps = result[(method, twin)]
-            st.markdown(f"**{method} · {twin_label(twin, pretrained_imagenet=skips_removed)}**")
+            st.markdown(f"**{method} · {twin_label(twin, skips_removed=skips_removed)}**")
             cells = st.columns(len(steps))
             for cell, step in zip(cells, steps):
                 cell.image(thumbnail(image, for_display(step.map, pixel_method=method not in A.LAYER_METHODS), alpha),

@@ -16,6 +16,7 @@ from resnet_viz import gradients as grad
 from resnet_viz.gradients_plots import (count_zeros, depth_sweep_figure, format_ratio, forward_signal_figure,
                                         gradient_norm_figure)
 from resnet_viz.i18n import N_, Labels, _
+from resnet_viz.models import TWINS, twin_label
 from resnet_viz.teaching import EXPLANATIONS, GRADIENT_FLOW_DEFAULTS, PRESET_KEYS, PRESET_LABELS, PRESETS
 
 route_through_app()
@@ -168,8 +169,8 @@ def chart_beside_notes(fig, **kwargs):
 
 
 def ratio_metrics(flows: dict[str, grad.GradientFlow]) -> None:
-    for twin in ("resnet", "plain"):
-        st.metric(_("{twin}: first/last ratio").format(twin="ResNet" if twin == "resnet" else _("Plain twin")),
+    for twin in TWINS:
+        st.metric(_("{twin}: first/last ratio").format(twin=twin_label(twin)),
                   format_ratio(flows[twin].ratio))
 
 
@@ -195,7 +196,7 @@ with chart_beside_notes(gradient_norm_figure(flows)):
     zeros = count_zeros(flows)
     if any(zeros.values()):
         st.caption(" ".join(_("{n} layers of the {twin} got a gradient of exactly 0 (float32 underflow); the log "
-                              "scale leaves them out.").format(n=n, twin="ResNet" if t == "resnet" else _("plain twin"))
+                              "scale leaves them out.").format(n=n, twin=twin_label(t, lowercase=True))
                             for t, n in zeros.items() if n))
     if view["preset"] == "block_design":
         other = "pre" if view["block"] == "post" else "post"

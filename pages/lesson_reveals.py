@@ -16,6 +16,7 @@ from resnet_viz import residual_plots
 from resnet_viz.data import TEST_SEED, make_shapes_raw
 from resnet_viz.gradients_plots import format_ratio, forward_signal_figure, gradient_norm_figure
 from resnet_viz.i18n import _
+from resnet_viz.models import TWINS
 from resnet_viz.residual import path_length_distribution
 from resnet_viz.teaching import Reveal, preset_view, three_way
 
@@ -127,7 +128,7 @@ def reveal_gradcam() -> Reveal:
         p=exps["plain"].labels[0], pp=float(exps["plain"].probs[0]), pi=scores["plain"]["mass_inside"])]
     images = [(overlay(image, exps[t].heatmaps[0], mask=mask),
                _("{twin}: Grad-CAM for '{label}'").format(twin="ResNet-56" if t == "resnet" else "Plain-56",
-                                                          label=exps[t].labels[0])) for t in ("resnet", "plain")]
+                                                          label=exps[t].labels[0])) for t in TWINS]
     note = None
     if not rv.imagenet_available("resnet18"):
         note = _("ImageNet weights are not on this server, so this step uses the bundled twins, which know eight "

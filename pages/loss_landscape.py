@@ -16,6 +16,7 @@ from pages.common import UPLOAD_SOURCE, bundled_twins, device, explain_slots, se
 from resnet_viz import landscape as ls
 from resnet_viz.data import SHAPE_CLASSES
 from resnet_viz.i18n import N_, _
+from resnet_viz.models import twin_label
 from resnet_viz.landscape_plots import (convexity_figure, line_figure, slice_figure, twin_contour_figure,
                                         twin_surface_figure)
 
@@ -27,7 +28,6 @@ VIEWS = {"contour": N_("Contour"), "3d": N_("3-D surface"), "slices": N_("1-D sl
 DEFAULT_VIEW = {"model": "shapes-56", "view": "contour"}
 GRID_STEPS = (11, 15, 21, 31)
 IMAGE_COUNTS = (32, 64, 128, 256)
-TWIN_NAMES = {"resnet": "ResNet", "plain": N_("Plain twin")}
 FILE_SOURCE = "file"
 FILE_MAX_MB = 20
 
@@ -94,10 +94,6 @@ def batch(n: int):
     return ls.landscape_batch(n)
 
 
-def twin_name(twin: str) -> str:
-    return _(TWIN_NAMES[twin]) if twin != "resnet" else "ResNet"
-
-
 def settings_caption(surface: ls.Surface, source: str) -> str:
     return _("{source}: {steps}×{steps} grid over [−{span:g}, {span:g}]², seed {seed}, {images} training images, "
              "BatchNorm with its running statistics.").format(source=source, steps=surface.steps, span=surface.span,
@@ -107,11 +103,11 @@ def settings_caption(surface: ls.Surface, source: str) -> str:
 def metrics(surfaces: dict[str, ls.Surface]) -> None:
     cols = st.columns(len(surfaces) * 2)
     for i, (twin, s) in enumerate(surfaces.items()):
-        cols[2 * i].metric(_("{twin}: loss at the trained weights").format(twin=twin_name(twin)),
+        cols[2 * i].metric(_("{twin}: loss at the trained weights").format(twin=twin_label(twin)),
                            f"{s.centre_loss:.3g}",
                            help=_("Training accuracy there: {acc:.1%}.").format(acc=s.centre_accuracy))
         share = s.nonconvex_share
-        cols[2 * i + 1].metric(_("{twin}: non-convex points").format(twin=twin_name(twin)),
+        cols[2 * i + 1].metric(_("{twin}: non-convex points").format(twin=twin_label(twin)),
                                f"{share:.0%}" if math.isfinite(share) else "–",
                                help=_("Share of the grid's interior points where the surface curves down in some "
                                       "direction: the smaller eigenvalue of the 2×2 Hessian (from the grid by "
@@ -297,7 +293,7 @@ if view_key == "path":
                 first=early(paths["resnet"]), last=late(paths["resnet"]), first_p=early(paths["plain"]),
                 last_p=late(paths["plain"])))
         st.caption(" · ".join(_("{twin}: the two directions hold {a:.0%} and {b:.0%} of the path's variance").format(
-            twin=twin_name(t), a=p.explained[0], b=p.explained[1]) for t, p in paths.items()))
+            twin=twin_label(t), a=p.explained[0], b=p.explained[1]) for t, p in paths.items()))
 elif surfaces is None:
     st.info(_("Nothing is precomputed for your checkpoint: open “Recompute live” below."), icon=":material/info:")
 else:

@@ -15,7 +15,7 @@ from resnet_viz import residual_plots as plots
 from resnet_viz.i18n import N_, _
 from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, image_to_tensor, load_image, resize_for_model
 from resnet_viz.residual import block_contributions, gradient_split, path_length_distribution
-from resnet_viz.style import LABELS
+from resnet_viz.models import TWINS, twin_label
 
 route_through_app()
 
@@ -161,9 +161,9 @@ if chosen is not None:
 
     st.subheader(_("Where in the picture each block's branch acts"))
     st.caption(caption)
-    twin = st.radio(_("Twin"), ("resnet", "plain"), horizontal=True, format_func=LABELS.get, key="residual_map_twin")
+    twin = st.radio(_("Twin"), TWINS, horizontal=True, format_func=twin_label, key="residual_map_twin")
     chart(plots.spatial_maps_figure(
-        shown, contribs[twin], title=_("{twin}: |F(x)| relative to the mean |x|, per block").format(twin=LABELS[twin])))
+        shown, contribs[twin], title=_("{twin}: |F(x)| relative to the mean |x|, per block").format(twin=twin_label(twin))))
     st.caption(_("Each map is the channel-averaged |F(x)| at the block's own resolution (32x32, 16x16, 8x8), "
                  "divided by the block's average |x|: 1 means the branch is as large there as a typical identity "
                  "value. Bright regions are where that block rewrites the signal most."))

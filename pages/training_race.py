@@ -12,6 +12,7 @@ from resnet_viz import race as rr
 from resnet_viz import race_plots
 from resnet_viz.device import resolve_precision
 from resnet_viz.i18n import N_, _
+from resnet_viz.models import twin_label
 from resnet_viz.training import OPTIMIZERS, SCHEDULES, Recipe
 
 DEPTH_CHOICES = [8, 14, 20, 32, 44, 56, 110]
@@ -111,7 +112,7 @@ def _settings() -> tuple[rr.RaceConfig | None, str | None]:
         depths = c1.multiselect(_("Depths"), DEPTH_CHOICES, default=preset.get("depths", [20, 56]), key="race_depths",
                                 help=_("6n+2 layers, as in He et al.'s CIFAR networks."))
         twins = c2.multiselect(_("Networks"), ["resnet", "plain"], default=["resnet", "plain"], key="race_twins",
-                               format_func=lambda t: "ResNet" if t == "resnet" else _("Plain twin"))
+                               format_func=twin_label)
         dataset = c3.selectbox(_("Data set"), _available_datasets(), format_func=lambda d: _(DATASET_LABELS[d]),
                                key="race_data",
                                help=_("The easy variant: larger shapes, stronger contrast, no background texture, "

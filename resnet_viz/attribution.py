@@ -34,7 +34,7 @@ from torch import nn
 from .explain import grad_cam, read_only
 from .imaging import image_to_tensor
 from .locks import model_lock
-from .models import TwinNet
+from .models import TWINS, TwinNet
 
 ATTRIBUTION_METHODS = ("Grad-CAM", "Saliency", "Integrated Gradients", "Gradient SHAP", "DeepLift",
                        "Guided Backprop", "Guided Grad-CAM", "Occlusion")
@@ -687,7 +687,7 @@ def mean_sanity_curves(model: TwinNet, images: torch.Tensor, *, methods: Sequenc
     return out
 
 
-def precompute_bundled(name: str, *, twins: Sequence[str] = ("resnet", "plain"), images: int = 200,
+def precompute_bundled(name: str, *, twins: Sequence[str] = TWINS, images: int = 200,
                        sanity_images: int = 16, parts: Sequence[str] = ("evaluation", "sanity"),
                        log: Callable[[str], None] = print) -> Path:
     """Evaluate every method on ``images`` fresh test images of the shapes set for a bundled pair and write

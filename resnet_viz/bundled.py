@@ -15,7 +15,7 @@ import torch
 
 from .checkpoints import load_checkpoint, read_info, save_twins
 from .data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes
-from .models import TwinNet, build_twins
+from .models import TWINS, TwinNet, build_twins
 from .training import Recipe, batch_indices, eval_mode, evaluate, make_optimizer, train_step
 
 ASSETS = Path(__file__).parent / "assets"
@@ -104,7 +104,7 @@ def train_bundled(names: list[str] | None = None, *, log: Callable[[str], None] 
     names = names or list(BUNDLED_RECIPES)
     # Deepest first, so the long jobs start together.
     names = sorted(names, key=lambda name: -BUNDLED_RECIPES[name][0])
-    jobs = [(name, twin, monitor_every) for name in names for twin in ("resnet", "plain")]
+    jobs = [(name, twin, monitor_every) for name in names for twin in TWINS]
     workers = workers or max(1, min(len(jobs), os.cpu_count() or 1))
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(max_workers=workers) as pool:

@@ -10,6 +10,7 @@ from PIL import Image
 
 from .explain import Explanation
 from .i18n import N_, _
+from .models import twin_label
 from .style import COLORS, DASH, apply_template, base_layout
 
 # One colour per attribution method in curve charts; the twins differ by dash (ResNet solid, plain dashed).
@@ -17,7 +18,6 @@ METHOD_COLORS = {"Grad-CAM": "#1f77b4", "Saliency": "#2ca02c", "Integrated Gradi
                  "Gradient SHAP": "#8c564b", "DeepLift": "#e377c2", "Guided Backprop": "#d62728",
                  "Guided Grad-CAM": "#bcbd22", "Occlusion": "#17becf", "Random": "#7f7f7f"}
 RANDOM_LABEL = N_("Random")  # the random baseline's row
-TWIN_NAMES = {"resnet": N_("ResNet"), "plain": N_("Plain twin")}
 
 # Anchor colours of a perceptually ordered dark-blue -> yellow -> red map.
 _ANCHORS = np.array([[48, 18, 59], [70, 117, 237], [27, 207, 212], [97, 252, 108], [210, 233, 53],
@@ -78,7 +78,7 @@ def topk_figure(exp: Explanation, twin: str, *, highlight: int | None = None) ->
     fig = go.Figure(go.Bar(x=exp.probs[::-1], y=exp.labels[::-1], orientation="h", marker_color=colors[::-1],
                            text=[f"{p:.1%}" for p in exp.probs[::-1]], textposition="auto",
                            hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
-    base_layout(fig, title=_("{twin}: top-{k}").format(twin=_(TWIN_NAMES[twin]), k=len(exp.indices)),
+    base_layout(fig, title=_("{twin}: top-{k}").format(twin=twin_label(twin), k=len(exp.indices)),
                 x=_("probability"), y="", height=260)
     fig.update_xaxes(range=[0, 1], tickformat=".0%")
     fig.update_layout(showlegend=False, margin=dict(l=110, r=20, t=40, b=40))
@@ -98,7 +98,7 @@ def _method_color(name: str) -> str:
 
 
 def _legend(method: str, twin: str) -> str:
-    return f"{_(RANDOM_LABEL) if method == 'Random' else method} · {_(TWIN_NAMES[twin])}"
+    return f"{_(RANDOM_LABEL) if method == 'Random' else method} · {twin_label(twin)}"
 
 
 def perturbation_figure(rows_by_twin: dict[str, list[dict]], methods: list[str] | None = None) -> go.Figure:

@@ -38,10 +38,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .locks import model_lock
+from .models import TWINS
 
 ASSETS_DIR = Path(__file__).parent / "assets" / "landscapes"
 FORMAT = "resnet_viz.landscape/1"
-TWINS = ("resnet", "plain")
 # A grid point is non-convex when the smallest eigenvalue of its 2x2 Hessian (central differences) is below
 # -NONCONVEX_TOL times the largest eigenvalue's magnitude: negative curvature that is not rounding noise.
 NONCONVEX_TOL = 0.05

@@ -11,17 +11,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .i18n import N_, _
-from .landscape import TWINS, Line, OptimizerPath, Surface, curvature, NONCONVEX_TOL
+from .i18n import _
+from .landscape import Line, OptimizerPath, Surface, curvature, NONCONVEX_TOL
+from .models import TWINS, twin_label
 from .style import COLORS, DASH, apply_template
 
 COLORSCALE = "Viridis"
 MAX_LOSS = 1e3  # colours and heights are clipped here (log scale)
-TWIN_LABELS = {"resnet": "ResNet", "plain": N_("Plain twin")}
-
-
-def _twin_label(twin: str) -> str:
-    return _(TWIN_LABELS[twin]) if twin in TWIN_LABELS else twin
 
 
 def _log_range(surfaces: dict[str, Surface]) -> tuple[float, float]:
@@ -62,7 +58,7 @@ def _titles(surfaces: dict[str, Surface]) -> list[str]:
     for twin, s in surfaces.items():
         share = s.nonconvex_share
         note = _("non-convex points: {share:.0%}").format(share=share) if math.isfinite(share) else ""
-        out.append(f"{_twin_label(twin)} · {note}" if note else _twin_label(twin))
+        out.append(f"{twin_label(twin)} · {note}" if note else twin_label(twin))
     return out
 
 
@@ -91,7 +87,7 @@ def twin_contour_figure(surfaces: dict[str, Surface], trajectory=None, *, height
         fig.add_trace(go.Contour(
             x=s.alphas, y=s.betas, z=_log_loss(s).T, customdata=custom, hovertemplate=template,
             coloraxis="coloraxis", contours=dict(start=lo, end=hi, size=(hi - lo) / 24),
-            line=dict(width=0.5), name=_twin_label(twin), showlegend=False), row=1, col=col)
+            line=dict(width=0.5), name=twin_label(twin), showlegend=False), row=1, col=col)
         fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker=dict(symbol="x", size=10, color="white",
                                                                            line=dict(width=1, color="black")),
                                  name=_("trained weights"), showlegend=col == 1, legendgroup="centre",
@@ -127,7 +123,7 @@ def twin_surface_figure(surfaces: dict[str, Surface], *, height: int = 520) -> g
     for col, (twin, s) in enumerate(surfaces.items(), start=1):
         custom, template = _hover(s)
         fig.add_trace(go.Surface(x=s.alphas, y=s.betas, z=np.clip(_log_loss(s).T, lo, hi), customdata=custom,
-                                 hovertemplate=template, coloraxis="coloraxis", name=_twin_label(twin),
+                                 hovertemplate=template, coloraxis="coloraxis", name=twin_label(twin),
                                  showscale=False), row=1, col=col)
     apply_template(fig)
     xt, yt = _axis_titles(next(iter(surfaces.values())))
@@ -149,7 +145,7 @@ def slice_figure(surfaces: dict[str, Surface], *, height: int = 380) -> go.Figur
     for twin, s in surfaces.items():
         mid_a, mid_b = len(s.alphas) // 2, len(s.betas) // 2
         for col, (t, loss) in enumerate(((s.alphas, s.loss[:, mid_b]), (s.betas, s.loss[mid_a, :])), start=1):
-            fig.add_trace(go.Scatter(x=t, y=loss, mode="lines+markers", name=_twin_label(twin),
+            fig.add_trace(go.Scatter(x=t, y=loss, mode="lines+markers", name=twin_label(twin),
                                      line=dict(color=COLORS.get(twin), dash=DASH.get(twin, "solid"), width=2),
                                      marker=dict(size=4), showlegend=col == 1, legendgroup=twin), row=1, col=col)
     apply_template(fig)
@@ -166,7 +162,7 @@ def line_figure(lines: dict[str, Line], *, height: int = 380) -> go.Figure:
     kinds = set()
     for twin, line in lines.items():
         kinds.add(line.kind)
-        fig.add_trace(go.Scatter(x=line.t, y=line.loss, mode="lines+markers", name=_twin_label(twin),
+        fig.add_trace(go.Scatter(x=line.t, y=line.loss, mode="lines+markers", name=twin_label(twin),
                                  line=dict(color=COLORS.get(twin), dash=DASH.get(twin, "solid"), width=2),
                                  marker=dict(size=4)))
     interpolation = kinds == {"interpolation"}

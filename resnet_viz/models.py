@@ -20,6 +20,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .i18n import N_, _
+
+TWINS = ("resnet", "plain")  # the order every chart, table and file lists the twins in
+N_("Plain twin"), N_("plain twin")
+
+
+def twin_label(twin: str, *, lowercase: bool = False, skips_removed: bool = False) -> str:
+    """A twin's name in the current language: "ResNet" or "Plain twin".
+
+    ``lowercase`` gives the form used inside a sentence; ``skips_removed`` names a trained
+    ResNet whose skips were cut (ImageNet weights). Any other key is returned as it is.
+    """
+    if twin == "resnet":
+        return "ResNet"
+    if twin != "plain":
+        return twin
+    if skips_removed:
+        return _("Plain twin (skip connections removed)")
+    return _("plain twin") if lowercase else _("Plain twin")
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 NORMS = ("batch", "none")
 BLOCKS = ("post", "pre")
@@ -247,7 +267,7 @@ class TwinNet(nn.Module):
 
     def run(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Run units ``start`` .. ``stop - 1`` (all of them by default)."""
-        for _, unit in self.units()[start:stop]:
+        for _name, unit in self.units()[start:stop]:
             x = unit(x)
         return x
 

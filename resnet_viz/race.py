@@ -32,14 +32,13 @@ from .data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes_raw, normali
 from .device import (PRECISIONS, autocast_for, describe_device, describe_precision, release_openmp_threads,
                      resolve_precision)
 from .gradients import main_path_weights
-from .models import TwinNet, build_twins
+from .models import TWINS, TwinNet, build_twins
 from .residual import block_contributions
 from .slots import Slots
 from .training import Recipe, batch_indices, eval_mode, evaluate, make_optimizer, train_step
 
 RACE_FORMAT = "resnet-viz-race"
 RACE_VERSION = 1
-TWINS = ("resnet", "plain")
 DATASETS = ("shapes-easy", "shapes", "cifar10", "folder")
 MAX_DEPTH = 110
 IMAGE_SIZES = (16, 32)

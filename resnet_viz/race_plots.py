@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 
 from .gradients import GradientFlow
 from .i18n import N_, _
+from .models import TWINS
 from .race import run_label
 from .gradients_plots import gradient_norm_figure
 from .residual_plots import ratio_figure
@@ -93,7 +94,7 @@ def _snapshot(run: dict, step: int) -> dict | None:
 def _twins_at(result: dict, depth: int, step: int) -> dict[str, dict]:
     """twin -> its snapshot at ``step`` (ResNet first, as the other pages draw them)."""
     snaps = {run["arch"]: _snapshot(run, step) for run in result["runs"] if run["depth"] == depth}
-    return {twin: snaps[twin] for twin in ("resnet", "plain") if snaps.get(twin)}
+    return {twin: snaps[twin] for twin in TWINS if snaps.get(twin)}
 
 
 def gradient_snapshot_figure(result: dict, depth: int, step: int) -> go.Figure:

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from plotly.subplots import make_subplots
 
 from .i18n import _
-from .style import COLORS, DASH, LABELS, apply_template, base_layout
+from .models import twin_label
+from .style import COLORS, DASH, apply_template, base_layout
 
 IDENTITY_COLOR = COLORS["resnet"]
 RESIDUAL_COLOR = "#2ca02c"
@@ -41,9 +42,9 @@ def _per_block_lines(contribs: dict[str, list[dict]], key: str, *, title: str, y
         names = [e["name"] for e in entries]
         values = [e[key] for e in entries]
         fig.add_trace(go.Scatter(
-            x=list(range(len(entries))), y=values, name=LABELS[twin], mode="lines+markers",
+            x=list(range(len(entries))), y=values, name=twin_label(twin), mode="lines+markers",
             line=dict(color=COLORS[twin], dash=DASH[twin], width=2.5), customdata=names,
-            hovertemplate="%{customdata}: %{y:.3f}<extra>" + LABELS[twin] + "</extra>", connectgaps=False))
+            hovertemplate="%{customdata}: %{y:.3f}<extra>" + twin_label(twin) + "</extra>", connectgaps=False))
     if reference is not None:
         fig.add_hline(y=reference, line=dict(color="#888888", dash="dot"), annotation_text=reference_label,
                       annotation_position="top left")
@@ -143,7 +144,7 @@ def lesion_figure(lesions: dict[str, dict], names: list[str]) -> go.Figure:
         values = result["per_block"]
         fig.add_trace(go.Bar(
             x=x, y=[v if v is not None else 0 for v in values],
-            name=_("{twin}, one block deleted").format(twin=LABELS[twin]),
+            name=_("{twin}, one block deleted").format(twin=twin_label(twin)),
             marker=dict(color=COLORS[twin], pattern_shape="" if twin == "resnet" else "/"),
             text=["" if v is not None else "n/a" for v in values], textposition="outside", customdata=names,
             hovertext=[f"{n}: {v:.1%}" if v is not None else
@@ -152,7 +153,7 @@ def lesion_figure(lesions: dict[str, dict], names: list[str]) -> go.Figure:
     for twin, result in lesions.items():  # baselines as legend entries: labels on the lines would collide
         fig.add_trace(go.Scatter(
             x=[-0.5, len(names) - 0.5], y=[result["baseline"]] * 2, mode="lines",
-            name=_("{twin}, intact: {accuracy:.1%}").format(twin=LABELS[twin], accuracy=result["baseline"]),
+            name=_("{twin}, intact: {accuracy:.1%}").format(twin=twin_label(twin), accuracy=result["baseline"]),
             line=dict(color=COLORS[twin], dash="dash", width=1.5), hoverinfo="skip"))
     base_layout(fig, title=_("Accuracy with one block deleted"), x=_("deleted block"), y=_("test accuracy"))
     # Four legend entries: below the axis, where they have room.
@@ -169,10 +170,10 @@ def random_deletion_figure(curves: dict[str, dict], baselines: dict[str, float],
     fig = go.Figure()
     for twin, curve in curves.items():
         fig.add_trace(go.Scatter(
-            x=[0, *curve["k"]], y=[baselines[twin], *curve["mean"]], name=LABELS[twin], mode="lines+markers",
+            x=[0, *curve["k"]], y=[baselines[twin], *curve["mean"]], name=twin_label(twin), mode="lines+markers",
             line=dict(color=COLORS[twin], dash=DASH[twin], width=2.5),
             error_y=dict(type="data", array=[0, *curve["std"]], visible=True, thickness=1),
-            hovertemplate=_("%{x} deleted: %{y:.1%}") + "<extra>" + LABELS[twin] + "</extra>"))
+            hovertemplate=_("%{x} deleted: %{y:.1%}") + "<extra>" + twin_label(twin) + "</extra>"))
     if chance is not None:
         fig.add_hline(y=chance, line=dict(color="#888888", dash="dot"), annotation_text=_("chance"),
                       annotation_position="bottom right")

@@ -4,11 +4,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from .i18n import N_, Labels
 
 COLORS = {"resnet": "#1f77b4", "plain": "#ff7f0e"}
 DASH = {"resnet": "solid", "plain": "dash"}
-LABELS = Labels({"resnet": "ResNet", "plain": N_("Plain twin")})  # translated on lookup
 # One colour per depth in multi-depth charts (training race, depth sweeps).
 DEPTH_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
 TEMPLATE = "plotly_white"
