@@ -155,17 +155,12 @@ def test_uploaded_checkpoint_on_gradient_flow_and_residual_pages(tmp_path):
     assert len(at.get("plotly_chart")) >= 3
 
 
-def test_closing_a_session_stops_its_training_thread():
+def test_stopping_a_session_race_ends_its_thread_within_seconds():
     import time
 
-    from pages.common import SessionRaces, session_models, session_races
+    from pages.common import SessionRaces
     from resnet_viz import race as rr
     from resnet_viz.training import Recipe
-
-    # Both stores live in the session and are released with it.
-    for cached in (session_races, session_models):
-        assert cached._info.scope == "session" and cached._info.on_release is not None
-    assert session_races._info.on_release is SessionRaces.release
 
     config = rr.RaceConfig(depths=(8,), recipe=Recipe(steps=10_000, batch_size=8, lr=0.01), train_size=64,
                            test_size=16, eval_every=1000, snapshot_every=1000)
@@ -176,6 +171,38 @@ def test_closing_a_session_stops_its_training_thread():
         time.sleep(0.05)
     assert not race.done
     started = time.time()
-    session_races._info.on_release(store)  # what Streamlit calls when the tab closes
+    store.release()
     assert race.join(5) and race.done
     assert time.time() - started < 5
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_closed_tab_frees_its_trainer_for_the_next_student(browser, monkeypatch):
+    """One trainer on the server: a second student's race waits while the first tab trains, and starts once
+    that tab is closed (Streamlit releases the closed session, which stops its race)."""
+    from conftest import running_app
+
+    monkeypatch.setenv("RESNET_VIZ_MAX_RACES", "1")
+    monkeypatch.setenv("STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL", "1")
+    long_race = "/training_race?depths=20&steps=20000"
+    with running_app() as url:
+        first = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = first.new_page()
+        page.set_default_timeout(120_000)
+        page.goto(url + long_race)
+        page.get_by_role("button", name="Start").click(no_wait_after=True)
+        page.get_by_text("images/s").first.wait_for()
+
+        second = browser.new_context(viewport={"width": 1400, "height": 1000})
+        other = second.new_page()
+        other.set_default_timeout(120_000)
+        other.goto(url + long_race)
+        other.get_by_role("button", name="Start").click(no_wait_after=True)
+        other.get_by_text("Waiting for a free trainer").wait_for()  # the first tab holds the only trainer
+
+        first.close()  # the student closes the tab
+        other.get_by_text("images/s").first.wait_for(timeout=60_000)  # the second race trains now
+        assert not other.get_by_text("Waiting for a free trainer").is_visible()
+        other.get_by_role("button", name="Stop").click()
+        second.close()

@@ -89,14 +89,38 @@ def test_bad_options_are_rejected(bad):
         build_twins("cifar", **bad)
 
 
-def test_twins_are_hook_safe():
-    resnet, _ = build_twins("cifar", depth=8)
-    seen = []
-    handles = [m.register_forward_hook(lambda m, i, o: seen.append(o.clone())) for m in resnet.modules()
-               if isinstance(m, torch.nn.ReLU)]
-    x = torch.randn(1, 3, 32, 32, requires_grad=True)
-    resnet(x).sum().backward()
-    for h in handles:
-        h.remove()
-    assert len(seen) == 7 and all((o >= 0).all() for o in seen)
-    assert isinstance(resnet, TwinNet)
+@pytest.mark.parametrize("arch, options, size", [
+    ("cifar", dict(depth=8, block="post"), 32),
+    ("cifar", dict(depth=8, block="pre", activation="sigmoid", norm="none"), 32),
+    ("resnet18", {}, 32),
+    ("resnet50", {}, 32),
+])
+def test_twins_are_hook_safe(arch, options, size):
+    """Hooks see every module's real output: no later in-place op changes it, and each module runs once a pass.
+
+    A forward hook keeps each output by reference with its version counter; an in-place ReLU (or any in-place
+    op) after a module bumps that counter. A shared activation module would run more than once. Full backward
+    hooks (which refuse outputs modified in place) must each fire once.
+    """
+    for model in build_twins(arch, **options):
+        leaves = [m for m in model.modules() if not list(m.children())]
+        outputs, calls, grads = [], {}, {}
+
+        def forward_hook(module, inputs, output):
+            calls[module] = calls.get(module, 0) + 1
+            outputs.append((module, output, output._version))
+
+        def backward_hook(module, grad_input, grad_output):
+            grads[module] = grads.get(module, 0) + 1
+
+        handles = [m.register_forward_hook(forward_hook) for m in leaves]
+        handles += [m.register_full_backward_hook(backward_hook) for m in leaves]
+        x = torch.randn(2, 3, size, size, requires_grad=True)
+        model.train()(x).sum().backward()
+        for h in handles:
+            h.remove()
+        changed = [type(m).__name__ for m, out, version in outputs if out._version != version]
+        assert not changed, f"{model.twin}: outputs changed in place after their hook: {changed[:5]}"
+        assert set(calls) == set(leaves) and set(calls.values()) == {1}, "a module ran more than once a pass"
+        assert set(grads) == set(leaves) and set(grads.values()) == {1}
+        assert isinstance(model, TwinNet)
