@@ -1,7 +1,7 @@
 """Lesson: residual learning in a few steps a teacher can project. Predict, then reveal.
 
 The step is in the URL (``?step=4``), so any step can be bookmarked or shared. Figures come from the same library
-calls, presets and caches as the full pages (see ``pages/lesson_reveals.py``); texts from
+calls, presets and caches as the full pages (see ``ui/lesson_reveals.py``); texts from
 ``resnet_viz.teaching``.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import streamlit as st
 
 from pages import route_through_app
 from pages.common import for_projector
-from pages.lesson_reveals import all_reveals, reveal
+from ui.lesson_reveals import all_reveals, reveal
 from resnet_viz.i18n import _, get_language, language
 from resnet_viz.teaching import BLOCK_CODE, FURTHER_READING, handout_html, lesson_steps, plain_block_dot, \
     residual_block_dot

@@ -95,7 +95,7 @@ def test_a_bad_step_in_the_url_says_so(raw):
 
 
 def test_the_handout_has_every_question_answer_and_figure():
-    from pages.lesson_reveals import all_reveals  # noqa: PLC0415 - needs Streamlit's caches, like the page
+    from ui.lesson_reveals import all_reveals  # noqa: PLC0415 - needs Streamlit's caches, like the page
     from resnet_viz.teaching import handout_html
 
     steps = lesson_steps()
