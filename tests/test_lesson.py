@@ -10,6 +10,7 @@ from conftest import screenshot
 from resnet_viz import race as rr
 from resnet_viz.i18n import _, language
 from resnet_viz.teaching import STEPS, lesson_steps, three_way
+from resnet_viz.teaching.markdown import markdown_html
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(ROOT, "app.py")
@@ -40,6 +41,25 @@ def test_the_loss_landscape_step_waits_for_its_page():
     assert "landscape" in [s.key for s in lesson_steps(lambda page: True)]
     assert STEP_KEYS == [s.key for s in lesson_steps(lambda page: os.path.isfile(os.path.join(ROOT, page)))]
     assert 7 <= len(STEP_KEYS) <= 9
+
+
+def test_markdown_marks_up_bold_italic_and_code_and_escapes_the_rest():
+    assert markdown_html("**Say:** point at `out + x` and the *addition* <here> & there") == (
+        "<strong>Say:</strong> point at <code>out + x</code> and the <em>addition</em> &lt;here&gt; &amp; there")
+    assert markdown_html("`x*y*z < 1`") == "<code>x*y*z &lt; 1</code>"  # a code span is shown as written
+    assert markdown_html("对输入的*修正*，") == "对输入的<em>修正</em>，"  # emphasis inside a word (Chinese)
+    assert markdown_html("2 * 3 * 4, a ** b") == "2 * 3 * 4, a ** b"  # a star with a space after is not emphasis
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_handout_text_leaves_no_markdown_behind(lang):
+    """The converter knows every mark the lesson's texts use: no star, backtick, link or list item is left."""
+    with language(lang):
+        texts = [_(text) for s in STEPS for text in (s.question, *s.choices, s.explanation)]
+    assert any("<em>" in markdown_html(text) for text in texts)
+    for text in texts:
+        shown = re.sub(r"<code>.*?</code>", "", markdown_html(text))
+        assert not re.search(r"[*`]|\]\(|^\s*([-+]|\d+\.)\s", shown, re.MULTILINE), text
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

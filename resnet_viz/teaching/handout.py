@@ -8,22 +8,13 @@ import io
 from ..i18n import _
 from .diagrams import BLOCK_CODE
 from .lesson import FURTHER_READING, Reveal, Step
+from .markdown import markdown_html
 
 _CSS = """body{font-family:"Helvetica Neue",Arial,"Noto Sans CJK SC","Microsoft YaHei",sans-serif;max-width:980px;
 margin:2em auto;padding:0 1em;color:#222;line-height:1.5}h1{color:#1f77b4}section{page-break-inside:avoid;
 border-top:1px solid #ccc;margin-top:2em}ol.choices li.right{font-weight:bold;color:#1a7f37}pre{background:#f5f5f5;
 padding:.8em;overflow:auto;font-size:12px}.answer{background:#eef6ee;padding:.6em 1em;border-left:4px solid #1a7f37}
 .note{color:#555;font-style:italic}img{max-width:100%}"""
-
-
-def _md(text: str) -> str:
-    """The little Markdown our texts use (**bold**, *italic*, `code`) as HTML."""
-    import re
-
-    out = html.escape(text)
-    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
-    out = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", out)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
 
 
 def _png_data_uri(image) -> str:
@@ -42,25 +33,27 @@ def handout_html(steps: list[Step], reveals: dict[str, Reveal | None], *, lang: 
     intro = _("Residual learning in {n} steps. Each step asks a question to predict, then shows the answer with a "
               "figure computed by the app.").format(n=len(steps))
     parts = [f'<!DOCTYPE html><html lang="{html.escape(lang)}"><head><meta charset="utf-8">'
-             f"<title>{title}</title><style>{_CSS}</style></head><body>", f"<h1>{title}</h1>", f"<p>{_md(intro)}</p>"]
+             f"<title>{title}</title><style>{_CSS}</style></head><body>", f"<h1>{title}</h1>",
+             f"<p>{markdown_html(intro)}</p>"]
     plotly_included = False
     for number, step in enumerate(steps, start=1):
         reveal = reveals.get(step.key)
         heading = _("Step {n}: {title}").format(n=number, title=_(step.title))
         question = html.escape(_("Question"))
         parts.append(f"<section><h2>{html.escape(heading)}</h2><p><strong>{question}:</strong> "
-                     f'{_md(_(step.question))}</p><ol class="choices" type="A">')
+                     f'{markdown_html(_(step.question))}</p><ol class="choices" type="A">')
         answer = reveal.answer if reveal else step.answer
         for i, choice in enumerate(step.choices):
             cls = ' class="right"' if i == answer else ""
-            parts.append(f"<li{cls}>{_md(_(choice))}</li>")
+            parts.append(f"<li{cls}>{markdown_html(_(choice))}</li>")
         parts.append("</ol>")
         if answer is not None:
             label = html.escape(_("Answer"))
             parts.append(f'<div class="answer"><strong>{label}:</strong> '
-                         f"{chr(ord('A') + answer)}. {_md(_(step.choices[answer]))}<br>{_md(_(step.explanation))}")
+                         f"{chr(ord('A') + answer)}. {markdown_html(_(step.choices[answer]))}<br>"
+                         f"{markdown_html(_(step.explanation))}")
             for fact in (reveal.facts if reveal else []):
-                parts.append(f"<br>{_md(fact)}")
+                parts.append(f"<br>{markdown_html(fact)}")
             parts.append("</div>")
         if step.key == "block":
             parts.append(f"<pre>{html.escape(BLOCK_CODE)}</pre>")
@@ -69,7 +62,7 @@ def handout_html(steps: list[Step], reveals: dict[str, Reveal | None], *, lang: 
             parts.append(f'<p class="note">{missing}</p>')
             continue
         if reveal.note:
-            parts.append(f'<p class="note">{_md(reveal.note)}</p>')
+            parts.append(f'<p class="note">{markdown_html(reveal.note)}</p>')
         for fig in reveal.figures:
             parts.append(fig.to_html(full_html=False, include_plotlyjs=not plotly_included,
                                      config={"displaylogo": False, "responsive": True}))
