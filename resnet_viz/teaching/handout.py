@@ -38,42 +38,45 @@ def handout_html(steps: list[Step], reveals: dict[str, Reveal | None], *, lang: 
     plotly_included = False
     for number, step in enumerate(steps, start=1):
         reveal = reveals.get(step.key)
-        heading = _("Step {n}: {title}").format(n=number, title=_(step.title))
-        question = html.escape(_("Question"))
-        parts.append(f"<section><h2>{html.escape(heading)}</h2><p><strong>{question}:</strong> "
-                     f'{markdown_html(_(step.question))}</p><ol class="choices" type="A">')
-        answer = reveal.answer if reveal else step.answer
-        for i, choice in enumerate(step.choices):
-            cls = ' class="right"' if i == answer else ""
-            parts.append(f"<li{cls}>{markdown_html(_(choice))}</li>")
-        parts.append("</ol>")
-        if answer is not None:
-            label = html.escape(_("Answer"))
-            parts.append(f'<div class="answer"><strong>{label}:</strong> '
-                         f"{chr(ord('A') + answer)}. {markdown_html(_(step.choices[answer]))}<br>"
-                         f"{markdown_html(_(step.explanation))}")
-            for fact in (reveal.facts if reveal else []):
-                parts.append(f"<br>{markdown_html(fact)}")
-            parts.append("</div>")
-        if step.key == "block":
-            parts.append(f"<pre>{html.escape(BLOCK_CODE)}</pre>")
-        if reveal is None:
-            missing = html.escape(_("This step could not be computed on the server."))
-            parts.append(f'<p class="note">{missing}</p>')
-            continue
-        if reveal.note:
-            parts.append(f'<p class="note">{markdown_html(reveal.note)}</p>')
-        for fig in reveal.figures:
-            parts.append(fig.to_html(full_html=False, include_plotlyjs=not plotly_included,
-                                     config={"displaylogo": False, "responsive": True}))
-            plotly_included = True
-        for image, caption in reveal.images:
-            parts.append(f'<figure><img src="{_png_data_uri(image)}" alt="{html.escape(caption)}">'
-                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-        if step.key == "summary":
-            reading = html.escape(_("Further reading"))
-            parts.append(f"<h3>{reading}</h3><ul>"
-                         + "".join(f"<li>{html.escape(ref)}</li>" for ref in FURTHER_READING) + "</ul>")
-        parts.append("</section>")
+        parts += _step_section(number, step, reveal, include_plotlyjs=not plotly_included)
+        plotly_included = plotly_included or bool(reveal and reveal.figures)
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _step_section(number: int, step: Step, reveal: Reveal | None, *, include_plotlyjs: bool) -> list[str]:
+    """One step's ``<section>``: question, choices (the right one marked), answer, explanation, figures."""
+    heading = _("Step {n}: {title}").format(n=number, title=_(step.title))
+    question = html.escape(_("Question"))
+    parts = [f"<section><h2>{html.escape(heading)}</h2><p><strong>{question}:</strong> "
+             f'{markdown_html(_(step.question))}</p><ol class="choices" type="A">']
+    answer = reveal.answer if reveal else step.answer
+    for choice in step.choices:
+        right = ' class="right"' if choice.id == answer else ""
+        parts.append(f"<li{right}>{markdown_html(_(choice.text))}</li>")
+    parts.append("</ol>")
+    if answer is not None:
+        label = html.escape(_("Answer"))
+        parts.append(f'<div class="answer"><strong>{label}:</strong> {step.letter(answer)}. '
+                     f"{markdown_html(_(step.choice(answer).text))}<br>{markdown_html(_(step.explanation))}")
+        parts += [f"<br>{markdown_html(fact)}" for fact in (reveal.facts if reveal else [])]
+        parts.append("</div>")
+    if step.key == "block":
+        parts.append(f"<pre>{html.escape(BLOCK_CODE)}</pre>")
+    if reveal is None:
+        missing = html.escape(_("This step could not be computed on the server."))
+        return parts + [f'<p class="note">{missing}</p>', "</section>"]
+    if reveal.note:
+        parts.append(f'<p class="note">{markdown_html(reveal.note)}</p>')
+    for fig in reveal.figures:
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs,
+                                 config={"displaylogo": False, "responsive": True}))
+        include_plotlyjs = False
+    for image, caption in reveal.images:
+        parts.append(f'<figure><img src="{_png_data_uri(image)}" alt="{html.escape(caption)}">'
+                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    if step.key == "summary":
+        reading = html.escape(_("Further reading"))
+        parts.append(f"<h3>{reading}</h3><ul>"
+                     + "".join(f"<li>{html.escape(ref)}</li>" for ref in FURTHER_READING) + "</ul>")
+    return parts + ["</section>"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from ..i18n import N_
 from .presets import EXPLANATIONS, preset_view
@@ -15,23 +16,52 @@ APP_ROOT = Path(__file__).resolve().parents[2]  # where app.py and pages/ are: a
 
 
 @dataclass(frozen=True)
+class Choice:
+    """One answer a step offers, shown as A, B, C... in the order the step lists its choices.
+
+    ``id`` names it in code: a reveal returns the id of the right choice, so reordering the choices keeps the
+    answer. ``text`` is what the class reads.
+    """
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Step:
     """One step of the lesson: a question to predict, then a reveal with a live figure.
 
-    ``answer`` is the index of the right choice, or None when the data decides it at reveal time (the recorded
-    race, the lesion lab). ``page``/``params`` open the full page at the same view; ``requires`` names a page file
-    that must exist for the step to be shown.
+    ``answer`` is the id of the right choice, or None when the data decides it at reveal time (the recorded race,
+    the lesion lab, the loss landscape, Grad-CAM). ``page``/``params`` open the full page at the same view;
+    ``requires`` names a page file that must exist for the step to be shown.
     """
     key: str
     title: str
     question: str
-    choices: tuple[str, ...]
-    answer: int | None
+    choices: tuple[Choice, ...]
+    answer: str | None
     explanation: str
     notes: str
     page: str | None = None
     params: dict = field(default_factory=dict)
     requires: str | None = None
+
+    def __post_init__(self):
+        ids = [c.id for c in self.choices]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"step {self.key!r}: two choices share an id ({ids})")
+        if self.answer is not None and self.answer not in ids:
+            raise ValueError(f"step {self.key!r}: the answer {self.answer!r} is none of its choices {ids}")
+
+    def choice(self, choice_id: str) -> Choice:
+        """The choice named ``choice_id`` (KeyError when the step offers none by that name)."""
+        for choice in self.choices:
+            if choice.id == choice_id:
+                return choice
+        raise KeyError(f"step {self.key!r} has no choice {choice_id!r}")
+
+    def letter(self, choice_id: str) -> str:
+        """The letter the choice is shown with: A for the first choice, B for the second..."""
+        return chr(ord("A") + self.choices.index(self.choice(choice_id)))
 
 
 STEPS = (
@@ -39,9 +69,10 @@ STEPS = (
         key="block", title=N_("The residual block: y = F(x) + x"),
         question=N_("A residual block outputs y = ReLU(F(x) + x). Suppose its branch F has learned to output "
                     "zeros. What does the block pass on?"),
-        choices=(N_("Nothing: the output is zero"), N_("Its input x (through the final ReLU)"),
-                 N_("Random noise"), N_("Twice its input")),
-        answer=1,
+        choices=(Choice("zero", N_("Nothing: the output is zero")),
+                 Choice("input", N_("Its input x (through the final ReLU)")),
+                 Choice("noise", N_("Random noise")), Choice("double", N_("Twice its input"))),
+        answer="input",
         explanation=N_("With F(x) = 0 the block is an identity mapping: the signal passes through unchanged. The "
                        "plain block, without the addition, would output zero and lose the signal. So a residual "
                        "block only has to learn a *correction* to its input, and an extra block that is not needed "
@@ -55,9 +86,9 @@ STEPS = (
         key="vanishing", title=N_("Vanishing gradients"),
         question=N_("A 56-layer net with sigmoid activations and no normalisation, at initialisation. In the plain "
                     "net, how large is the gradient at the first layer compared with the last layer?"),
-        choices=(N_("About the same size"), N_("Much larger"),
-                 N_("Many orders of magnitude smaller, or exactly zero")),
-        answer=2,
+        choices=(Choice("same", N_("About the same size")), Choice("larger", N_("Much larger")),
+                 Choice("smaller", N_("Many orders of magnitude smaller, or exactly zero"))),
+        answer="smaller",
         explanation=EXPLANATIONS["vanishing"],
         notes=N_("**Say:** read the chart from right (output) to left (input): the gradient travels backwards. The "
                  "y axis is logarithmic: every grid line is a factor of 10. **Misconception:** students often "
@@ -68,9 +99,10 @@ STEPS = (
         key="exploding", title=N_("Exploding gradients, and why plain nets still degrade"),
         question=N_("Now the paper's setting with BatchNorm and ReLU, 110 layers, at initialisation. What happens "
                     "to the plain net's gradient on its way back to the input?"),
-        choices=(N_("It vanishes, as with sigmoids"), N_("It stays about the same size"),
-                 N_("It grows: the gradient explodes toward the input")),
-        answer=2,
+        choices=(Choice("vanishes", N_("It vanishes, as with sigmoids")),
+                 Choice("same", N_("It stays about the same size")),
+                 Choice("grows", N_("It grows: the gradient explodes toward the input"))),
+        answer="grows",
         explanation=EXPLANATIONS["exploding"],
         notes=N_("**Say:** BatchNorm fixes the forward signal, not the backward one. He et al. (2015) checked that "
                  "their BatchNorm plain nets' gradients did not vanish, and still the deeper plain nets trained "
@@ -82,7 +114,8 @@ STEPS = (
         key="race", title=N_("The degradation problem: a training race"),
         question=N_("ResNets and plain nets of 20 and 56 layers train side by side on the same data. Will the "
                     "56-layer plain net fit its training data better or worse than the 20-layer one?"),
-        choices=(N_("Better: more layers, more capacity"), N_("About the same"), N_("Worse")),
+        choices=(Choice("better", N_("Better: more layers, more capacity")), Choice("same", N_("About the same")),
+                 Choice("worse", N_("Worse"))),
         answer=None,
         explanation=N_("This is the degradation problem of He et al. (2015): adding layers to a plain net made its "
                        "*training* error higher, so it is not overfitting. The ResNet of the same depth has no such "
@@ -97,7 +130,8 @@ STEPS = (
         key="lesion", title=N_("What each block adds: the lesion lab"),
         question=N_("Delete one block from the trained ResNet-20 and from its trained plain twin, then test both. "
                     "Which loses more accuracy?"),
-        choices=(N_("The ResNet"), N_("Both about the same"), N_("The plain twin")),
+        choices=(Choice("resnet", N_("The ResNet")), Choice("same", N_("Both about the same")),
+                 Choice("plain", N_("The plain twin"))),
         answer=None,
         explanation=N_("A deleted ResNet block is replaced by its shortcut, so the signal still flows; a plain net "
                        "has only one path, through every block. Veit et al. (2016) showed that a ResNet behaves "
@@ -110,7 +144,8 @@ STEPS = (
         key="landscape", title=N_("The loss landscape"),
         question=N_("Picture the loss around the trained weights of ResNet-56 and of its plain twin. Which surface "
                     "will be smoother, closer to a single bowl?"),
-        choices=(N_("The ResNet's"), N_("The plain twin's"), N_("They look alike")),
+        choices=(Choice("resnet", N_("The ResNet's")), Choice("plain", N_("The plain twin's")),
+                 Choice("alike", N_("They look alike"))),
         answer=None,
         explanation=N_("Li et al. (2018) drew the loss along two random directions around trained weights: skip "
                        "connections keep the surface smooth and nearly convex, while deep plain nets get a chaotic "
@@ -122,8 +157,8 @@ STEPS = (
         key="gradcam", title=N_("Where do the twins look? Grad-CAM"),
         question=N_("Grad-CAM colours the regions that pushed a model's answer up. The object covers only a small "
                     "part of this test image. Where will the trained ResNet-56's heat concentrate?"),
-        choices=(N_("On the object: far more heat there than its share of the image"),
-                 N_("On the background"), N_("Spread evenly over the image")),
+        choices=(Choice("object", N_("On the object: far more heat there than its share of the image")),
+                 Choice("background", N_("On the background")), Choice("even", N_("Spread evenly over the image"))),
         answer=None,
         explanation=N_("Grad-CAM (Selvaraju et al. 2017) weighs the last stage's feature maps by how much they "
                        "raise the class score. The white outline marks the object. A heatmap explains one model on "
@@ -136,11 +171,11 @@ STEPS = (
     Step(
         key="summary", title=N_("Summary and further reading"),
         question=N_("Which statement best explains why skip connections let us train much deeper networks?"),
-        choices=(N_("They add many parameters, so the network can learn more"),
-                 N_("They make deep nets easier to optimise: a block can stay close to the identity, and the "
-                    "gradient has short paths back to every layer"),
-                 N_("They stop overfitting, like dropout")),
-        answer=1,
+        choices=(Choice("parameters", N_("They add many parameters, so the network can learn more")),
+                 Choice("optimisation", N_("They make deep nets easier to optimise: a block can stay close to the "
+                                           "identity, and the gradient has short paths back to every layer")),
+                 Choice("overfitting", N_("They stop overfitting, like dropout"))),
+        answer="optimisation",
         explanation=N_("A residual block learns a correction F(x) to its input. The identity paths carry the signal "
                        "forwards and the gradient backwards, so extra blocks need not make the net harder to train "
                        "than a shallower one. The chart shows why a ResNet acts like an ensemble: its paths have "
@@ -167,19 +202,25 @@ def lesson_steps(available_pages=None) -> list[Step]:
     return [s for s in STEPS if s.requires is None or exists(s.requires)]
 
 
-def three_way(worse: float, better: float, *, tolerance: float = 0.05) -> int:
-    """0, 1 or 2 for "better", "about the same", "worse": how ``worse`` compares with ``better`` (lower is better)."""
-    if worse > better * (1 + tolerance):
-        return 2
-    if worse < better * (1 - tolerance):
-        return 0
-    return 1
+Outcome = Literal["lower", "same", "higher"]
+
+
+def compare(value: float, reference: float, *, tolerance: float = 0.05) -> Outcome:
+    """How ``value`` compares with ``reference``: "higher" or "lower" by more than ``tolerance`` of it, else "same".
+
+    A reveal turns the outcome into the id of the right choice (``{"higher": "worse", ...}[compare(a, b)]``).
+    """
+    if value > reference * (1 + tolerance):
+        return "higher"
+    if value < reference * (1 - tolerance):
+        return "lower"
+    return "same"
 
 
 @dataclass
 class Reveal:
-    """What a step reveals: the right choice, sentences built from the data, figures and images."""
-    answer: int
+    """What a step reveals: the id of the right choice, sentences built from the data, figures and images."""
+    answer: str
     facts: list[str] = field(default_factory=list)
     figures: list = field(default_factory=list)      # plotly figures
     images: list = field(default_factory=list)       # (PIL image, caption)
