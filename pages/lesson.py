@@ -1,7 +1,7 @@
 """Lesson: residual learning in a few steps a teacher can project. Predict, then reveal.
 
 The step is in the URL (``?step=4``), so any step can be bookmarked or shared. Figures come from the same library
-calls, presets and caches as the full pages (see ``pages/lesson_reveals.py``); texts from
+calls, presets and caches as the full pages (see ``ui/lesson_reveals.py``); texts from
 ``resnet_viz.teaching``.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import streamlit as st
 
 from pages import route_through_app
 from pages.common import for_projector
-from pages.lesson_reveals import all_reveals, reveal
+from ui.lesson_reveals import all_reveals, reveal
 from resnet_viz.i18n import _, get_language, language
 from resnet_viz.teaching import BLOCK_CODE, FURTHER_READING, handout_html, lesson_steps, plain_block_dot, \
     residual_block_dot
@@ -76,9 +76,9 @@ if step.key == "block":
 
 with st.container(border=True, key="lesson-question"):
     st.markdown("#### " + _("Predict: {question}").format(question=_(step.question)))
-    letters = [chr(ord("A") + i) for i in range(len(step.choices))]
-    choice = st.radio(_("Your prediction"), range(len(step.choices)), index=None, key=f"lesson_choice_{step.key}",
-                      format_func=lambda i: f"{letters[i]}. {_(step.choices[i])}")
+    predicted = st.radio(_("Your prediction"), [c.id for c in step.choices], index=None,
+                         key=f"lesson_choice_{step.key}",
+                         format_func=lambda choice_id: f"{step.letter(choice_id)}. {_(step.choice(choice_id).text)}")
 
 revealed = step.key in state.get("lesson_revealed", set())
 if not revealed:
@@ -99,10 +99,11 @@ else:
         answer = result.answer
     with st.container(key="lesson-answer"):
         if answer is not None:
-            text = _("Answer: {letter}. {choice}").format(letter=letters[answer], choice=_(step.choices[answer]))
-            if choice is None:
+            text = _("Answer: {letter}. {choice}").format(letter=step.letter(answer),
+                                                          choice=_(step.choice(answer).text))
+            if predicted is None:
                 st.info(text, icon=":material/lightbulb:")
-            elif choice == answer:
+            elif predicted == answer:
                 st.success(_("Right! {answer}").format(answer=text), icon=":material/check_circle:")
             else:
                 st.warning(_("Not quite. {answer}").format(answer=text), icon=":material/info:")

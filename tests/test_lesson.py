@@ -1,4 +1,5 @@
 """The Lesson page: every step asks, reveals a live figure, links to its page; ?step=N; the handout."""
+import dataclasses
 import os
 import re
 
@@ -9,7 +10,8 @@ import resnet_viz as rv
 from conftest import screenshot
 from resnet_viz import race as rr
 from resnet_viz.i18n import _, language
-from resnet_viz.teaching import STEPS, lesson_steps, three_way
+from resnet_viz.teaching import STEPS, Choice, Step, compare, handout_html, lesson_steps
+from resnet_viz.teaching.markdown import markdown_html
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(ROOT, "app.py")
@@ -42,6 +44,25 @@ def test_the_loss_landscape_step_waits_for_its_page():
     assert 7 <= len(STEP_KEYS) <= 9
 
 
+def test_markdown_marks_up_bold_italic_and_code_and_escapes_the_rest():
+    assert markdown_html("**Say:** point at `out + x` and the *addition* <here> & there") == (
+        "<strong>Say:</strong> point at <code>out + x</code> and the <em>addition</em> &lt;here&gt; &amp; there")
+    assert markdown_html("`x*y*z < 1`") == "<code>x*y*z &lt; 1</code>"  # a code span is shown as written
+    assert markdown_html("对输入的*修正*，") == "对输入的<em>修正</em>，"  # emphasis inside a word (Chinese)
+    assert markdown_html("2 * 3 * 4, a ** b") == "2 * 3 * 4, a ** b"  # a star with a space after is not emphasis
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_handout_text_leaves_no_markdown_behind(lang):
+    """The converter knows every mark the lesson's texts use: no star, backtick, link or list item is left."""
+    with language(lang):
+        texts = [_(text) for s in STEPS for text in (s.question, *(c.text for c in s.choices), s.explanation)]
+    assert any("<em>" in markdown_html(text) for text in texts)
+    for text in texts:
+        shown = re.sub(r"<code>.*?</code>", "", markdown_html(text))
+        assert not re.search(r"[*`]|\]\(|^\s*([-+]|\d+\.)\s", shown, re.MULTILINE), text
+
+
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_every_step_asks_then_reveals_its_figure(lang):
     at = open_lesson(1, lang)
@@ -54,7 +75,7 @@ def test_every_step_asks_then_reveals_its_figure(lang):
         assert at.radio(key=f"lesson_choice_{key}").value is None
         assert not at.get("plotly_chart") and not at.get("image")
         with language(lang):  # AppTest formats the radio's options in the test's thread
-            at.radio(key=f"lesson_choice_{key}").set_value(0)
+            at.radio(key=f"lesson_choice_{key}").set_value(step.choices[0].id)
             at.button(key=f"lesson_reveal_{key}").click().run()
         assert not at.exception, (key, at.exception)
         assert not at.error, (key, [e.value for e in at.error])
@@ -63,6 +84,11 @@ def test_every_step_asks_then_reveals_its_figure(lang):
         assert len(at.get("image")) == pictures, key
         verdicts = [e.value for e in (*at.success, *at.warning)]
         assert len(verdicts) == 1 and re.search(r"[A-D]\. ", verdicts[0]), (key, verdicts)
+        letter = re.search(r"([A-D])\. ", verdicts[0]).group(1)
+        with language(lang):
+            named = _(step.choices[ord(letter) - ord("A")].text)
+        assert f"{letter}. {named}" in verdicts[0], (key, verdicts)  # the letter shown is the choice named
+        assert (len(at.success) == 1) == (letter == "A"), (key, verdicts)  # "Right!" exactly when A was predicted
         assert at.query_params["step"] == str(number)
         if number < len(STEP_KEYS):
             with language(lang):
@@ -78,12 +104,13 @@ def test_the_race_answer_comes_from_the_recorded_data():
     race = rv.recorded_race()
     loss = {(r["arch"], r["depth"]): rr.final_train_loss(r) for r in race["runs"]}
     depths = sorted({d for _a, d in loss})
-    expected = three_way(loss[("plain", depths[-1])], loss[("plain", depths[0])])
+    deep_loss = compare(loss[("plain", depths[-1])], loss[("plain", depths[0])])
+    expected = {"lower": "better", "same": "same", "higher": "worse"}[deep_loss]
     number = STEP_KEYS.index("race") + 1
     at = open_lesson(number)
     at.button(key="lesson_reveal_race").click().run()
     step = next(s for s in STEPS if s.key == "race")
-    assert any(step.choices[expected] in i.value for i in at.info)
+    assert any(step.choice(expected).text in i.value for i in at.info)
     assert any(f"{loss[('plain', depths[-1])]:.3f}" in md.value for md in at.markdown)
 
 
@@ -94,18 +121,72 @@ def test_a_bad_step_in_the_url_says_so(raw):
     assert at.query_params["step"] == "1"
 
 
-def test_the_handout_has_every_question_answer_and_figure():
-    from pages.lesson_reveals import all_reveals  # noqa: PLC0415 - needs Streamlit's caches, like the page
-    from resnet_viz.teaching import handout_html
+@pytest.fixture(scope="module")
+def reveals(one_thread):
+    """Every step's reveal, computed once (in Chinese) for the handout tests."""
+    from ui.lesson_reveals import all_reveals  # noqa: PLC0415 - needs Streamlit's caches, like the page
 
+    with language("zh"):
+        return all_reveals(lesson_steps())
+
+
+def test_the_handout_has_every_question_answer_and_figure(reveals):
     steps = lesson_steps()
     with language("zh"):
-        html = handout_html(steps, all_reveals(steps), lang="zh")
+        html = handout_html(steps, reveals, lang="zh")
         for step in steps:
             assert _(step.question) in html
     assert html.count('class="right"') == len(steps)  # every step marks its answer
     assert html.count("<figure>") == 2 and html.count("plotly-graph-div") >= 7
     assert html.count("<script") >= 1 and not re.search(r"<script[^>]*\bsrc=", html)  # plotly.js inline: offline
+
+
+def _rotated(step: Step, by: int) -> Step:
+    return dataclasses.replace(step, choices=step.choices[by:] + step.choices[:by])
+
+
+def test_reordering_a_steps_choices_keeps_its_answer(reveals):
+    """A reveal names the right choice, not its position: however the choices are ordered, the same text is right."""
+    for step in lesson_steps():
+        reveal = reveals[step.key]
+        assert reveal is not None, step.key
+        if step.answer is not None:
+            assert reveal.answer == step.answer, step.key  # the data agrees with the answer the step states
+        right = step.choice(reveal.answer).text
+        without_figures = dataclasses.replace(reveal, figures=[], images=[])
+        for by in range(1, len(step.choices)):  # every rotation moves every choice to another letter
+            reordered = _rotated(step, by)
+            html = handout_html([reordered], {step.key: without_figures}, lang="en")
+            assert re.findall(r'<li class="right">(.*?)</li>', html) == [markdown_html(right)], (step.key, by)
+            letter = reordered.letter(reveal.answer)
+            assert f"</strong> {letter}. {markdown_html(right)}<br>" in html, (step.key, by)
+
+
+def test_without_its_reveal_a_step_keeps_its_question_and_stated_answer():
+    steps = lesson_steps()
+    html = handout_html(steps, {}, lang="en")
+    assert html.count("<section>") == html.count("</section>") == len(steps)
+    assert html.count("could not be computed") == len(steps)
+    stated = [s for s in steps if s.answer is not None]
+    assert stated and re.findall(r'<li class="right">(.*?)</li>', html) == [
+        markdown_html(s.choice(s.answer).text) for s in stated]
+
+
+def test_compare_names_the_outcome_within_its_tolerance():
+    assert [compare(v, 1.0) for v in (1.06, 1.04, 0.96, 0.94)] == ["higher", "same", "same", "lower"]
+    assert compare(1.2, 1.0, tolerance=0.25) == "same"
+
+
+def test_a_step_answers_with_one_of_its_own_choices():
+    choices = (Choice("a", "A text"), Choice("b", "B text"))
+    step = Step(key="k", title="t", question="q", choices=choices, answer="b", explanation="e", notes="n")
+    assert step.letter("b") == "B" and step.choice("b").text == "B text"
+    with pytest.raises(KeyError):
+        step.choice(1)
+    with pytest.raises(ValueError, match="none of its choices"):
+        dataclasses.replace(step, answer="c")
+    with pytest.raises(ValueError, match="share an id"):
+        dataclasses.replace(step, choices=(choices[0], choices[0]), answer=None)
 
 
 @pytest.mark.browser

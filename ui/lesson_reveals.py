@@ -1,7 +1,8 @@
 """What each lesson step reveals, computed by the same library calls, presets and caches as the full pages.
 
 No widgets here: the Lesson page draws these, and its handout (built outside the script run, when the
-download button is clicked) calls them too. Every number a sentence states comes from the data.
+download button is clicked) calls them too. Every number a sentence states comes from the data, and every
+answer is the id of one of the step's choices (``resnet_viz.teaching.lesson.STEPS``), not a position.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from resnet_viz.gradients_plots import format_ratio, forward_signal_figure, grad
 from resnet_viz.i18n import _
 from resnet_viz.models import TWINS
 from resnet_viz.residual import path_length_distribution
-from resnet_viz.teaching import Reveal, preset_view, three_way
+from resnet_viz.teaching import Reveal, compare, preset_view
 
 # The lesion lab's defaults, so "open the full page" shows the same lab; Grad-CAM on test image #1 of Explain's pool.
 LESION_MODEL, LESION_IMAGES, LESION_SAMPLES = "shapes-20", 100, 3
@@ -26,11 +27,11 @@ GRADCAM_MODEL, GRADCAM_POOL, GRADCAM_INDEX = "shapes-56", 200, 1
 SUMMARY_BLOCKS = 27  # ResNet-56: 3 stages of 9 blocks
 
 
-def _ratio_answer(ratio: float) -> int:
-    """Choices "about the same" (0), "larger" (1), "much smaller or zero" (2) for a first/last ratio."""
+def _ratio_answer(ratio: float) -> str:
+    """The vanishing step's choice for a first/last gradient ratio: "smaller" (or zero), "larger" or "same"."""
     if ratio < 1e-2:
-        return 2
-    return 1 if ratio > 10 else 0
+        return "smaller"
+    return "larger" if ratio > 10 else "same"
 
 
 def _ratio_fact(flows) -> str:
@@ -39,7 +40,7 @@ def _ratio_fact(flows) -> str:
 
 
 def reveal_block() -> Reveal:
-    return Reveal(answer=1)
+    return Reveal(answer="input")
 
 
 def reveal_vanishing() -> Reveal:
@@ -51,7 +52,7 @@ def reveal_vanishing() -> Reveal:
 def reveal_exploding() -> Reveal:
     flows = view_flows(preset_view("exploding"))
     ratio = flows["plain"].ratio
-    answer = 2 if ratio > 10 else (0 if ratio < 0.1 else 1)
+    answer = "grows" if ratio > 10 else ("vanishes" if ratio < 0.1 else "same")
     return Reveal(answer=answer, facts=[_ratio_fact(flows), _(
         "With BatchNorm nothing vanishes, and yet deep plain nets train worse than shallow ones (next step): "
         "degradation is an optimisation difficulty, not simply a gradient that fails to arrive.")],
@@ -66,7 +67,8 @@ def reveal_race() -> Reveal | None:
     shallow, deep = depths[0], depths[-1]
     loss = {(run["arch"], run["depth"]): rr.final_train_loss(run) for run in race["runs"]}
     steps = max(run["history"][-1]["step"] for run in race["runs"] if run["history"])
-    answer = three_way(loss[("plain", deep)], loss[("plain", shallow)])
+    deep_loss = compare(loss[("plain", deep)], loss[("plain", shallow)])  # lower loss: fits its data better
+    answer = {"lower": "better", "same": "same", "higher": "worse"}[deep_loss]
     fact = _("In the recorded race ({steps} steps), the final training loss of the plain nets is {pd:.3f} at depth "
              "{deep} and {ps:.3f} at depth {shallow}; of the ResNets, {rd:.3f} and {rs:.3f}.").format(
         steps=steps, deep=deep, shallow=shallow, pd=loss[("plain", deep)], ps=loss[("plain", shallow)],
@@ -83,7 +85,8 @@ def reveal_lesion() -> Reveal:
     fact = _("Deleting one block costs the ResNet-20 {resnet:.1f} points of accuracy on average, its plain twin "
              "{plain:.1f} points ({n} test images).").format(
         resnet=100 * drops["resnet"], plain=100 * drops["plain"], n=LESION_IMAGES)
-    return Reveal(answer=three_way(drops["plain"], drops["resnet"]), facts=[fact],
+    loses_more = {"higher": "plain", "same": "same", "lower": "resnet"}[compare(drops["plain"], drops["resnet"])]
+    return Reveal(answer=loses_more, facts=[fact],
                   figures=[residual_plots.lesion_figure(single, names),
                            residual_plots.random_deletion_figure(curves, {t: r["baseline"] for t, r in single.items()},
                                                                  chance=1 / len(rv.SHAPE_CLASSES))])
@@ -96,10 +99,10 @@ def reveal_landscape() -> Reveal:
 
     surfaces = precomputed_surfaces("shapes-56")
     resnet, plain = surfaces["resnet"].nonconvex_share, surfaces["plain"].nonconvex_share
-    answer = {2: 0, 0: 1, 1: 2}[three_way(plain, resnet)]
+    smoother = {"higher": "resnet", "same": "alike", "lower": "plain"}[compare(plain, resnet)]
     fact = _("Share of non-convex points on the surface: {resnet:.0%} for the ResNet, {plain:.0%} for the plain "
              "twin.").format(resnet=resnet, plain=plain)
-    return Reveal(answer=answer, facts=[fact], figures=[twin_contour_figure(surfaces)])
+    return Reveal(answer=smoother, facts=[fact], figures=[twin_contour_figure(surfaces)])
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -120,7 +123,7 @@ def reveal_gradcam() -> Reveal:
     scores = {t: rv.localisation(e.heatmaps[0], mask) for t, e in exps.items()}
     inside, share = scores["resnet"]["mass_inside"], scores["resnet"]["object_share"]
     concentration = inside / max(share, 1e-9)  # 1: no more heat on the object than its area
-    answer = 0 if concentration > 1.5 else (1 if concentration < 0.8 else 2)
+    answer = "object" if concentration > 1.5 else ("background" if concentration < 0.8 else "even")
     facts = [_("The image shows a {label}. The ResNet-56 answers '{r}' ({rp:.0%}) with {ri:.0%} of its heat on the "
                "object, which covers {share:.0%} of the image; the plain twin answers '{p}' ({pp:.0%}) with "
                "{pi:.0%} on the object.").format(
@@ -142,7 +145,7 @@ def reveal_summary() -> Reveal:
     fact = _("ResNet-56 has {n} residual blocks, so 2^{n} = {total:,} paths from input to output; 95% of them pass "
              "through between {lo} and {hi} blocks. The plain twin has one path, through all {n}.").format(
         n=SUMMARY_BLOCKS, total=dist["total"], lo=lo, hi=hi)
-    return Reveal(answer=1, facts=[fact], figures=[residual_plots.path_length_figure(dist)])
+    return Reveal(answer="optimisation", facts=[fact], figures=[residual_plots.path_length_figure(dist)])
 
 
 REVEALS = {"block": reveal_block, "vanishing": reveal_vanishing, "exploding": reveal_exploding, "race": reveal_race,
