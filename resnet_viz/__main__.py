@@ -68,7 +68,7 @@ def _race(args: argparse.Namespace) -> int:
 
 
 def _landscape(args: argparse.Namespace) -> int:
-    from .landscape import cli
+    from .landscape.cli import cli
 
     return cli(args)
 
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "(upload one in the app's sidebar, or load it with load_checkpoint)")
     r.set_defaults(func=_race)
 
-    from .landscape import add_cli_arguments
+    from .landscape.cli import add_cli_arguments
 
     ls = sub.add_parser("landscape", help="the loss landscape of twins (Li et al. 2018) as JSON; under torchrun "
                                           "the grid is split across the processes")
