@@ -133,7 +133,7 @@ def cli(args) -> int:
                     broadcast_path(path)
                 bar = _TextBar(f"{twin} PCA plane", rank == 0)
                 span = float(1.25 * np.abs(path.coords).max()) or 1.0
-                surf = loss_surface(path.model, x, y, span=span, steps=args.path_grid, directions=path.directions,
+                surf = loss_surface(path.trained, x, y, span=span, steps=args.path_grid, directions=path.directions,
                                     progress=bar, shard=(rank, world) if world > 1 else None)
                 bar.close()
                 if world > 1:

@@ -38,7 +38,7 @@ def broadcast_path(path: OptimizerPath) -> None:
             dist.broadcast(buf, 0)
             path.directions[which][name] = buf.to(d.device)
     with torch.no_grad():
-        for value in path.model.state_dict().values():
+        for value in path.trained.state_dict().values():
             buf = value.detach().to(device).contiguous()
             dist.broadcast(buf, 0)
             value.copy_(buf)

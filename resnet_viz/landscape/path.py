@@ -29,7 +29,8 @@ class OptimizerPath:
 
     ``coords`` (k x 2) is each snapshot's position relative to the final weights, projected onto the two
     PCA directions; ``explained`` the share of the snapshots' variance each direction captures;
-    ``surface`` the loss over that plane around the final weights (``kind="pca"``).
+    ``surface`` the loss over that plane around the final weights (``kind="pca"``). ``trained`` is the
+    trained copy that :func:`path_surface` measures the plane around (None for a path read from a file).
     """
 
     steps: list[int]
@@ -39,6 +40,7 @@ class OptimizerPath:
     surface: Surface | None = None
     directions: tuple[Directions, Directions] | None = None
     recipe: dict = field(default_factory=dict)
+    trained: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {"steps": self.steps, "coords": to_json(self.coords), "explained": [rounded(v) for v in self.explained],
@@ -135,21 +137,19 @@ def record_path(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: in
             p = params[name]
             directions[which][name] = v[offset:offset + p.numel()].reshape(p.shape).to(p)
             offset += p.numel()
-    path = OptimizerPath(snap_steps, coords, (float(evals[order[0]]) / total, float(evals[order[1]]) / total),
-                         losses, None, directions, recipe.to_dict())
-    path.model = net  # the trained copy, for path_surface
-    return path
+    return OptimizerPath(snap_steps, coords, (float(evals[order[0]]) / total, float(evals[order[1]]) / total),
+                         losses, None, directions, recipe.to_dict(), trained=net)
 
 
 def path_surface(path: OptimizerPath, x: torch.Tensor, y: torch.Tensor, *, steps: int = 15, margin: float = 1.25,
                  progress: Progress | None = None, cancel=None) -> Surface:
     """The loss over the path's PCA plane around its final weights (a square that holds the whole path)."""
-    model = getattr(path, "model", None)
-    if model is None or path.directions is None:
-        raise ValueError("this path has no model attached; record it with record_path")
+    if path.trained is None or path.directions is None:
+        raise ValueError("this path has no trained model (paths read from a file have none); "
+                         "record it with record_path")
     span = float(margin * np.abs(path.coords).max()) or 1.0
-    surf = loss_surface(model, x, y, span=span, steps=steps, directions=path.directions, progress=progress,
+    surf = loss_surface(path.trained, x, y, span=span, steps=steps, directions=path.directions, progress=progress,
                         cancel=cancel)
-    surf.kind, surf.seed, surf.twin = "pca", None, getattr(model, "twin", "")
+    surf.kind, surf.seed, surf.twin = "pca", None, getattr(path.trained, "twin", "")
     path.surface = surf
     return surf
