@@ -6,16 +6,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..models import TWINS
+from ..progress import ProgressBar
 from .distributed import broadcast_path, gather_surface
 from .evaluate import check_grid
 from .files import write_landscape_file
 from .inputs import initial_twins, landscape_batch
 from .line import loss_line
-from .path import record_path
+from .path import OptimizerPath, path_surface, record_path
 from .surface import NONCONVEX_TOL, loss_surface
 
 
@@ -66,16 +66,10 @@ def cli(args) -> int:
     """``python -m resnet_viz landscape``; under ``torchrun`` the grid is split across the processes."""
     import torch.distributed as dist
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if world > 1:
-        backend = "nccl" if args.device.startswith("cuda") else "gloo"
-        if backend == "nccl":
-            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-            torch.cuda.set_device(args.device)
-        dist.init_process_group(backend)
+    rank, world = _join_process_group(args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    shard = (rank, world) if world > 1 else None
 
     def say(msg: str) -> None:
         if rank == 0:
@@ -96,10 +90,9 @@ def cli(args) -> int:
         surfaces, paths, seconds = {}, {}, {}
         for twin in args.twins:
             start = time.perf_counter()
-            bar = _TextBar(f"{twin} surface", rank == 0)
-            surf = loss_surface(models[twin], x, y, span=args.span, steps=args.steps, seed=args.seed,
-                                progress=bar, shard=(rank, world) if world > 1 else None)
-            bar.close()
+            with ProgressBar(f"{twin} surface", unit="point", quiet=rank != 0) as bar:
+                surf = loss_surface(models[twin], x, y, span=args.span, steps=args.steps, seed=args.seed,
+                                    progress=bar, shard=shard)
             if world > 1:
                 surf = gather_surface(surf)
             surf.twin = twin
@@ -119,27 +112,9 @@ def cli(args) -> int:
                 seconds[f"{twin}_line"] = round(time.perf_counter() - start, 1)
         if args.path:
             starts, origin = (inits, "the recorded initial weights") if inits else (models, "the checkpoint's weights")
-            # The run trains on the same images the surfaces are measured on: its path ends in their minimum.
-            lr = args.path_lr or (2e-3 if args.path_optimizer == "adam" else 0.05)
             for twin in args.twins:
                 start = time.perf_counter()
-                model = starts[twin].to(args.device)
-                # Every rank trains the same copy (same seed, same batches); rank 0's directions are sent to all.
-                bar = _TextBar(f"{twin} path", rank == 0)
-                path = record_path(model, x, y, steps=args.path_steps, optimizer=args.path_optimizer, lr=lr,
-                                   max_snapshots=args.snapshots, progress=bar)
-                bar.close()
-                if world > 1:
-                    broadcast_path(path)
-                bar = _TextBar(f"{twin} PCA plane", rank == 0)
-                span = float(1.25 * np.abs(path.coords).max()) or 1.0
-                surf = loss_surface(path.trained, x, y, span=span, steps=args.path_grid, directions=path.directions,
-                                    progress=bar, shard=(rank, world) if world > 1 else None)
-                bar.close()
-                if world > 1:
-                    surf = gather_surface(surf)
-                surf.kind, surf.seed, surf.twin = "pca", None, twin
-                path.surface = surf
+                path = _optimizer_path(args, starts[twin].to(args.device), twin, x, y, rank, world)
                 path.recipe = {**path.recipe, "start": origin, "train_images": len(x)}
                 paths[twin] = path
                 seconds[f"{twin}_path"] = round(time.perf_counter() - start, 1)
@@ -147,13 +122,8 @@ def cli(args) -> int:
                     f"{path.explained[1]:.0%} ({seconds[f'{twin}_path']} s)")
         if rank == 0:
             name = args.bundled or Path(args.checkpoint).name
-            extra = {"steps": args.steps, "span": args.span, "seed": args.seed, "images": args.images,
-                     "data": f"shapes training set (seed 1), first {args.images} images",
-                     "batchnorm": "eval (running statistics)", "directions": "filter-normalised Gaussian, "
-                     "zero for biases and BatchNorm parameters", "nonconvex_tol": NONCONVEX_TOL,
-                     "seconds": seconds, "processes": world, "threads": torch.get_num_threads(),
-                     "device": str(args.device), "torch": torch.__version__}
-            write_landscape_file(args.out, surfaces, name=name, paths=paths, lines=lines, extra=extra)
+            write_landscape_file(args.out, surfaces, name=name, paths=paths, lines=lines,
+                                 extra=_settings(args, seconds, world))
             say(f"wrote {args.out}")
         return 0
     finally:
@@ -161,20 +131,47 @@ def cli(args) -> int:
             dist.destroy_process_group()
 
 
-class _TextBar:
-    def __init__(self, label: str, show: bool, width: int = 30):
-        self.label, self.show, self.width = label, show, width
+def _join_process_group(args) -> tuple[int, int]:
+    """``(rank, world size)``; under ``torchrun`` joins the group (NCCL on CUDA, one GPU per process; else gloo)."""
+    import torch.distributed as dist
 
-    def __call__(self, done: int, total: int) -> None:
-        if self.show:
-            import sys
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        backend = "nccl" if args.device.startswith("cuda") else "gloo"
+        if backend == "nccl":
+            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            torch.cuda.set_device(args.device)
+        dist.init_process_group(backend)
+    return rank, world
 
-            n = int(self.width * done / max(1, total))
-            sys.stderr.write(f"\r{self.label}: [{'#' * n}{'.' * (self.width - n)}] {done}/{total}   ")
-            sys.stderr.flush()
 
-    def close(self) -> None:
-        if self.show:
-            import sys
+def _optimizer_path(args, model, twin: str, x, y, rank: int, world: int) -> OptimizerPath:
+    """The path of a short run from ``model`` on ``(x, y)``, with the loss over its PCA plane.
 
-            sys.stderr.write("\n")
+    The run trains on the images the surfaces are measured on, so its path ends in their minimum. Every
+    rank trains the same copy (same seed, same batches); rank 0's directions and weights are sent to all,
+    then the ranks share the plane's grid.
+    """
+    lr = args.path_lr or (2e-3 if args.path_optimizer == "adam" else 0.05)
+    with ProgressBar(f"{twin} path", unit="step", quiet=rank != 0) as bar:
+        path = record_path(model, x, y, steps=args.path_steps, optimizer=args.path_optimizer, lr=lr,
+                           max_snapshots=args.snapshots, progress=bar)
+    if world > 1:
+        broadcast_path(path)
+    with ProgressBar(f"{twin} PCA plane", unit="point", quiet=rank != 0) as bar:
+        path_surface(path, x, y, steps=args.path_grid, progress=bar, shard=(rank, world) if world > 1 else None)
+    if world > 1:
+        path.surface = gather_surface(path.surface)
+    path.surface.twin = twin
+    return path
+
+
+def _settings(args, seconds: dict, world: int) -> dict:
+    """What the file records besides the arrays: the grid, the data, the method and the machine."""
+    return {"steps": args.steps, "span": args.span, "seed": args.seed, "images": args.images,
+            "data": f"shapes training set (seed 1), first {args.images} images",
+            "batchnorm": "eval (running statistics)", "directions": "filter-normalised Gaussian, "
+            "zero for biases and BatchNorm parameters", "nonconvex_tol": NONCONVEX_TOL,
+            "seconds": seconds, "processes": world, "threads": torch.get_num_threads(),
+            "device": str(args.device), "torch": torch.__version__}

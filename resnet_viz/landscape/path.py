@@ -142,14 +142,18 @@ def record_path(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: in
 
 
 def path_surface(path: OptimizerPath, x: torch.Tensor, y: torch.Tensor, *, steps: int = 15, margin: float = 1.25,
-                 progress: Progress | None = None, cancel=None) -> Surface:
-    """The loss over the path's PCA plane around its final weights (a square that holds the whole path)."""
+                 progress: Progress | None = None, cancel=None, shard: tuple[int, int] | None = None) -> Surface:
+    """The loss over the path's PCA plane around its final weights (a square that holds the whole path).
+
+    The square's half-side is ``margin`` times the path's largest coordinate. The surface is also kept as
+    ``path.surface``. ``progress``, ``cancel`` and ``shard`` are those of :func:`loss_surface`.
+    """
     if path.trained is None or path.directions is None:
         raise ValueError("this path has no trained model (paths read from a file have none); "
                          "record it with record_path")
     span = float(margin * np.abs(path.coords).max()) or 1.0
     surf = loss_surface(path.trained, x, y, span=span, steps=steps, directions=path.directions, progress=progress,
-                        cancel=cancel)
+                        cancel=cancel, shard=shard)
     surf.kind, surf.seed, surf.twin = "pca", None, getattr(path.trained, "twin", "")
     path.surface = surf
     return surf
