@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .progress import ProgressBar
+
 
 def _train_bundled(args: argparse.Namespace) -> int:
     from .bundled import train_bundled
@@ -47,14 +49,12 @@ def _race(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    bar = _ProgressBar(recipe.steps)
     try:
-        result = run_race(config, device=device, on_progress=bar.update, save_dir=args.save)
+        with ProgressBar(unit="step") as bar:
+            result = run_race(config, device=device, on_progress=_show_race(bar), save_dir=args.save)
     except (DatasetUnavailable, RuntimeError) as e:
-        bar.close()
         print(f"error: {e}", file=sys.stderr)
         return 1
-    bar.close()
     print(f"{result['device']}, {result['precision']}: {result['elapsed_s']:.1f} s of training", file=sys.stderr)
     with open(args.out, "w") as f:
         f.write(race_to_json(thin_history(result, args.history_every)))
@@ -68,30 +68,22 @@ def _race(args: argparse.Namespace) -> int:
 
 
 def _landscape(args: argparse.Namespace) -> int:
-    from .landscape import cli
+    from .landscape.cli import cli
 
     return cli(args)
 
 
-class _ProgressBar:
-    """The race's progress as a tqdm bar on stderr (so --out can be stdout-free), with the engine's images/s."""
-
-    def __init__(self, total: int):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True, leave=True)
-
-    def update(self, race) -> None:
+def _show_race(bar: ProgressBar):
+    """The race's ``on_progress`` callback: its status, or "training" with the engine's images/s, on ``bar``."""
+    def show(race) -> None:
         p = race.progress()
         if p["status"] in ("queued", "preparing"):
-            self.bar.set_description_str(p["status"], refresh=False)
+            bar.describe(p["status"])
         else:
-            self.bar.set_description_str("training", refresh=False)
-            self.bar.set_postfix_str(f"{p['images_per_second']:.0f} img/s", refresh=False)
-        self.bar.update(p["step"] - self.bar.n)
+            bar.describe("training", f"{p['images_per_second']:.0f} img/s")
+        bar(p["step"], p["total"])
 
-    def close(self) -> None:
-        self.bar.close()
+    return show
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "(upload one in the app's sidebar, or load it with load_checkpoint)")
     r.set_defaults(func=_race)
 
-    from .landscape import add_cli_arguments
+    from .landscape.cli import add_cli_arguments
 
     ls = sub.add_parser("landscape", help="the loss landscape of twins (Li et al. 2018) as JSON; under torchrun "
                                           "the grid is split across the processes")

@@ -194,7 +194,12 @@ def test_record_path_keeps_few_snapshots_and_orthonormal_pca_directions(tiny):
     assert 0 < path.explained[1] <= path.explained[0] <= 1
     assert all(torch.equal(v, resnet.state_dict()[k]) for k, v in before.items())
     surf = ls.path_surface(path, x, y, steps=3)
-    assert surf.kind == "pca" and surf.span >= np.abs(path.coords).max()
+    assert surf.kind == "pca" and surf.span >= np.abs(path.coords).max() and path.surface is surf
+    assert path.trained is not resnet and "trained" not in repr(path)
+    read_back = ls.OptimizerPath.from_dict(path.to_dict())
+    assert read_back.trained is None and read_back.surface is not None
+    with pytest.raises(ValueError, match="no trained model"):
+        ls.path_surface(read_back, x, y, steps=3)
     big = rv.load_bundled("shapes-56")[0]
     assert ls.snapshot_bytes(big) == 4 * 848_816  # about 3.4 MB a snapshot for ResNet-56
     with pytest.raises(ValueError, match="max_snapshots"):

@@ -29,6 +29,32 @@ def test_cli_writes_a_surface_file_for_a_bundled_pair(tmp_path):
     assert "non-convex share" in proc.stderr
 
 
+def test_cli_file_holds_the_library_surfaces_of_the_same_inputs(tmp_path, one_thread):
+    """The command's surface and path plane are loss_surface and path_surface of its models, batch and run."""
+    import resnet_viz as rv
+    from resnet_viz.__main__ import main
+
+    out = tmp_path / "p.json"
+    code = main(["landscape", "--bundled", "shapes-20", "--twins", "plain", *SMALL, "--path", "--path-steps", "6",
+                 "--path-grid", "3", "--snapshots", "4", "--no-line", "--out", str(out)])
+    assert code == 0
+    doc = ls.read_landscape_file(out)
+    _, plain, info = rv.load_bundled("shapes-20")
+    x, y = ls.landscape_batch(16)
+    as_written = ls.Surface.from_dict  # the file keeps 6 significant digits
+    surf = as_written(ls.loss_surface(plain, x, y, span=0.5, steps=5, seed=0).to_dict())
+    np.testing.assert_array_equal(doc["surfaces"]["plain"].loss, surf.loss)
+    path = ls.record_path(ls.initial_twins(info)[1], x, y, steps=6, optimizer="adam", lr=2e-3, max_snapshots=4)
+    plane = as_written(ls.path_surface(path, x, y, steps=3).to_dict())
+    got = doc["paths"]["plain"]
+    np.testing.assert_array_equal(got.coords, ls.OptimizerPath.from_dict(path.to_dict()).coords)
+    np.testing.assert_array_equal(got.surface.alphas, plane.alphas)
+    np.testing.assert_array_equal(got.surface.loss, plane.loss)
+    np.testing.assert_array_equal(got.surface.accuracy, plane.accuracy)
+    assert (got.surface.kind, got.surface.twin, got.surface.seed) == ("pca", "plain", None)
+    assert got.recipe["start"] == "the recorded initial weights" and got.recipe["train_images"] == 16
+
+
 @pytest.mark.parametrize("content, message", [
     (b"", "empty"),
     (b"this is not a checkpoint at all", "neither a safetensors file"),
