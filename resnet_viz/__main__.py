@@ -8,7 +8,7 @@ from .progress import ProgressBar
 
 
 def _train_bundled(args: argparse.Namespace) -> int:
-    from .bundled import train_bundled
+    from .bundled_training import train_bundled
 
     for path in train_bundled(args.names or None, monitor_every=args.monitor_every):
         print(f"wrote {path}")
