@@ -20,7 +20,7 @@ from resnet_viz import gradients as grad
 from resnet_viz.data import TEST_SEED
 from resnet_viz.i18n import N_, Labels, _
 from resnet_viz.models import TWINS, twin_label
-from resnet_viz.residual import keeps_shape, lesion_accuracies, random_deletion_accuracies
+from resnet_viz.lesion import keeps_shape, lesion_accuracies, random_deletion_accuracies
 
 
 def url_problem(key: str, raw, allowed, value) -> str:

@@ -14,7 +14,8 @@ from pages.common import (SHAPES_POOL, UPLOAD_SOURCE, explain_slots, for_project
 from resnet_viz import residual_plots as plots
 from resnet_viz.i18n import N_, _
 from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, image_to_tensor, load_image, resize_for_model
-from resnet_viz.residual import block_contributions, gradient_split, path_length_distribution
+from resnet_viz.lesion import path_length_distribution
+from resnet_viz.residual import block_contributions, gradient_split
 from resnet_viz.models import TWINS, twin_label
 
 route_through_app()

@@ -14,8 +14,8 @@ from .gradients import GradientFlow, forward_signals, gradient_flow, gradient_no
 from .imaging import ImageError, load_image
 from .landscape import LandscapeCancelled, Surface, loss_line, loss_surface, record_path, twin_surfaces
 from .models import TwinNet, build_twins
-from .residual import (block_contributions, gradient_split, lesion_accuracies, path_length_distribution,
-                       random_deletion_accuracies)
+from .lesion import lesion_accuracies, path_length_distribution, random_deletion_accuracies
+from .residual import block_contributions, gradient_split
 from .race import DatasetUnavailable, Race, RaceConfig, RaceFileError, load_race, recorded_race, run_race
 from .slots import Slots
 from .training import Recipe

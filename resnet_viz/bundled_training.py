@@ -47,7 +47,7 @@ def _train_twin(name: str, twin: str, monitor_every: int = 0) -> tuple[dict, dic
 
 
 def _print_lesions(label: str, model: TwinNet, images: torch.Tensor, labels: torch.Tensor) -> None:
-    from .residual import lesion_accuracies
+    from .lesion import lesion_accuracies
 
     with eval_mode(model):
         lesions = lesion_accuracies(model, images, labels)

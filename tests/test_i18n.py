@@ -112,7 +112,7 @@ def _figure_numbers(fig) -> list:
 def test_switching_language_changes_no_number():
     from resnet_viz import gradients as grad
     from resnet_viz.gradients_plots import gradient_norm_figure
-    from resnet_viz.residual import lesion_accuracies, path_length_distribution
+    from resnet_viz.lesion import lesion_accuracies, path_length_distribution
     from resnet_viz.residual_plots import lesion_figure, path_length_figure
     from resnet_viz.teaching import handout_html, lesson_steps
 

@@ -9,8 +9,9 @@ import torch
 import resnet_viz as rv
 from resnet_viz.bundled import MODELS_DIR
 from resnet_viz.data import TEST_SEED
-from resnet_viz.residual import (block_contributions, deletion_accuracies, gradient_split, keeps_shape,
-                                 lesion_accuracies, path_length_distribution, random_deletion_accuracies)
+from resnet_viz.lesion import (deletion_accuracies, keeps_shape, lesion_accuracies, path_length_distribution,
+                               random_deletion_accuracies)
+from resnet_viz.residual import block_contributions, gradient_split
 
 LESION_IMAGES = 300  # about +-2.5 points of sampling error; small enough for 2 shared CPU cores
 

@@ -18,7 +18,7 @@ from resnet_viz.data import TEST_SEED, make_shapes_raw
 from resnet_viz.gradients_plots import format_ratio, forward_signal_figure, gradient_norm_figure
 from resnet_viz.i18n import _
 from resnet_viz.models import TWINS
-from resnet_viz.residual import path_length_distribution
+from resnet_viz.lesion import path_length_distribution
 from resnet_viz.teaching import Reveal, compare, preset_view
 
 # The lesion lab's defaults, so "open the full page" shows the same lab; Grad-CAM on test image #1 of Explain's pool.
