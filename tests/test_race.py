@@ -324,11 +324,32 @@ def test_config_rejects_bad_depths():
 
 
 def test_cifar10_offline_fails_fast_with_a_clear_message(tmp_path, monkeypatch):
+    """Offline (the reachability probe says no), CIFAR-10 fails with a readable message before any download."""
+    import socket
+
+    import torchvision.datasets
+
+    probes, attempts = [], []
+
+    def offline(host, port, timeout_s):
+        probes.append(timeout_s)
+        return False
+
+    def refuse(what):
+        def call(*args, **kwargs):
+            attempts.append(what)  # recorded: the loader turns any error here into DatasetUnavailable
+            raise OSError(f"{what} (not allowed in tests)")
+        return call
+
     monkeypatch.setattr(race_data, "CIFAR_CACHE", tmp_path / "cifar10")
-    t0 = time.monotonic()
+    monkeypatch.setattr(race_data, "_can_reach", offline)
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", refuse("CIFAR10 download"))
+    monkeypatch.setattr(socket, "create_connection", refuse("connection"))
     with pytest.raises(rr.DatasetUnavailable, match="cannot be downloaded"):
         rr.load_race_data("cifar10", timeout_s=2.0)
-    assert time.monotonic() - t0 < 5
+    assert probes == [2.0]  # the network was checked, with the caller's time limit...
+    assert attempts == []  # ...and nothing tried to connect or download
+    assert not (tmp_path / "cifar10").exists()  # nothing was written
 
 
 def test_race_with_unavailable_data_fails_with_message_not_exception(monkeypatch):
