@@ -393,6 +393,20 @@ def test_easy_shapes_variant_leaves_the_bundled_shapes_unchanged():
         make_shapes_raw(1, seed=0, variant="hard")
 
 
+def test_data_set_descriptions_are_recorded_in_english_and_shown_in_the_visitors_language():
+    from resnet_viz.i18n import language
+
+    data = rr.load_race_data("shapes", train_size=8, test_size=4, image_size=16)
+    shapes = {"dataset": {"name": "shapes", "description": data.description},
+              "config": {"image_size": 16, "train_size": 8, "test_size": 4}}
+    assert data.description == rr.describe_dataset(shapes) == "shapes, 16x16 px (8 training images, 4 test images)"
+    folder = {"dataset": {"name": "folder", "description": "image folder cats (16 training images, 4 test images)"},
+              "config": shapes["config"]}
+    with language("zh"):
+        assert rr.describe_dataset(shapes) == "形状数据集，16x16 像素（8 张训练图像，4 张测试图像）"
+        assert rr.describe_dataset(folder) == folder["dataset"]["description"]  # as recorded
+
+
 def test_cli_writes_the_race_file(tmp_path, capsys):
     from resnet_viz.__main__ import main
 
