@@ -51,9 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import sync  # noqa: E402
-from resnet_viz.models import build_twins  # noqa: E402
+from resnet_viz.models import TWINS, build_twins  # noqa: E402
 from resnet_viz.device import autocast_for, describe_device, release_openmp_threads, resolve_precision  # noqa: E402
-from resnet_viz.race import (QUICK_DATASET, QUICK_IMAGE_SIZE, QUICK_RECIPE_CPU, TWINS, Race, RaceConfig,  # noqa: E402
+from resnet_viz.race import (QUICK_DATASET, QUICK_IMAGE_SIZE, QUICK_RECIPE, Race, RaceConfig,  # noqa: E402
                              RaceScheduler, load_race_data)
 from resnet_viz.training import Recipe, batch_indices, make_optimizer  # noqa: E402
 
@@ -210,8 +210,8 @@ def in_worker_thread(fn, *, release: bool) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--depth", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=QUICK_RECIPE_CPU.steps)
-    parser.add_argument("--batch-size", type=int, default=QUICK_RECIPE_CPU.batch_size)
+    parser.add_argument("--steps", type=int, default=QUICK_RECIPE.steps)
+    parser.add_argument("--batch-size", type=int, default=QUICK_RECIPE.batch_size)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=QUICK_IMAGE_SIZE)
     parser.add_argument("--memory-format-check", action="store_true")
@@ -223,7 +223,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    recipe = replace(QUICK_RECIPE_CPU, steps=args.steps, batch_size=args.batch_size)
+    recipe = replace(QUICK_RECIPE, steps=args.steps, batch_size=args.batch_size)
     data = load_race_data(QUICK_DATASET, train_size=4000, test_size=500, image_size=args.image_size)
     if args.race:
         race_rounds(args, recipe, data, device)

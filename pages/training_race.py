@@ -103,7 +103,7 @@ def _precision_label(choice: str) -> str:
 
 
 def _settings() -> tuple[rr.RaceConfig | None, str | None]:
-    base = rr.quick_recipe(device())
+    base = rr.quick_recipe()
     preset, problems = _query_preset()
     for problem in problems:
         st.warning(_("Ignored a setting in the URL: {problem}").format(problem=problem))
@@ -180,7 +180,7 @@ if problem:
 
 def _store_finished(race: rr.Race) -> None:
     """Keep a finished live race in the session under a readable name (once)."""
-    if getattr(race, "stored_as", None) or not race.done or race.status == "failed" or not race.runs:
+    if race.saved_name or not race.done or race.status == "failed" or not race.runs:
         return
     state["race_count"] = state.get("race_count", 0) + 1
     status = {"finished": _("finished"), "stopped": _("stopped")}.get(race.status, race.status)
@@ -188,7 +188,7 @@ def _store_finished(race: rr.Race) -> None:
         number=state["race_count"], runs=", ".join(r.label for r in race.runs), status=status,
         time=f"{datetime.datetime.now():%H:%M}")
     _keep(name, race.to_dict())
-    race.stored_as = name
+    race.saved_name = name
     state.pop("race_live_figures", None)
 
 
@@ -250,7 +250,7 @@ if live is not None and live.done:
     _store_finished(live)
     choices = [RECORDED] + list(state["race_results"])[::-1]
     if state.get("race_show") == LIVE:
-        state["race_show"] = getattr(live, "stored_as", None) or RECORDED
+        state["race_show"] = live.saved_name or RECORDED
 if state.get("race_show_next") in choices:
     state["race_show"] = state.pop("race_show_next")
 if state.get("race_show") not in choices:
@@ -258,18 +258,6 @@ if state.get("race_show") not in choices:
 CHOICE_NAMES = {LIVE: N_("Live race"), RECORDED: N_("Recorded race (shipped with the app)")}
 shown = st.selectbox(_("Show"), choices, key="race_show", label_visibility="collapsed",
                      format_func=lambda c: _(CHOICE_NAMES[c]) if c in CHOICE_NAMES else c)
-
-
-def _data_text(result: dict) -> str:
-    """The data set in the visitor's language for the bundled shapes (from the race's config), else as recorded."""
-    config, dataset = result.get("config") or {}, result.get("dataset") or {}
-    name, size = dataset.get("name"), config.get("image_size")
-    if name in ("shapes", "shapes-easy") and size and config.get("train_size") and config.get("test_size"):
-        text = (_("shapes, easy variant, {size}x{size} px ({train} training images, {test} test images)")
-                if name == "shapes-easy" else
-                _("shapes, {size}x{size} px ({train} training images, {test} test images)"))
-        return text.format(size=size, train=config["train_size"], test=config["test_size"])
-    return dataset.get("description", "")
 
 
 def _recipe_text(result: dict) -> str:
@@ -328,7 +316,7 @@ with chart_col:
                 st.caption(_("Recorded with `python -m resnet_viz race` on {device} in {seconds:.0f} s: {data}. "
                              "Press **Start** to race live.").format(
                     device=result.get("device", "CPU"), seconds=result.get("elapsed_s", 0),
-                    data=_data_text(result)))
+                    data=rr.describe_dataset(result)))
         else:
             result = state["race_results"].get(shown)
         if result:

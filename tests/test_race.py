@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from resnet_viz import race as rr
+from resnet_viz.race import data as race_data
+from resnet_viz.race import engine as race_engine
 from resnet_viz.data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes
 from resnet_viz.race_plots import curves_figure, gradient_snapshot_figure, ratio_snapshot_figure, snapshot_steps
 from resnet_viz.training import Recipe
@@ -62,7 +64,7 @@ def test_race_trains_all_runs_and_records_metrics(tiny_data):
 def test_cpu_race_trains_channels_last(tiny_data, monkeypatch):
     """NHWC is the faster layout for the CPU's convolutions too (see benchmarks/bench_race.py)."""
     layouts = []
-    real_step = rr.instrumented_step
+    real_step = race_engine.instrumented_step
 
     def spy(run, x, y, lr, **kw):
         conv_weights = [m.weight for m in run.model.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -70,7 +72,7 @@ def test_cpu_race_trains_channels_last(tiny_data, monkeypatch):
             w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights))
         return real_step(run, x, y, lr, **kw)
 
-    monkeypatch.setattr(rr, "instrumented_step", spy)
+    monkeypatch.setattr(race_engine, "instrumented_step", spy)
     nchw = replace(tiny_data, train_x=tiny_data.train_x.contiguous(), test_x=tiny_data.test_x.contiguous())
     assert not nchw.train_x.is_contiguous(memory_format=torch.channels_last)  # the engine converts it
     race = tiny_race(nchw, steps=2, depths=(8,)).start()
@@ -81,14 +83,14 @@ def test_cpu_race_trains_channels_last(tiny_data, monkeypatch):
 def test_twins_start_equal_and_see_identical_batches(tiny_data, monkeypatch):
     seen: dict[str, list[bytes]] = {}
     first_weights: dict[str, dict] = {}
-    real_step = rr.instrumented_step
+    real_step = race_engine.instrumented_step
 
     def spy(run, x, y, lr, **kw):
         seen.setdefault(run.label, []).append(x.numpy().tobytes() + y.numpy().tobytes())
         first_weights.setdefault(run.label, {k: v.clone() for k, v in run.model.state_dict().items()})
         return real_step(run, x, y, lr, **kw)
 
-    monkeypatch.setattr(rr, "instrumented_step", spy)
+    monkeypatch.setattr(race_engine, "instrumented_step", spy)
     race = tiny_race(tiny_data, steps=5).start()
     assert race.join(120) and race.status == "finished"
     assert set(seen) == {"ResNet-8", "Plain-8", "ResNet-14", "Plain-14"}
@@ -111,13 +113,13 @@ def test_cpu_runs_train_side_by_side_one_worker_per_core_and_match_turn_taking(t
     """On 2 CPU threads the four runs train two at a time, each worker on one core, twins of a depth on
     different workers; the curves are bit-for-bit those of the runs taking turns on one thread."""
     where: dict[str, set] = {}
-    real_step = rr.instrumented_step
+    real_step = race_engine.instrumented_step
 
     def spy(run, x, y, lr, **kw):
         where.setdefault(run.label, set()).add((threading.current_thread().name, torch.get_num_threads()))
         return real_step(run, x, y, lr, **kw)
 
-    monkeypatch.setattr(rr, "instrumented_step", spy)
+    monkeypatch.setattr(race_engine, "instrumented_step", spy)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -147,14 +149,14 @@ def test_cpu_runs_train_side_by_side_one_worker_per_core_and_match_turn_taking(t
 
 
 def test_a_failing_worker_ends_the_race_with_a_message(tiny_data, monkeypatch):
-    real_step = rr.instrumented_step
+    real_step = race_engine.instrumented_step
 
     def failing(run, x, y, lr, **kw):
         if run.label == "Plain-14" and len(run.history) == 2:
             raise RuntimeError("out of memory (simulated)")
         return real_step(run, x, y, lr, **kw)
 
-    monkeypatch.setattr(rr, "instrumented_step", failing)
+    monkeypatch.setattr(race_engine, "instrumented_step", failing)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -322,11 +324,32 @@ def test_config_rejects_bad_depths():
 
 
 def test_cifar10_offline_fails_fast_with_a_clear_message(tmp_path, monkeypatch):
-    monkeypatch.setattr(rr, "CIFAR_CACHE", tmp_path / "cifar10")
-    t0 = time.monotonic()
+    """Offline (the reachability probe says no), CIFAR-10 fails with a readable message before any download."""
+    import socket
+
+    import torchvision.datasets
+
+    probes, attempts = [], []
+
+    def offline(host, port, timeout_s):
+        probes.append(timeout_s)
+        return False
+
+    def refuse(what):
+        def call(*args, **kwargs):
+            attempts.append(what)  # recorded: the loader turns any error here into DatasetUnavailable
+            raise OSError(f"{what} (not allowed in tests)")
+        return call
+
+    monkeypatch.setattr(race_data, "CIFAR_CACHE", tmp_path / "cifar10")
+    monkeypatch.setattr(race_data, "_can_reach", offline)
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", refuse("CIFAR10 download"))
+    monkeypatch.setattr(socket, "create_connection", refuse("connection"))
     with pytest.raises(rr.DatasetUnavailable, match="cannot be downloaded"):
         rr.load_race_data("cifar10", timeout_s=2.0)
-    assert time.monotonic() - t0 < 5
+    assert probes == [2.0]  # the network was checked, with the caller's time limit...
+    assert attempts == []  # ...and nothing tried to connect or download
+    assert not (tmp_path / "cifar10").exists()  # nothing was written
 
 
 def test_race_with_unavailable_data_fails_with_message_not_exception(monkeypatch):
@@ -370,6 +393,20 @@ def test_easy_shapes_variant_leaves_the_bundled_shapes_unchanged():
         make_shapes_raw(1, seed=0, variant="hard")
 
 
+def test_data_set_descriptions_are_recorded_in_english_and_shown_in_the_visitors_language():
+    from resnet_viz.i18n import language
+
+    data = rr.load_race_data("shapes", train_size=8, test_size=4, image_size=16)
+    shapes = {"dataset": {"name": "shapes", "description": data.description},
+              "config": {"image_size": 16, "train_size": 8, "test_size": 4}}
+    assert data.description == rr.describe_dataset(shapes) == "shapes, 16x16 px (8 training images, 4 test images)"
+    folder = {"dataset": {"name": "folder", "description": "image folder cats (16 training images, 4 test images)"},
+              "config": shapes["config"]}
+    with language("zh"):
+        assert rr.describe_dataset(shapes) == "形状数据集，16x16 像素（8 张训练图像，4 张测试图像）"
+        assert rr.describe_dataset(folder) == folder["dataset"]["description"]  # as recorded
+
+
 def test_cli_writes_the_race_file(tmp_path, capsys):
     from resnet_viz.__main__ import main
 
@@ -408,7 +445,7 @@ def test_bfloat16_and_float32_races_end_within_their_seed_spread():
         for seed in (0, 1, 2):
             for precision in finals:
                 config = rr.RaceConfig(depths=(8, 20), precision=precision, eval_every=0, snapshot_every=0,
-                                       recipe=replace(rr.QUICK_RECIPE_CPU, steps=60, batch_size=16, seed=seed))
+                                       recipe=replace(rr.QUICK_RECIPE, steps=60, batch_size=16, seed=seed))
                 race = rr.Race(config, data=data, scheduler=rr.RaceScheduler(1)).start()
                 assert race.join(300) and race.status == "finished" and race.precision == precision
                 for run in race.to_dict()["runs"]:
@@ -430,7 +467,7 @@ def test_recorded_race_shows_the_degradation_problem():
     assert rr.RECORDED_RACE.stat().st_size < 1_000_000
     recipe = dict(result["recipe"])
     assert recipe.pop("precision") in ("bf16", "fp32")
-    assert recipe == rr.QUICK_RECIPE_CPU.to_dict()
+    assert recipe == rr.QUICK_RECIPE.to_dict()
     assert result["config"]["dataset"] == rr.QUICK_DATASET and result["config"]["image_size"] == rr.QUICK_IMAGE_SIZE
     loss = {(r["arch"], r["depth"]): rr.final_train_loss(r) for r in result["runs"]}
     assert loss[("plain", 56)] > loss[("plain", 20)]
@@ -469,14 +506,14 @@ def test_precision_is_chosen_from_the_hardware_and_float32_can_be_forced(tiny_da
     with pytest.raises(ValueError, match="precision"):
         rr.RaceConfig(precision="fp16")
     seen = []
-    real_step = rr.instrumented_step
+    real_step = race_engine.instrumented_step
 
     def spy(run, x, y, lr, **kw):
         with kw["autocast"]():
             seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else torch.float32)
         return real_step(run, x, y, lr, **kw)
 
-    monkeypatch.setattr(rr, "instrumented_step", spy)
+    monkeypatch.setattr(race_engine, "instrumented_step", spy)
     for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         seen.clear()
         race = rr.Race(tiny_config(steps=2, depths=(8,), precision=precision), data=tiny_data,

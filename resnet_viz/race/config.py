@@ -1,0 +1,75 @@
+"""What a race trains: its configuration, the quick race's recipe and data, and the runs' names."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from ..device import PRECISIONS
+from ..models import TWINS
+from ..training import Recipe
+from .data import DATASETS, IMAGE_SIZES
+
+MAX_DEPTH = 110
+
+# The quick race (He et al.'s depths 20 and 56): about 45 s on 2 CPU cores with bfloat16 (see README), and the
+# same on every device, so races on a laptop and a GPU compare.
+# Easy shapes at 16x16 px: a quarter of the work per image. Adam at lr 0.01 without weight decay: in a few
+# hundred steps plain-56 leaves chance only with a large Adam step (SGD at 0.005-0.5 and Adam at 5e-4-2e-3
+# left it at chance); with coupled L2 decay Adam keeps shrinking the scale-invariant weights instead.
+# 30 warm-up steps: without them (360 steps) ResNet-56 lagged ResNet-20 all race and ended above it on seeds
+# 0 and 1. benchmarks/check_race_recipe.py checks this recipe on 3 seeds and other image sets.
+# The page and the CLI offer SGD with momentum as in the paper.
+QUICK_RECIPE = Recipe(steps=400, batch_size=32, optimizer="adam", lr=1e-2, momentum=0.9, weight_decay=0.0,
+                      warmup_steps=30, schedule="cosine", seed=0)
+QUICK_DATASET = "shapes-easy"
+QUICK_IMAGE_SIZE = 16
+
+
+def quick_recipe() -> Recipe:
+    """A copy of the quick race's recipe (:data:`QUICK_RECIPE`), free to change."""
+    return replace(QUICK_RECIPE)
+
+
+def run_label(arch: str, depth: int) -> str:
+    return f"{'ResNet' if arch == 'resnet' else 'Plain'}-{depth}"
+
+
+@dataclass
+class RaceConfig:
+    """What to race: ``depths`` x ``twins``, one data set and one recipe."""
+
+    depths: tuple[int, ...] = (20, 56)
+    twins: tuple[str, ...] = TWINS
+    dataset: str = QUICK_DATASET
+    recipe: Recipe = field(default_factory=quick_recipe)
+    train_size: int = 4000
+    test_size: int = 500
+    eval_every: int = 50  # steps between test-error checkpoints (0: only at the end)
+    snapshot_every: int = 20  # steps between gradient / residual-ratio snapshots (0: never)
+    probe_size: int = 32  # images in the fixed batch used for residual ratios
+    lr_overrides: dict[str, float] = field(default_factory=dict)  # run label -> learning rate
+    precision: str = "auto"  # auto (bfloat16 where the hardware has it natively), bf16 or fp32
+    image_size: int = QUICK_IMAGE_SIZE  # pixels: 16 (a quarter of the work of 32) or 32
+    folder: str | None = None  # for dataset "folder": the path (default: $RESNET_VIZ_RACE_FOLDER); never from visitors
+
+    def __post_init__(self):
+        self.depths = tuple(sorted({int(d) for d in self.depths}))
+        self.twins = tuple(t for t in TWINS if t in self.twins)
+        if not self.depths or not self.twins:
+            raise ValueError("a race needs at least one depth and one twin")
+        for d in self.depths:
+            if d < 8 or (d - 2) % 6 or d > MAX_DEPTH:
+                raise ValueError(f"depths must be 6n+2 between 8 and {MAX_DEPTH} (20, 32, 44, 56, 110), got {d}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.eval_every < 0 or self.snapshot_every < 0:
+            raise ValueError("eval_every and snapshot_every must be >= 0")
+        if self.image_size not in IMAGE_SIZES:
+            raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {self.image_size!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["recipe"] = self.recipe.to_dict()
+        d["depths"], d["twins"] = list(self.depths), list(self.twins)
+        return d
