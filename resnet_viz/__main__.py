@@ -35,7 +35,7 @@ def _race(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    base = quick_recipe(device)
+    base = quick_recipe()
     overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "seed", "optimizer", "schedule",
                                                "warmup_steps", "weight_decay") if getattr(args, k) is not None}
     if args.epochs is not None:
