@@ -21,16 +21,8 @@ from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, load_image
 
 route_through_app()
 N_SHAPES_SAMPLES = 200
-LAYERED = ("Grad-CAM", "Guided Grad-CAM")  # methods that take the Stage
 LIVE_SHAPES_IMAGES = 24  # shapes test images for a live evaluation of an uploaded shapes checkpoint
 KINDS = {"shapes": N_("Shapes sample"), "photo": N_("Sample photo"), "upload": N_("Upload"), "camera": N_("Camera")}
-METHOD_HELP = N_(
-    "Grad-CAM (ours, one pass): a stage's feature maps weighed by the class score's gradient. "
-    "Saliency: the gradient's size at each pixel. Integrated Gradients: gradients averaged along a path from a "
-    "plain grey image. Gradient SHAP: the same from noisy starting images. DeepLift: each pixel's contribution "
-    "against the grey image, layer by layer. Guided Backprop: the gradient with negative signals blocked at every "
-    "ReLU. Guided Grad-CAM: Guided Backprop times Grad-CAM. Occlusion: how much the score drops when a patch is "
-    "covered. All but Grad-CAM are captum's implementations.")
 
 st.title(_("Explain"))
 st.markdown(_("Where does each twin look when it decides? Choose one or more **attribution methods**: each "
@@ -98,17 +90,17 @@ def pick_image(source: str):
 
 
 def options_for(method: str, layer: str, smoothgrad: bool) -> tuple:
-    if method in LAYERED:
+    if A.METHODS[method].takes_layer:
         return (("layer", layer),)
-    if method == "Integrated Gradients" and smoothgrad:
+    if smoothgrad and "smoothgrad" in A.METHODS[method].options:
         return (("smoothgrad", True),)
     return ()
 
 
 def map_caption(method: str, label: str, layer: str, smoothgrad: bool) -> str:
-    if method in LAYERED:
+    if A.METHODS[method].takes_layer:
         return _("{method} for '{label}' at {layer}").format(method=method, label=label, layer=layer)
-    if method == "Integrated Gradients" and smoothgrad:
+    if smoothgrad and "smoothgrad" in A.METHODS[method].options:
         return _("{method} (SmoothGrad) for '{label}'").format(method=method, label=label)
     return _("{method} for '{label}'").format(method=method, label=label)
 
@@ -246,7 +238,7 @@ if source.startswith("shapes") and true_label is None:
 
 st.session_state.setdefault("explain-methods", [A.DEFAULT_METHOD])  # a default here, not in the widget: the URL sets it
 methods = st.multiselect(_("Methods"), list(rv.ATTRIBUTION_METHODS), key="explain-methods",
-                         help=_(METHOD_HELP)) or [A.DEFAULT_METHOD]
+                         help=A.methods_help()) or [A.DEFAULT_METHOD]
 c1, c2, c3 = st.columns([1, 1, 1])
 if url_stage is not None:
     if url_stage in resnet.stage_names:
@@ -265,7 +257,7 @@ if "Integrated Gradients" in methods:
     smoothgrad = st.toggle(_("SmoothGrad for Integrated Gradients"), key="explain-smoothgrad",
                            help=_("Average Integrated Gradients over 8 noisy copies of the image (captum's "
                                   "NoiseTunnel): smoother maps, 8 times the work."))
-if any(m in A.EXPENSIVE for m in methods) and not source.startswith("shapes"):
+if any(A.METHODS[m].expensive for m in methods) and not source.startswith("shapes"):
     st.caption(_("Occlusion and Integrated Gradients run the network hundreds of times: on an ImageNet model "
                  "expect several seconds per map."))
 
@@ -297,7 +289,7 @@ with explain_slots().hold(on_wait=wait_message(status, _("explanations"))):
         if method == A.DEFAULT_METHOD and chosen in top[twin].indices:
             maps[(method, twin)] = top[twin].heatmaps[list(top[twin].indices).index(chosen)]
             continue
-        if method in A.EXPENSIVE or len(todo) > 2:
+        if A.METHODS[method].expensive or len(todo) > 2:
             progress.progress(done / len(todo), text=_("Computing {method} for the {twin} ({done} of {total})…").format(
                 method=method, twin=twin_label(twin, skips_removed=skips_removed), done=done + 1,
                 total=len(todo)))
@@ -318,7 +310,7 @@ for method in methods:
     for column, twin in zip(columns, TWINS):
         heatmap = maps[(method, twin)]
         with column:
-            picture = overlay(image, for_display(heatmap, pixel_method=method not in A.LAYER_METHODS), alpha=alpha,
+            picture = overlay(image, for_display(heatmap, pixel_method=not A.METHODS[method].layered), alpha=alpha,
                               mask=mask)
             st.image(picture, caption=map_caption(method, names[chosen], layer, smoothgrad), width="stretch",
                      output_format="PNG")
@@ -334,7 +326,7 @@ for method in methods:
                 m2.metric(_("Peak on the object"), _("yes") if score["peak_inside"] else _("no"))
             slug = method.lower().replace(" ", "-")
             st.download_button(_("Download overlay (PNG)"), png_bytes(picture),
-                               file_name=f"{slug}-{twin}{'-' + layer if method in LAYERED else ''}.png",
+                               file_name=f"{slug}-{twin}{'-' + layer if A.METHODS[method].takes_layer else ''}.png",
                                mime="image/png", key=f"dl-{slug}-{twin}")
 
 columns = st.columns(2)
@@ -427,20 +419,13 @@ if precomputed is not None:
     verdicts = []
     for method in methods:
         for twin in TWINS:
-            curve = sanity.get(twin, {}).get(method)
-            if curve is None or len(curve["spearman"]) < 2:
+            verdict = A.sanity_verdict(sanity.get(twin, {}).get(method, {}).get("spearman", []))
+            if verdict is None:
                 continue
-            head, last = curve["spearman"][1], curve["spearman"][-1]
-            if head >= 0.8:
-                verdict = _("**fails**: the map barely notices that the head's weights are random")
-            elif last <= 0.25:
-                verdict = _("**passes**: the map changes as soon as the weights are random")
-            else:
-                verdict = _("**partly passes**: the map changes, but keeps part of the image's structure")
             verdicts.append(_("- {method}, {twin}: {verdict} (rank correlation {head:.2f} after the head is "
                               "randomised, {last:.2f} once every layer is).").format(
-                method=method, twin=twin_label(twin, skips_removed=skips_removed), verdict=verdict,
-                head=head, last=last))
+                method=method, twin=twin_label(twin, skips_removed=skips_removed), verdict=_(verdict.reason),
+                head=verdict.head, last=verdict.final))
     st.markdown("\n".join(verdicts))
 
 sanity_key = ("sanity", source, model_key, image_key, chosen, tuple(methods), layer, smoothgrad)
@@ -472,6 +457,6 @@ if stored and stored[0] == sanity_key:
             st.markdown(f"**{method} · {twin_label(twin, skips_removed=skips_removed)}**")
             cells = st.columns(len(steps))
             for cell, step in zip(cells, steps):
-                cell.image(thumbnail(image, for_display(step.map, pixel_method=method not in A.LAYER_METHODS), alpha),
+                cell.image(thumbnail(image, for_display(step.map, pixel_method=not A.METHODS[method].layered), alpha),
                            caption=(_("original") if step.layer == "original" else step.layer) +
                            f" · ρ {step.spearman:.2f}", width="stretch")

@@ -11,6 +11,7 @@ from torch import nn
 
 import resnet_viz as rv
 from resnet_viz import attribution as A
+from resnet_viz.attribution import tables
 from resnet_viz.data import TEST_SEED
 
 
@@ -113,7 +114,7 @@ def test_sanity_check_and_hooked_methods_leave_the_shared_model_unchanged(x, tra
     model.train(training)
     before, hooks = _state(model), _hooks(model)
     steps = A.sanity_check(model, x, method="Guided Grad-CAM", granularity="stage")
-    for method in A.HOOKED:
+    for method in A.ATTRIBUTION_METHODS:
         rv.attribute(model, x, method=method)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -121,6 +122,55 @@ def test_sanity_check_and_hooked_methods_leave_the_shared_model_unchanged(x, tra
     assert _hooks(model) == hooks == 0
     assert all(p.grad is None for p in model.parameters())
     assert [s.layer for s in steps] == ["original", "head", "layer3", "layer2", "layer1", "stem"]
+
+
+_HOOK_REGISTRATIONS = ("register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+                       "register_full_backward_pre_hook", "register_backward_hook")
+
+
+@pytest.mark.parametrize("method", A.ATTRIBUTION_METHODS)
+def test_hooks_land_on_a_private_copy_exactly_for_methods_declared_private_copy(twins, x, monkeypatch, method):
+    """A hook on the shared model would reach every other visitor's call while it is there."""
+    model = twins[0]
+    shared = set(model.modules())
+    on_shared, elsewhere = [], []
+    for name in _HOOK_REGISTRATIONS:
+        original = getattr(nn.Module, name)
+
+        def record(self, *args, original=original, **kwargs):
+            (on_shared if self in shared else elsewhere).append(type(self).__name__)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(nn.Module, name, record)
+    rv.attribute(model, x, method=method, target=1)
+    assert on_shared == []
+    assert bool(elsewhere) == A.METHODS[method].private_copy, elsewhere  # a copy only where captum needs one
+    assert _hooks(model) == 0
+
+
+@pytest.mark.parametrize("method", A.ATTRIBUTION_METHODS)
+def test_positive_only_methods_drop_negative_evidence_and_the_others_keep_its_size(method):
+    raw = torch.tensor([[2.0, -1.0], [0.0, 1.0]]).expand(1, 3, 2, 2) / 3  # channel sums 2, -1, 0, 1
+    expected = [[1, 0], [0, 0.5]] if A.METHODS[method].positive_only else [[1, 0.5], [0, 0.5]]
+    np.testing.assert_allclose(A.to_map(raw, method, (2, 2)), expected, rtol=1e-6)
+
+
+def test_the_registry_answers_what_each_method_is(twins):
+    assert A.ATTRIBUTION_METHODS[0] == A.DEFAULT_METHOD == "Grad-CAM"
+    assert A.method_info("Occlusion") is A.METHODS["Occlusion"] and A.METHODS["Occlusion"].expensive
+    assert A.HOOKED == {m for m, d in A.METHODS.items() if d.private_copy}
+    assert [m for m, d in A.METHODS.items() if d.takes_layer] == ["Grad-CAM", "Guided Grad-CAM"]
+    assert A.METHODS["Integrated Gradients"].options["n_steps"] == 32
+    with pytest.raises(TypeError):
+        A.METHODS["Saliency"].options["n_steps"] = 3  # declarations are read-only
+    with pytest.raises(ValueError, match="unknown method 'LIME'; choose one of Grad-CAM, Saliency"):
+        A.method_info("LIME")
+    text = A.methods_help()
+    assert all(text.count(f"{m}:") + text.count(f"{m} (") >= 1 for m in A.ATTRIBUTION_METHODS)
+    # the defaults an Attribution reports are the declared ones
+    assert rv.attribute(twins[0], torch.zeros(1, 3, 32, 32), method="Gradient SHAP", target=0).options == {
+        "n_samples": A.METHODS["Gradient SHAP"].options["n_samples"],
+        "stdevs": A.METHODS["Gradient SHAP"].options["stdevs"]}
 
 
 def test_sanity_check_separates_the_methods_as_adebayo_et_al_found(twins):
@@ -137,7 +187,23 @@ def test_sanity_check_separates_the_methods_as_adebayo_et_al_found(twins):
 
     assert mean(cam) < 0.5 and mean(gbp) > mean(cam) + 0.3
     assert mean(gbp, 1) > 0.9  # the head randomised: Guided Backprop's map is almost the same
+    assert {A.sanity_verdict(steps).outcome for steps in gbp} == {"fails"}
     assert np.mean([steps[-1].ssim for steps in cam]) < 0.5
+
+
+def test_sanity_verdict_at_its_thresholds():
+    head, final = A.FAILS_IF_HEAD_SPEARMAN_AT_LEAST, A.PASSES_IF_FINAL_SPEARMAN_AT_MOST
+    assert A.sanity_verdict([1.0, head, 0.0]).outcome == "fails"  # a map blind to a random head fails
+    assert A.sanity_verdict([1.0, head - 0.01, 0.5, final]).outcome == "passes"
+    assert A.sanity_verdict([1.0, head - 0.01, final + 0.01]).outcome == "partly passes"
+    verdict = A.sanity_verdict([1.0, 0.3, 0.6, 0.1])
+    assert (verdict.head, verdict.final) == (0.3, 0.1)  # after the head, and once every layer is random
+    steps = [A.Step(layer, np.zeros((2, 2)), rho, rho) for layer, rho in (("original", 1.0), ("head", 0.9),
+                                                                           ("stem", 0.1))]
+    assert A.sanity_verdict(steps).outcome == "fails"
+    assert A.sanity_verdict([1.0]) is None and A.sanity_verdict([]) is None
+    for outcome, curve in (("fails", [1, 1, 1]), ("passes", [1, 0, 0]), ("partly passes", [1, 0.5, 0.5])):
+        assert A.sanity_verdict(curve).reason.startswith(f"**{outcome}**")
 
 
 def test_spearman_and_ssim_hand_computed():
@@ -238,11 +304,15 @@ def test_shipped_tables_cover_every_method_and_their_random_row_is_at_chance():
             p = rnd["object_share"]
             assert abs(rnd["pointing_game"] - p) < 3.5 * math.sqrt(p * (1 - p) / n)
             assert rnd["mass_inside"] == pytest.approx(p, abs=0.02)
-            assert set(data["twins"][twin]["sanity"]) == set(A.ATTRIBUTION_METHODS)
+            sanity = data["twins"][twin]["sanity"]
+            assert set(sanity) == set(A.ATTRIBUTION_METHODS)
+            # as Adebayo et al. found: Guided Backprop fails, Grad-CAM passes
+            assert A.sanity_verdict(sanity["Guided Backprop"]["spearman"]).outcome == "fails"
+            assert A.sanity_verdict(sanity["Grad-CAM"]["spearman"]).outcome == "passes"
 
 
 def test_precompute_command_writes_a_table(tmp_path, monkeypatch):
-    monkeypatch.setattr(A, "PRECOMPUTED_DIR", tmp_path)
+    monkeypatch.setattr(tables, "PRECOMPUTED_DIR", tmp_path)
     from resnet_viz.__main__ import main
 
     assert main(["attributions", "shapes-20", "--twins", "plain", "--images", "2", "--sanity-images", "1"]) == 0

@@ -1,8 +1,9 @@
 """The Explain part speaks Chinese (catalogue completeness for every part: tests/test_i18n.py)."""
 import numpy as np
 
+from resnet_viz import attribution as A
 from resnet_viz.explain_plots import perturbation_figure, sanity_figure, topk_figure
-from resnet_viz.i18n import language
+from resnet_viz.i18n import _, language
 
 
 def test_plots_speak_chinese():
@@ -21,3 +22,13 @@ def test_plots_speak_chinese():
         assert "前 2 名" in topk_figure(Exp(), "resnet").layout.title.text
     fig = perturbation_figure({"resnet": rows})
     assert fig.layout.annotations[0].text.startswith("Deletion")
+
+
+def test_method_help_and_sanity_verdicts_speak_chinese():
+    with language("zh"):
+        lines = A.methods_help().split("\n\n")
+        assert len(lines) == len(A.METHODS) + 1 and all("：" in line for line in lines[:-1])
+        assert lines[1] == "Saliency：每个像素处梯度的大小。"
+        assert _(A.sanity_verdict([1, 0.9, 0.9]).reason).startswith("**未通过**")
+        assert _(A.sanity_verdict([1, 0.1, 0.1]).reason).startswith("**通过**")
+    assert A.methods_help().split("\n\n")[1] == "Saliency: the gradient's size at each pixel."

@@ -75,6 +75,12 @@ def test_model_methods_and_stage_come_from_the_url_and_follow_the_widgets():
 def test_sanity_check_and_live_measurement_on_this_image():
     at = _explain_page()
     at.multiselect(key="explain-methods").set_value(["Grad-CAM", "Guided Backprop"]).run()
+    # the shipped curves' verdict, one line per method and twin
+    verdicts = [line for md in at.markdown for line in md.value.splitlines()
+                if line.startswith("- ") and "once every layer is" in line]
+    assert len(verdicts) == 4
+    assert all("**fails**" in v for v in verdicts if v.startswith("- Guided Backprop,"))
+    assert all("**passes**" in v for v in verdicts if v.startswith("- Grad-CAM,"))
     at.button(key="explain-sanity").click().run()
     assert not at.exception
     # strip: original + head + 9 blocks + stem for each method and twin, below the maps
