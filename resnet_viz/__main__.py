@@ -10,7 +10,9 @@ from .progress import ProgressBar
 def _train_bundled(args: argparse.Namespace) -> int:
     from .bundled_training import train_bundled
 
-    for path in train_bundled(args.names or None, monitor_every=args.monitor_every):
+    with ProgressBar("twins trained", unit="twin") as bar:
+        paths = train_bundled(args.names or None, monitor_every=args.monitor_every, progress=bar)
+    for path in paths:
         print(f"wrote {path}")
     return 0
 
@@ -20,8 +22,15 @@ def _attributions(args: argparse.Namespace) -> int:
     from .bundled import list_bundled
 
     for name in args.names or list_bundled():
-        path = precompute_bundled(name, twins=args.twins, images=args.images, sanity_images=args.sanity_images,
-                                  parts=args.parts)
+        with ProgressBar(name, unit="map") as bar:
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage != bar.label:
+                    bar.close()  # one bar per twin and part
+                    bar.describe(stage)
+                bar(done, total)
+
+            path = precompute_bundled(name, twins=args.twins, images=args.images,
+                                      sanity_images=args.sanity_images, parts=args.parts, progress=progress)
         print(f"wrote {path}")
     return 0
 

@@ -61,8 +61,12 @@ def _build_of(name: str) -> dict:
 
 
 def train_bundled(names: list[str] | None = None, *, log: Callable[[str], None] = print,
-                  workers: int | None = None, monitor_every: int = 0) -> list[Path]:
-    """Retrain the bundled twins from scratch, one process per twin (one thread each)."""
+                  workers: int | None = None, monitor_every: int = 0,
+                  progress: Callable[[int, int], None] | None = None) -> list[Path]:
+    """Retrain the bundled twins from scratch, one process per twin (one thread each).
+
+    ``progress(done, total)`` counts the twins trained so far.
+    """
     from concurrent.futures import ProcessPoolExecutor
 
     names = names or list(BUNDLED_RECIPES)
@@ -71,8 +75,12 @@ def train_bundled(names: list[str] | None = None, *, log: Callable[[str], None] 
     jobs = [(name, twin, monitor_every) for name in names for twin in TWINS]
     workers = workers or max(1, min(len(jobs), os.cpu_count() or 1))
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    results = {}
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        results = {job[:2]: result for job, result in zip(jobs, pool.map(_train_twin, *zip(*jobs)))}
+        for job, result in zip(jobs, pool.map(_train_twin, *zip(*jobs))):
+            results[job[:2]] = result
+            if progress:
+                progress(len(results), len(jobs))
     written = []
     for name in names:
         twins = build_twins(**_build_of(name))

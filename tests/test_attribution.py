@@ -311,7 +311,7 @@ def test_shipped_tables_cover_every_method_and_their_random_row_is_at_chance():
             assert A.sanity_verdict(sanity["Grad-CAM"]["spearman"]).outcome == "passes"
 
 
-def test_precompute_command_writes_a_table(tmp_path, monkeypatch):
+def test_precompute_command_writes_a_table_with_a_progress_bar(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tables, "PRECOMPUTED_DIR", tmp_path)
     from resnet_viz.__main__ import main
 
@@ -319,6 +319,10 @@ def test_precompute_command_writes_a_table(tmp_path, monkeypatch):
     data = A.load_precomputed("shapes-20")
     assert data["images"] == 2 and set(data["twins"]) == {"plain"}
     assert data["twins"]["plain"]["rows"][-1]["method"] == A.RANDOM
+    err = capsys.readouterr().err
+    methods, rows = len(A.ATTRIBUTION_METHODS), len(data["twins"]["plain"]["rows"])
+    assert "shapes-20 plain: sanity" in err and f"{methods}/{methods}" in err  # one map per method and image
+    assert "shapes-20 plain: evaluation" in err and f"{2 * rows}/{2 * rows}" in err
 
 
 def test_threads_share_one_model(twins, x):

@@ -27,9 +27,13 @@ def evaluation_methods(model: TwinNet) -> list[MethodSpec]:
 
 def precompute_bundled(name: str, *, twins: Sequence[str] = TWINS, images: int = 200,
                        sanity_images: int = 16, parts: Sequence[str] = ("evaluation", "sanity"),
-                       log: Callable[[str], None] = print) -> Path:
+                       log: Callable[[str], None] = print,
+                       progress: Callable[[str, int, int], None] | None = None) -> Path:
     """Evaluate every method on ``images`` fresh test images of the shapes set for a bundled pair and write
-    (or update, twin by twin and part by part) ``assets/attributions/<name>.json``."""
+    (or update, twin by twin and part by part) ``assets/attributions/<name>.json``.
+
+    ``progress(stage, done, total)`` is called as the work goes, ``stage`` naming the twin and the part.
+    """
     resnet, plain, _ = load_bundled(name)
     x, labels, masks = make_shapes(images, seed=TEST_SEED)
     path = PRECOMPUTED_DIR / f"{name}.json"
@@ -43,10 +47,15 @@ def precompute_bundled(name: str, *, twins: Sequence[str] = TWINS, images: int =
         start = time.time()
         entry = data["twins"].setdefault(model.twin, {})
         entry["granularity"] = granularity_for(model)
+        def reporter(stage: str):
+            return None if progress is None else (lambda done, total: progress(stage, done, total))
+
         if "sanity" in parts:
-            entry["sanity"] = mean_sanity_curves(model, x[:sanity_images])
+            entry["sanity"] = mean_sanity_curves(model, x[:sanity_images],
+                                                 on_progress=reporter(f"{name} {model.twin}: sanity"))
         if "evaluation" in parts:
-            entry["rows"] = evaluate_attributions(model, x, labels, masks, methods=evaluation_methods(model))
+            entry["rows"] = evaluate_attributions(model, x, labels, masks, methods=evaluation_methods(model),
+                                                  on_progress=reporter(f"{name} {model.twin}: evaluation"))
         log(f"{name} {model.twin}: {time.time() - start:.0f} s")
         for row in entry.get("rows", []):
             log(f"  {row['method']:>22}: pointing {row['pointing_game']:.3f}  mass {row['mass_inside']:.3f}  "
