@@ -158,7 +158,8 @@ def test_uploaded_checkpoint_on_gradient_flow_and_residual_pages(tmp_path):
 def test_closing_a_session_stops_its_training_thread():
     import time
 
-    from pages.common import SessionRaces, session_models, session_races
+    from ui.models import session_models
+    from ui.work import SessionRaces, session_races
     from resnet_viz import race as rr
     from resnet_viz.training import Recipe
 
