@@ -79,15 +79,18 @@ def cached_precomputed(name: str):
 def pick_image(source: str):
     """The image to explain, its mask and true label (shapes only), or None."""
     bundled = source.startswith("shapes")
-    kind = st.radio(_("Image"), list(KINDS), index=0 if bundled else 1, horizontal=True, key=f"kind-{bundled}",
+    st.session_state.setdefault(f"kind-{bundled}", "shapes" if bundled else "photo")
+    kind = st.radio(_("Image"), list(KINDS), horizontal=True, key=f"kind-{bundled}",
                     format_func=lambda k: _(KINDS[k]))
     if kind == "shapes":
         images, labels, masks = shapes_samples()
-        i = st.slider(_("Sample"), 0, N_SHAPES_SAMPLES - 1, 3, help=_("Test images the bundled twins never saw."))
+        st.session_state.setdefault("explain-sample", 3)
+        i = st.slider(_("Sample"), 0, N_SHAPES_SAMPLES - 1, key="explain-sample",
+                      help=_("Test images the bundled twins never saw."))
         return Image.fromarray(images[i]), masks[i], rv.SHAPE_CLASSES[labels[i]]
     if kind == "photo":
         photos = rv.sample_images()
-        name = st.selectbox(_("Photo"), list(photos), format_func=str.title)
+        name = st.selectbox(_("Photo"), list(photos), format_func=str.title, key="explain-photo")
         return load_image(photos[name].read_bytes()), None, None
     if kind == "upload":
         upload = st.file_uploader(_("Upload an image (PNG, JPEG, WebP, BMP or GIF; at most 20 MB)"),
@@ -195,7 +198,9 @@ URL = UrlState("explain", [
 # --- model and image --------------------------------------------------------------------------------------------
 URL.read()
 URL.write()  # now, from the widgets' state: the page may stop before it draws them all
-keep_values("explain-class", "explain-opacity", "explain-smoothgrad")  # drawn below the image, which may be missing
+# Drawn after a point where the page may stop (weights to download, no image yet): see ui.widgets.
+keep_values("kind-True", "kind-False", "explain-sample", "explain-photo", "explain-class", "explain-opacity",
+            "explain-smoothgrad")
 options = available_sources()
 source = st.selectbox(_("Model"), options, format_func=source_label,
                       help=_("The bundled twins work offline. ImageNet weights are downloaded once."),
@@ -227,7 +232,7 @@ c1, c2, c3 = st.columns([1, 1, 1])
 layer = c1.selectbox(_("Stage"), resnet.stage_names, key="explain-stage",
                      help=_("Used by Grad-CAM and Guided Grad-CAM. Later stages see larger, more semantic regions; "
                             "earlier stages give finer maps."))
-st.session_state.setdefault("explain-opacity", 0.5)  # the default here, not in the widget: keep_values sets it
+st.session_state.setdefault("explain-opacity", 0.5)  # the default here, not in the widget (see keep_values)
 alpha = c3.slider(_("Heatmap opacity"), 0.0, 1.0, step=0.05, key="explain-opacity")
 smoothgrad = False
 if "Integrated Gradients" in methods:
