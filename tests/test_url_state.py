@@ -95,3 +95,38 @@ def test_kept_values_stay_while_allowed_and_private_ones_never_reach_the_url():
 def test_widget_keys_default_to_the_page_and_the_name():
     url = UrlState("gf", [Choice("arch", ["cifar"], "cifar"), Choice("model", ["x"], key="explain-model")])
     assert url.key("arch") == "gf_arch" and url.key("model") == "explain-model"
+
+
+def _stepper_page():
+    """A page of one number in the URL, kept in the session (as the Lesson keeps its step), with a Next button."""
+    import streamlit as st
+
+    from ui.url_state import IntRange, UrlState
+
+    url = UrlState("demo", [IntRange("step", 1, 5, 1, key="demo_step")])
+    url.read()
+
+    def forward() -> None:
+        st.session_state["demo_step"] = min(5, st.session_state["demo_step"] + 1)
+
+    st.button("Next", on_click=forward)
+    st.markdown(f"Step {st.session_state['demo_step']}")
+    url.write()
+
+
+def test_a_page_reads_its_url_once_then_its_session_wins_and_only_its_keys_are_written():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_stepper_page)
+    at.query_params.update(step="3", lang="zh")
+    at.run()
+    assert at.markdown[0].value == "Step 3" and at.query_params["step"] == "3" and at.query_params["lang"] == "zh"
+    at.button[0].click().run()
+    assert at.markdown[0].value == "Step 4" and at.query_params["step"] == "4"  # the old link does not win
+    at.query_params["step"] = "9"  # a new link in the same session
+    at.run()
+    assert at.markdown[0].value == "Step 1" and at.query_params["step"] == "1"
+    assert [w.value for w in at.warning] == [
+        "Ignored a setting in the URL: `step=9` is not valid (a whole number from 1 to 5); using `1`."]
+    at.run()
+    assert not at.warning and at.query_params["lang"] == "zh"
