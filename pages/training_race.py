@@ -34,6 +34,7 @@ QUICK_RACE_SEEDS = N_("Checked on 3 seeds (0, 1, 2) of the quick race: all 3 sho
                       "behind, not a plain-56 that trains slowly; give your own images more steps.")
 route_through_app()
 RECORDED, LIVE = "recorded", "live"  # the selector's two fixed entries; finished races are listed by name
+LOADED = "loaded:"  # the selector's key of a race loaded from a file starts with this, then the file's name
 
 st.title(_("Training race"))
 st.markdown(_("Train ResNets and their plain twins of two or more depths **side by side**. Every twin pair starts "
@@ -240,8 +241,17 @@ if state.get("race_show_next") in choices:
 if state.get("race_show") not in choices:
     state["race_show"] = choices[0]
 CHOICE_NAMES = {LIVE: N_("Live race"), RECORDED: N_("Recorded race (shipped with the app)")}
-shown = st.selectbox(_("Show"), choices, key="race_show", label_visibility="collapsed",
-                     format_func=lambda c: _(CHOICE_NAMES[c]) if c in CHOICE_NAMES else c)
+
+
+def _choice_label(choice: str) -> str:
+    if choice in CHOICE_NAMES:
+        return _(CHOICE_NAMES[choice])
+    if choice.startswith(LOADED):
+        return _("Loaded: {name}").format(name=choice[len(LOADED):])
+    return choice
+
+
+shown = st.selectbox(_("Show"), choices, key="race_show", label_visibility="collapsed", format_func=_choice_label)
 
 
 def _data_text(result: dict) -> str:
@@ -385,7 +395,7 @@ with st.expander(_("Load a race file (JSON)")):
         except rr.RaceFileError as e:
             st.error(_("Could not load {name}: {error}").format(name=upload.name, error=e))
         else:
-            name = _("Loaded: {name}").format(name=upload.name)
+            name = LOADED + upload.name  # a key in any language; _choice_label words it
             if name not in state["race_results"]:
                 _keep(name, loaded)
                 state["race_show_next"] = name  # the selector exists already: switch on the next run

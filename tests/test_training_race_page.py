@@ -177,3 +177,18 @@ def test_server_config_skips_streamlit_gc_after_each_rerun(monkeypatch):
     monkeypatch.chdir(Path(APP).parent)  # where `streamlit run app.py` reads .streamlit/config.toml
     config.get_config_options(force_reparse=True)
     assert config.get_option("runner.postScriptGC") is False
+
+
+def test_a_loaded_race_is_listed_once_and_named_in_the_visitors_language():
+    at = open_page()
+    data = rr.race_to_json(rr.recorded_race())
+    uploader = next(u for u in at.get("file_uploader") if u.key == "race_upload")
+    uploader.set_value(("mine.json", data.encode() if isinstance(data, str) else data, "application/json")).run()
+    assert not at.exception
+    show = at.selectbox(key="race_show")
+    assert show.value == "loaded:mine.json" and "Loaded: mine.json" in show.options
+    assert len(check_lines(at)) == len(rr.fig6_checks(rr.recorded_race()))  # the loaded race's checks on show
+    at.sidebar.radio(key="lang").set_value("zh").run()
+    assert not at.exception
+    assert "已加载：mine.json" in at.selectbox(key="race_show").options
+    assert list(at.session_state["race_results"]) == ["loaded:mine.json"]  # the same file, whatever the language
