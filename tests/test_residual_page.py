@@ -13,7 +13,7 @@ PROBES = ["‖F(x)‖ / ‖x‖ per block", "cosine(F(x), x) per block", ": |F(x
           "Where the gradient reaching each block's input comes from"]  # what one input shows
 LESIONS = ["Accuracy with one block deleted", "Accuracy against the number of blocks deleted at random"]
 PATHS = ["paths through"]
-CHARTS = 7  # every chart above; the browser counts them
+CHARTS = len(PROBES + LESIONS + PATHS)  # the browser waits for them all
 
 
 def shows(at: AppTest, parts: list[str]) -> bool:

@@ -5,7 +5,8 @@ A page declares its table once, say ::
     URL = UrlState("gf", [Choice("arch", ARCH_LABELS, "cifar"), IntRange("seed", 0, 2**31 - 1, 0)])
 
 calls ``URL.read()`` before its widgets (a note appears there for each value that was not valid) and
-``URL.write(view)`` once the widgets have given the view. A URL is read when it is new to the session (opened,
+``URL.write()`` once the widgets hold the view (right after ``read()`` on a page that may stop before drawing them
+all: ``read()`` has put the view into their state already). A URL is read when it is new to the session (opened,
 pasted, or followed from a link in the app); otherwise the session's view stays, so the widgets win over an old
 link. Every run puts the view back into the widgets' session state, so a widget that was not drawn in the last run
 (the page stopped early, or the visitor was on another page) still shows the value the page computes with. Keys
