@@ -1,8 +1,8 @@
 """ResNet twins: the router and the shared sidebar.  Run with ``streamlit run app.py``."""
 import streamlit as st
 
-from pages.common import checkpoint_sidebar, device_label
 from resnet_viz.i18n import LANGUAGES, _, browser_language, set_language
+from ui.models import checkpoint_sidebar, device_label
 
 st.set_page_config(page_title="ResNet twins", page_icon=":material/hub:", layout="wide")
 

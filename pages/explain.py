@@ -9,15 +9,18 @@ import streamlit as st
 from PIL import Image
 
 import resnet_viz as rv
-from pages import route_through_app
-from pages.common import (UPLOAD_SOURCE, available_sources, ensure_imagenet, explain_slots, session_models,
-                          source_label, twins_for, url_problem, wait_message, warn_url)
 from resnet_viz import attribution as A
 from resnet_viz.data import TEST_SEED, make_shapes_raw
 from resnet_viz.explain_plots import RANDOM_LABEL, for_display, overlay, perturbation_figure, png_bytes, sanity_figure, topk_figure
 from resnet_viz.i18n import N_, _
 from resnet_viz.models import TWINS, twin_label
 from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, load_image
+from ui.models import (IMAGENET_SOURCES, UPLOAD_SOURCE, available_sources, ensure_imagenet, session_models,
+                       source_label, twins_for)
+from ui.routing import route_through_app
+from ui.url_state import Choice, ChoiceList, UrlState
+from ui.widgets import keep_values
+from ui.work import wait_message, work_slots
 
 route_through_app()
 N_SHAPES_SAMPLES = 200
@@ -68,15 +71,18 @@ def cached_precomputed(name: str):
 def pick_image(source: str):
     """The image to explain, its mask and true label (shapes only), or None."""
     bundled = source.startswith("shapes")
-    kind = st.radio(_("Image"), list(KINDS), index=0 if bundled else 1, horizontal=True, key=f"kind-{bundled}",
+    st.session_state.setdefault(f"kind-{bundled}", "shapes" if bundled else "photo")
+    kind = st.radio(_("Image"), list(KINDS), horizontal=True, key=f"kind-{bundled}",
                     format_func=lambda k: _(KINDS[k]))
     if kind == "shapes":
         images, labels, masks = shapes_samples()
-        i = st.slider(_("Sample"), 0, N_SHAPES_SAMPLES - 1, 3, help=_("Test images the bundled twins never saw."))
+        st.session_state.setdefault("explain-sample", 3)
+        i = st.slider(_("Sample"), 0, N_SHAPES_SAMPLES - 1, key="explain-sample",
+                      help=_("Test images the bundled twins never saw."))
         return Image.fromarray(images[i]), masks[i], rv.SHAPE_CLASSES[labels[i]]
     if kind == "photo":
         photos = rv.sample_images()
-        name = st.selectbox(_("Photo"), list(photos), format_func=str.title)
+        name = st.selectbox(_("Photo"), list(photos), format_func=str.title, key="explain-photo")
         return load_image(photos[name].read_bytes()), None, None
     if kind == "upload":
         upload = st.file_uploader(_("Upload an image (PNG, JPEG, WebP, BMP or GIF; at most 20 MB)"),
@@ -164,58 +170,34 @@ def pointing_summary(rows_by_twin: dict[str, list[dict]], default_layer: str, *,
     return "\n".join(lines)
 
 
-URL_KEYS = ("model", "methods", "stage")  # the view in the URL; an uploaded image or checkpoint never is
+def stage_choices(view: dict) -> list[str] | None:
+    """The chosen model's stages (None while its ImageNet weights are not downloaded)."""
+    source = view["model"]
+    if source in IMAGENET_SOURCES and not rv.imagenet_available(source):
+        return None
+    return twins_for(source)[0].stage_names
 
 
-def view_from_url() -> tuple[list[str], str | None]:
-    """Put a new URL's model and methods into the widgets (opened, pasted or edited by hand).
-
-    Returns readable problems with the URL and the stage it asks for (checked once the model is known).
-    """
-    params = {k: st.query_params[k] for k in URL_KEYS if k in st.query_params}
-    if not params or params == st.session_state.get("explain-written-url"):
-        return [], None
-    problems = []
-    sources = [s for s in available_sources() if s != UPLOAD_SOURCE]
-    if "model" in params:
-        if params["model"] in sources:
-            st.session_state["explain-model"] = params["model"]
-        else:
-            problems.append(url_problem("model", params["model"], sources,
-                                        st.session_state.get("explain-model", sources[0])))
-    if "methods" in params:
-        asked = [m.strip() for m in params["methods"].split(",") if m.strip()]
-        known = [m for m in asked if m in rv.ATTRIBUTION_METHODS]
-        if known:
-            st.session_state["explain-methods"] = known
-        if len(known) < len(asked) or not known:
-            problems.append(url_problem("methods", params["methods"], rv.ATTRIBUTION_METHODS,
-                                        ", ".join(known or st.session_state.get("explain-methods",
-                                                                                [A.DEFAULT_METHOD]))))
-    return problems, params.get("stage")
-
-
-def write_url(source: str, methods: list[str], layer: str) -> None:
-    """Keep the view in the URL (only this page's keys: the language and others stay)."""
-    written = {"methods": ",".join(methods), "stage": layer}
-    if source != UPLOAD_SOURCE:
-        written["model"] = source
-    elif "model" in st.query_params:
-        del st.query_params["model"]  # else the next run would take the bundled model from the URL again
-    if {k: st.query_params.get(k) for k in written} != written:
-        st.query_params.update(written)
-    st.session_state["explain-written-url"] = {k: written[k] for k in URL_KEYS if k in written}
+# The view in the URL: ?model=shapes-56&methods=Occlusion,Saliency&stage=layer2. An upload (image or checkpoint)
+# never is.
+URL = UrlState("explain", [
+    Choice("model", lambda view: available_sources(), key="explain-model", private=frozenset({UPLOAD_SOURCE})),
+    ChoiceList("methods", rv.ATTRIBUTION_METHODS, [A.DEFAULT_METHOD], key="explain-methods"),
+    Choice("stage", stage_choices, lambda stages: stages[-1], key="explain-stage"),
+])
 
 
 # --- model and image --------------------------------------------------------------------------------------------
-url_problems, url_stage = view_from_url()
-for problem in url_problems:
-    warn_url(problem)
+URL.read()
+URL.write()  # now, from the widgets' state: the page may stop before it draws them all
+# Drawn after a point where the page may stop (weights to download, no image yet): see ui.widgets.
+keep_values("kind-True", "kind-False", "explain-sample", "explain-photo", "explain-class", "explain-opacity",
+            "explain-smoothgrad")
 options = available_sources()
 source = st.selectbox(_("Model"), options, format_func=source_label,
                       help=_("The bundled twins work offline. ImageNet weights are downloaded once."),
                       key="explain-model")
-imagenet = source in ("resnet18", "resnet50")
+imagenet = source in IMAGENET_SOURCES
 if imagenet and not ensure_imagenet(source):
     st.stop()
 resnet, plain, info = twins_for(source)
@@ -236,22 +218,14 @@ if source.startswith("shapes") and true_label is None:
                  "Pick an ImageNet model to explain photos.").format(classes=", ".join(rv.SHAPE_CLASSES)),
                icon=":material/info:")
 
-st.session_state.setdefault("explain-methods", [A.DEFAULT_METHOD])  # a default here, not in the widget: the URL sets it
 methods = st.multiselect(_("Methods"), list(rv.ATTRIBUTION_METHODS), key="explain-methods",
                          help=A.methods_help()) or [A.DEFAULT_METHOD]
 c1, c2, c3 = st.columns([1, 1, 1])
-if url_stage is not None:
-    if url_stage in resnet.stage_names:
-        st.session_state["explain-stage"] = url_stage
-    else:
-        warn_url(url_problem("stage", url_stage, resnet.stage_names,
-                             st.session_state.get("explain-stage", resnet.stage_names[-1])))
-if st.session_state.get("explain-stage") not in resnet.stage_names:
-    st.session_state["explain-stage"] = resnet.stage_names[-1]  # first visit, or a stage of another model
 layer = c1.selectbox(_("Stage"), resnet.stage_names, key="explain-stage",
                      help=_("Used by Grad-CAM and Guided Grad-CAM. Later stages see larger, more semantic regions; "
                             "earlier stages give finer maps."))
-alpha = c3.slider(_("Heatmap opacity"), 0.0, 1.0, 0.5, 0.05, key="explain-opacity")
+st.session_state.setdefault("explain-opacity", 0.5)  # the default here, not in the widget (see keep_values)
+alpha = c3.slider(_("Heatmap opacity"), 0.0, 1.0, step=0.05, key="explain-opacity")
 smoothgrad = False
 if "Integrated Gradients" in methods:
     smoothgrad = st.toggle(_("SmoothGrad for Integrated Gradients"), key="explain-smoothgrad",
@@ -261,11 +235,10 @@ if any(A.METHODS[m].expensive for m in methods) and not source.startswith("shape
     st.caption(_("Occlusion and Integrated Gradients run the network hundreds of times: on an ImageNet model "
                  "expect several seconds per map."))
 
-write_url(source, methods, layer)
 image_key = hashlib.sha1(np.asarray(image).tobytes()).hexdigest()
 model_key = session_models().cache_key(source)
 status = st.empty()
-with explain_slots().hold(on_wait=wait_message(status, _("explanations"))), st.spinner(_("Explaining…")):
+with work_slots().hold(on_wait=wait_message(status, N_("explanations"))), st.spinner(_("Explaining…")):
     top = {twin: cached_explain(source, twin, image_key, image, layer, None, model_key) for twin in TWINS}
 status.empty()
 candidates = list(dict.fromkeys([*map(int, top["resnet"].indices), *map(int, top["plain"].indices)]))
@@ -284,7 +257,7 @@ if true_label is not None:
 maps: dict[tuple[str, str], np.ndarray] = {}
 todo = [(m, t) for m in methods for t in TWINS]
 progress = st.empty()
-with explain_slots().hold(on_wait=wait_message(status, _("explanations"))):
+with work_slots().hold(on_wait=wait_message(status, N_("explanations"))):
     for done, (method, twin) in enumerate(todo):
         if method == A.DEFAULT_METHOD and chosen in top[twin].indices:
             maps[(method, twin)] = top[twin].heatmaps[list(top[twin].indices).index(chosen)]
@@ -383,7 +356,7 @@ if st.button(label, key="explain-evaluate",
         x_eval, y_eval, m_eval = rv.make_shapes(LIVE_SHAPES_IMAGES, seed=TEST_SEED)
     specs = [(m, m, dict(options_for(m, layer, smoothgrad))) for m in methods]
     result = {}
-    with explain_slots().hold(on_wait=wait_message(status, _("explanations"))):
+    with work_slots().hold(on_wait=wait_message(status, N_("explanations"))):
         for i, twin in enumerate(TWINS):
             def report(done, total, i=i):
                 bar.progress((i + done / total) / 2, text=_("Measuring… {done} of {total} maps for the {twin}").format(
@@ -435,7 +408,7 @@ if st.button(_("Run the sanity check on this image"), key="explain-sanity",
     granularity = A.granularity_for(resnet)
     jobs = [(m, t) for m in methods for t in TWINS]
     result = {}
-    with explain_slots().hold(on_wait=wait_message(status, _("explanations"))):
+    with work_slots().hold(on_wait=wait_message(status, N_("explanations"))):
         for j, (method, twin) in enumerate(jobs):
             def report(done, total, j=j, method=method):
                 bar.progress((j + done / total) / len(jobs), text=_("Sanity check: {method}, step {done} of {total}").format(

@@ -8,9 +8,6 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from pages import route_through_app
-from pages.common import (compute_flows, compute_sweep, device, explain_slots, flow_options, for_projector,
-                          session_models, url_problem, warn_url)
 from resnet_viz import gradient_flow
 from resnet_viz import gradients as grad
 from resnet_viz.gradients_plots import (count_zeros, depth_sweep_figure, format_ratio, forward_signal_figure,
@@ -18,6 +15,12 @@ from resnet_viz.gradients_plots import (count_zeros, depth_sweep_figure, format_
 from resnet_viz.i18n import N_, Labels, _
 from resnet_viz.models import TWINS, twin_label
 from resnet_viz.teaching import EXPLANATIONS, GRADIENT_FLOW_DEFAULTS, PRESET_KEYS, PRESET_LABELS, PRESETS
+from ui.compute import cached_twin_flow, flow_depth, flow_options
+from ui.models import device, session_models
+from ui.presenter import for_projector
+from ui.routing import route_through_app
+from ui.url_state import Choice, IntRange, Preset, UrlState
+from ui.work import work_slots
 
 route_through_app()
 
@@ -32,124 +35,93 @@ BATCH_LABELS = Labels({"shapes": N_("bundled shapes"), "noise": N_("random noise
 SWEEP_LABELS = Labels({"on": N_("on"), "off": N_("off")})
 
 DEFAULT_VIEW = GRADIENT_FLOW_DEFAULTS
-CHOICES = dict(preset=PRESET_LABELS, arch=ARCH_LABELS, norm=NORM_LABELS, act=ACT_LABELS, block=BLOCK_LABELS,
-               init=INIT_LABELS, batch=BATCH_LABELS, sweep=SWEEP_LABELS)
 MAX_SEED = 2**31 - 1
+# The whole view, in the URL: ?preset=vanishing&depth=110&seed=3 ...
+URL = UrlState("gf", [
+    Preset("preset", PRESET_LABELS, DEFAULT_VIEW["preset"],
+           presets={name: {key: preset[key] for key in PRESET_KEYS} for name, preset in PRESETS.items()}),
+    Choice("arch", ARCH_LABELS, DEFAULT_VIEW["arch"]),
+    Choice("depth", DEPTHS, DEFAULT_VIEW["depth"]),
+    Choice("norm", NORM_LABELS, DEFAULT_VIEW["norm"]),
+    Choice("act", ACT_LABELS, DEFAULT_VIEW["act"]),
+    Choice("block", BLOCK_LABELS, DEFAULT_VIEW["block"]),
+    Choice("init", INIT_LABELS, DEFAULT_VIEW["init"]),
+    Choice("batch", BATCH_LABELS, DEFAULT_VIEW["batch"]),
+    IntRange("seed", 0, MAX_SEED, DEFAULT_VIEW["seed"]),
+    Choice("sweep", SWEEP_LABELS, DEFAULT_VIEW["sweep"]),
+])
 
 
-def parse_view(params: dict[str, str]) -> tuple[dict, list[str]]:
-    """The view a query string asks for, and a note for each value that fell back to its default.
-
-    A preset fills its settings; explicit settings in the URL win, and a view
-    that no longer matches its preset becomes "custom".
-    """
-    view, invalid, given = dict(DEFAULT_VIEW), [], set()
-    for key, raw in params.items():
-        if key not in DEFAULT_VIEW:
-            continue
-        if key == "depth":
-            ok = raw.isdigit() and int(raw) in DEPTHS
-        elif key == "seed":
-            ok = raw.isdigit() and int(raw) <= MAX_SEED
-        else:
-            ok = raw in CHOICES[key]
-        if not ok:
-            invalid.append((key, raw))
-            continue
-        view[key] = int(raw) if key in ("depth", "seed") else raw
-        given.add(key)
-    if view["preset"] in PRESETS:
-        preset = PRESETS[view["preset"]]
-        for key in PRESET_KEYS:
-            if key not in given:
-                view[key] = preset[key]
-        if any(view[key] != preset[key] for key in PRESET_KEYS):
-            view["preset"] = "custom"
-    problems = []
-    for key, raw in invalid:  # after the preset, so the message names the value actually used
-        allowed = DEPTHS if key == "depth" else CHOICES.get(key, ["0 … 2³¹−1"])
-        problems.append(url_problem(key, raw, allowed, view[key]))
-    return view, problems
-
-
-def _widget_key(key: str) -> str:
-    return f"gf_{key}"
-
-
-def _load_view_into_widgets() -> list[str]:
-    """Put the URL's view (or this session's last one) into the widgets' state."""
-    params = {k: st.query_params[k] for k in DEFAULT_VIEW if k in st.query_params}
-    widgets_ready = all(_widget_key(k) in st.session_state for k in DEFAULT_VIEW)
-    problems: list[str] = []
-    if params and params != st.session_state.get("gf_written_url"):
-        view, problems = parse_view(params)  # a new URL: opened, pasted or edited by hand
-    elif widgets_ready:
-        return []
-    else:  # back on the page: restore the last view
-        view = st.session_state.get("gf_view", DEFAULT_VIEW)
-    for key, value in view.items():
-        st.session_state[_widget_key(key)] = value
-    return problems
-
-
-def _apply_preset() -> None:
-    preset = PRESETS.get(st.session_state[_widget_key("preset")])
-    if preset:
-        for key in PRESET_KEYS:
-            st.session_state[_widget_key(key)] = preset[key]
-
-
-def _leave_preset_if_changed() -> None:
-    preset = PRESETS.get(st.session_state[_widget_key("preset")])
-    if preset and any(st.session_state[_widget_key(k)] != preset[k] for k in PRESET_KEYS):
-        st.session_state[_widget_key("preset")] = "custom"
-
-
-def _select(label: str, key: str, help: str | None = None):
-    labels = CHOICES[key]
-    return st.selectbox(label, list(labels), format_func=labels.get, key=_widget_key(key),
-                        on_change=_leave_preset_if_changed, help=help)
+def _select(label: str, key: str, labels: Labels, help: str | None = None):
+    return st.selectbox(label, list(labels), format_func=labels.get, key=URL.key(key),
+                        on_change=URL.leave_preset_if_changed, help=help)
 
 
 def controls() -> dict:
-    st.radio(_("Lesson"), list(PRESET_LABELS), format_func=PRESET_LABELS.get, key=_widget_key("preset"),
-             horizontal=True, on_change=_apply_preset)
+    st.radio(_("Lesson"), list(PRESET_LABELS), format_func=PRESET_LABELS.get, key=URL.key("preset"),
+             horizontal=True, on_change=URL.fill_from_preset)
     row1 = st.columns([2.2, 1.6, 1.2, 1.2, 1.8])
     with row1[0]:
-        arch = _select(_("Architecture"), "arch",
+        arch = _select(_("Architecture"), "arch", ARCH_LABELS,
                        help=_("torchvision networks use random initialisation and 224 px inputs"))
     with row1[1]:
-        st.select_slider(_("CIFAR depth"), DEPTHS, key=_widget_key("depth"), on_change=_leave_preset_if_changed,
+        st.select_slider(_("CIFAR depth"), DEPTHS, key=URL.key("depth"), on_change=URL.leave_preset_if_changed,
                          disabled=arch != "cifar", help=_("6n+2 weight layers; torchvision networks have fixed depth"))
     with row1[2]:
-        _select(_("Normalisation"), "norm")
+        _select(_("Normalisation"), "norm", NORM_LABELS)
     with row1[3]:
-        _select(_("Activation"), "act")
+        _select(_("Activation"), "act", ACT_LABELS)
     with row1[4]:
-        _select(_("Block"), "block", help=_("post: activation after the addition (He et al. 2015); pre: "
-                                            "BN/activation before each convolution, addition last (He et al. 2016)"))
+        _select(_("Block"), "block", BLOCK_LABELS,
+                help=_("post: activation after the addition (He et al. 2015); pre: "
+                       "BN/activation before each convolution, addition last (He et al. 2016)"))
     row2 = st.columns([2.2, 1.6, 1.2, 1.2, 1.8])
     with row2[0]:
-        _select(_("Initialisation"), "init")
+        _select(_("Initialisation"), "init", INIT_LABELS)
     with row2[1]:
-        _select(_("Batch"), "batch", help=_("16 bundled shapes images (8 for torchvision networks) or Gaussian noise"))
+        _select(_("Batch"), "batch", BATCH_LABELS,
+                help=_("16 bundled shapes images (8 for torchvision networks) or Gaussian noise"))
     with row2[2]:
-        st.number_input(_("Seed"), min_value=0, max_value=MAX_SEED, step=1, key=_widget_key("seed"),
+        st.number_input(_("Seed"), min_value=0, max_value=MAX_SEED, step=1, key=URL.key("seed"),
                         help=_("fixes the initial weights and the batch"))
     with row2[3]:
-        _select(_("Depth sweep"), "sweep")
-    return {key: st.session_state[_widget_key(key)] for key in DEFAULT_VIEW}
+        _select(_("Depth sweep"), "sweep", SWEEP_LABELS)
+    return URL.view()
 
 
-def _write_url(view: dict) -> None:
-    written = {key: str(value) for key, value in view.items()}
-    if {key: st.query_params.get(key) for key in written} != written:
-        st.query_params.update(written)  # only this page's keys: the language and others stay
-    st.session_state["gf_written_url"] = written
-    st.session_state["gf_view"] = dict(view)
+def compute_flows(view: dict, *, what: str, **changes) -> dict[str, grad.GradientFlow]:
+    """Both twins' gradient flow for ``view`` (with ``changes`` to its model options), with a progress bar.
+
+    ``what`` is an ``N_``-marked label. Each twin is cached on its own, so views already seen are instant.
+    """
+    bar = st.progress(0.0, text=_("{what}: ResNet…").format(what=_(what)))
+
+    def measure(arch: str, depth: int, twin: str, **options) -> grad.GradientFlow:
+        bar.progress(TWINS.index(twin) / len(TWINS), text=_(
+            "{what}: {twin}, forward + backward (queued if the server is busy)…").format(
+                what=_(what), twin=twin_label(twin, lowercase=True)))
+        return cached_twin_flow(arch, depth, twin, **options)
+
+    flows = grad.twin_flows(view["arch"], depth=flow_depth(view), measure=measure,
+                            **{**flow_options(view), **changes})
+    bar.empty()
+    return flows
 
 
-_model_options = flow_options
+def compute_sweep(view: dict) -> grad.DepthSweep:
+    """The depth sweep for ``view``'s settings, with a progress bar; shares the cache with single views."""
+    depths = list(grad.SWEEP_DEPTHS)
+    bar = st.progress(0.0, text=_("Depth sweep…"))
+
+    def measure(arch: str, depth: int, twin: str, **options) -> grad.GradientFlow:
+        done = len(TWINS) * depths.index(depth) + TWINS.index(twin)
+        bar.progress(done / (len(TWINS) * len(depths)), text=_("Depth sweep: depth {depth}, {twin}…").format(
+            depth=depth, twin=twin_label(twin, lowercase=True)))
+        return cached_twin_flow(arch, depth, twin, **options)
+
+    sweep = grad.depth_sweep(depths, measure=measure, **flow_options(view))
+    bar.empty()
+    return sweep
 
 
 def describe(view: dict) -> str:
@@ -179,15 +151,12 @@ st.caption(_("How large is the loss gradient at every layer, from the output bac
              "plain twin (same weights, skip connections removed), measured at initialisation with one forward and "
              "one backward pass. The whole view is in the page's URL: bookmark it or share it."))
 
-for problem in _load_view_into_widgets():
-    warn_url(problem)
+URL.read()
 view = controls()
-_write_url(view)
+URL.write(view)
 
-options = _model_options(view)
-depth = view["depth"] if view["arch"] == "cifar" else 0
 st.markdown(_("**Current view:** {view}").format(view=describe(view)))
-flows = compute_flows(view["arch"], depth, options, what=N_("Gradients"))
+flows = compute_flows(view, what=N_("Gradients"))
 
 with chart_beside_notes(gradient_norm_figure(flows)):
     st.subheader(PRESET_LABELS[view["preset"]] if view["preset"] != "custom" else _("How to read it"))
@@ -201,8 +170,7 @@ with chart_beside_notes(gradient_norm_figure(flows)):
     if view["preset"] == "block_design":
         other = "pre" if view["block"] == "post" else "post"
         pair = {view["block"]: flows["resnet"],
-                other: compute_flows(view["arch"], depth, {**options, "block": other},
-                                     what=N_("Other block design"))["resnet"]}
+                other: compute_flows(view, what=N_("Other block design"), block=other)["resnet"]}
         design_labels = {"post": _("ResNet, post-activation"), "pre": _("ResNet, pre-activation")}
         for design in ("post", "pre"):
             st.metric(design_labels[design], format_ratio(pair[design].ratio))
@@ -215,7 +183,7 @@ with chart_beside_notes(forward_signal_figure(flows)):
                   "explodes. In a ResNet each addition x + F(x) piles up variance, block after block."))
 
 if view["sweep"] == "on":
-    sweep = compute_sweep(options)
+    sweep = compute_sweep(view)
     with chart_beside_notes(depth_sweep_figure(sweep)):
         st.subheader(_("Depth sweep"))
         st.markdown(_("The first/last ratio of CIFAR networks from 8 to 110 layers with the settings above (the "
@@ -239,7 +207,7 @@ def checkpoint_flows(digest: str) -> dict[str, grad.GradientFlow]:
     else:
         x = torch.randn(8, resnet.conv1.in_channels, size, size, generator=torch.Generator().manual_seed(0))
     x = x.to(device())
-    with explain_slots().hold():
+    with work_slots().hold():
         flows = {}
         for model in (resnet, plain):
             with torch.no_grad():

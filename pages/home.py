@@ -1,9 +1,9 @@
 """Home: what residual learning is, and what each page shows."""
 import streamlit as st
 
-from pages import route_through_app
 from resnet_viz.i18n import _
 from resnet_viz.teaching import plain_block_dot, residual_block_dot
+from ui.routing import route_through_app
 
 route_through_app()
 

@@ -10,9 +10,9 @@ import logging
 
 import streamlit as st
 
-from pages import route_through_app
-from pages.common import for_projector
 from ui.lesson_reveals import all_reveals, reveal
+from ui.presenter import for_projector
+from ui.routing import route_through_app
 from resnet_viz.i18n import _, get_language, language
 from resnet_viz.teaching import BLOCK_CODE, FURTHER_READING, handout_html, lesson_steps, plain_block_dot, \
     residual_block_dot

@@ -11,14 +11,16 @@ import math
 import streamlit as st
 
 import resnet_viz as rv
-from pages import route_through_app
-from pages.common import UPLOAD_SOURCE, bundled_twins, device, explain_slots, session_models, wait_message
 from resnet_viz import landscape as ls
 from resnet_viz.data import SHAPE_CLASSES
-from resnet_viz.i18n import N_, _
+from resnet_viz.i18n import N_, Labels, _
 from resnet_viz.models import twin_label
 from resnet_viz.landscape_plots import (convexity_figure, line_figure, slice_figure, twin_contour_figure,
                                         twin_surface_figure)
+from ui.models import UPLOAD_SOURCE, bundled_twins, device, session_models
+from ui.routing import route_through_app
+from ui.url_state import Choice, UrlState
+from ui.work import wait_message, work_slots
 
 route_through_app()
 
@@ -30,6 +32,7 @@ GRID_STEPS = (11, 15, 21, 31)
 IMAGE_COUNTS = (32, 64, 128, 256)
 FILE_SOURCE = "file"
 FILE_MAX_MB = 20
+ORIGINS = Labels({"live": N_("Your computation"), "file": N_("Your file"), "shipped": N_("Shipped surfaces")})
 
 
 def model_choices() -> dict[str, str]:
@@ -49,38 +52,11 @@ def model_label(key: str) -> str:
     return _(BUNDLED[key])
 
 
-def load_view_into_widgets() -> list[str]:
-    """Put the URL's view (or this session's last one) into the widgets; a note for each bad value."""
-    params = {k: st.query_params[k] for k in DEFAULT_VIEW if k in st.query_params}
-    ready = all(f"ll_{k}" in st.session_state for k in DEFAULT_VIEW)
-    if not params or params == st.session_state.get("ll_written_url"):
-        if ready:
-            return []
-        view = dict(st.session_state.get("ll_last_view", DEFAULT_VIEW))
-        problems = []
-    else:  # a new URL: opened, pasted or edited by hand
-        view, problems = dict(DEFAULT_VIEW), []
-        allowed = {"model": model_choices(), "view": VIEWS}
-        for key, raw in params.items():
-            if raw in allowed[key]:
-                view[key] = raw
-            else:
-                problems.append(_("`{key}={value}` is not valid (choose from {allowed}); using `{default}`.").format(
-                    key=key, value=raw[:40], allowed=", ".join(allowed[key]), default=DEFAULT_VIEW[key]))
-    if view["model"] not in model_choices():
-        view["model"] = DEFAULT_VIEW["model"]
-    for key, value in view.items():
-        st.session_state[f"ll_{key}"] = value
-    return problems
-
-
-def write_url(view: dict) -> None:
-    """Set only this page's keys (other keys, such as the language, belong to others)."""
-    for key, value in view.items():
-        if st.query_params.get(key) != value:
-            st.query_params[key] = value
-    st.session_state["ll_written_url"] = dict(view)
-    st.session_state["ll_last_view"] = dict(view)
+# The view in the URL: ?model=shapes-20&view=path
+URL = UrlState("ll", [
+    Choice("model", lambda view: model_choices(), DEFAULT_VIEW["model"]),
+    Choice("view", VIEWS, DEFAULT_VIEW["view"]),
+])
 
 
 @st.cache_data(show_spinner=False)
@@ -174,7 +150,7 @@ def live_panel(model_key: str) -> None:
             bar.progress(done / total, text=_("Grid point {done} of {total}").format(done=done, total=total))
 
         try:
-            with explain_slots().hold(on_wait=wait_message(status, _("computations"))):
+            with work_slots().hold(on_wait=wait_message(status, N_("computations"))):
                 status.empty()
                 surfaces = ls.twin_surfaces(resnet, plain, x, y, span=float(span), steps=int(steps), seed=int(seed),
                                             progress=progress)
@@ -243,8 +219,7 @@ st.caption(_("The training loss around the trained weights θ, at θ + α·d₁ 
              "(Li et al. 2018). Skip connections change its shape. The view is in the page's URL: bookmark it or "
              "share it."))
 
-for problem in load_view_into_widgets():
-    st.warning(_("Ignored a setting in the URL: {problem}").format(problem=problem), icon=":material/link_off:")
+URL.read()
 file_opener()
 choices = model_choices()
 if st.session_state.get("ll_model") not in choices:  # an upload or a file was removed
@@ -252,15 +227,15 @@ if st.session_state.get("ll_model") not in choices:  # an upload or a file was r
 c1, c2 = st.columns([2, 3])
 model_key = c1.radio(_("Twins"), list(choices), format_func=model_label, key="ll_model", horizontal=True)
 view_key = c2.radio(_("View"), list(VIEWS), format_func=lambda v: _(VIEWS[v]), key="ll_view", horizontal=True)
-write_url({"model": model_key, "view": view_key})
+URL.write()
 
 doc = shipped(model_key) if model_key in BUNDLED else st.session_state.get("ll_file_doc") \
     if model_key == FILE_SOURCE else None
 surfaces = live_result(model_key)
-source = _("Your computation")
+origin = "live"
 if surfaces is None and doc is not None:
     surfaces = doc["surfaces"] or None
-    source = _("Your file") if model_key == FILE_SOURCE else _("Shipped surfaces")
+    origin = "file" if model_key == FILE_SOURCE else "shipped"
 
 if view_key == "path":
     paths = {t: p for t, p in (doc["paths"] if doc is not None else {}).items() if p.surface is not None}
@@ -304,7 +279,7 @@ else:
         st.plotly_chart(twin_surface_figure(surfaces), width="stretch", key="ll-3d")
     elif view_key == "slices":
         st.plotly_chart(slice_figure(surfaces), width="stretch", key="ll-slices")
-        lines = doc["lines"] if doc is not None and source != _("Your computation") else {}
+        lines = doc["lines"] if doc is not None and origin != "live" else {}
         if lines:
             st.plotly_chart(line_figure(lines), width="stretch", key="ll-lines")
             st.caption(_("The straight line from each twin's initial weights (t = 0) to its trained weights (t = 1), "
@@ -314,8 +289,8 @@ else:
         st.plotly_chart(convexity_figure(surfaces), width="stretch", key="ll-convexity")
         st.caption(_("Blue where the surface curves down in some direction (Li et al., Fig. 9): |λmin/λmax| of the "
                      "2×2 Hessian at each interior grid point, 0 where both eigenvalues are positive."))
-    st.caption(settings_caption(next(iter(surfaces.values())), source))
-    if source == _("Your computation") and doc is not None:
+    st.caption(settings_caption(next(iter(surfaces.values())), ORIGINS[origin]))
+    if origin == "live" and doc is not None:
         if st.button(_("Back to the shipped surfaces"), key="ll_back"):
             st.session_state.pop("ll_live", None)
             st.rerun()

@@ -8,20 +8,23 @@ import numpy as np
 import streamlit as st
 
 import resnet_viz as rv
-from pages import route_through_app
-from pages.common import (SHAPES_POOL, UPLOAD_SOURCE, explain_slots, for_projector, lesion_lab, mean_lesion_drops,
-                          session_models, shapes_pool, source_label, twins_for, wait_message)
 from resnet_viz import residual_plots as plots
-from resnet_viz.i18n import N_, _
+from resnet_viz.i18n import N_, Labels, _
 from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, image_to_tensor, load_image, resize_for_model
 from resnet_viz.lesion import path_length_distribution
-from resnet_viz.residual import block_contributions, gradient_split
 from resnet_viz.models import TWINS, twin_label
+from resnet_viz.residual import block_contributions, gradient_split
+from ui.compute import SHAPES_POOL, lesion_lab, mean_lesion_drops, shapes_pool
+from ui.models import UPLOAD_SOURCE, session_models, source_label, twins_for
+from ui.presenter import for_projector
+from ui.routing import route_through_app
+from ui.work import wait_message, work_slots
 
 route_through_app()
 
 BATCH_SIZE = 64
-SOURCES = (N_("Shapes test image"), N_("Batch of shapes"), N_("Sample photo"), N_("Upload"))  # shown with _()
+INPUTS = Labels({"shape": N_("Shapes test image"), "batch": N_("Batch of shapes"), "photo": N_("Sample photo"),
+                 "upload": N_("Upload")})
 PLOT_CONFIG = {"displaylogo": False}
 AUTO_LESION_MAX_BLOCKS = 9  # deeper twins run the lesion lab on request
 
@@ -46,7 +49,7 @@ def finished_labs() -> set:
 def bounded_work():
     """Share the server's pool of work slots with the other pages; say so while waiting."""
     waiting = st.empty()
-    with explain_slots().hold(on_wait=wait_message(waiting, N_("computations"))):
+    with work_slots().hold(on_wait=wait_message(waiting, N_("computations"))):
         waiting.empty()
         yield
 
@@ -55,19 +58,19 @@ def bounded_work():
 
 def choose_input(model):
     """Widgets for the input. Returns (x, display image H x W x 3 uint8, cache key, caption) or None."""
-    source = st.radio(_("Input"), SOURCES, format_func=_, horizontal=True, key="residual_source")
-    if source == "Shapes test image":
+    source = st.radio(_("Input"), list(INPUTS), format_func=INPUTS.get, horizontal=True, key="residual_source")
+    if source == "shape":
         images, labels, raw = shapes_pool(SHAPES_POOL)
         i = st.slider(_("Test image"), 0, SHAPES_POOL - 1, 3, key="residual_shape_index")
         return images[i:i + 1], raw[i], f"shape:{i}", _("Test shape #{i}: a {shape}").format(
             i=i, shape=rv.SHAPE_CLASSES[int(labels[i])])
-    if source == "Batch of shapes":
+    if source == "batch":
         images, _labels, raw = shapes_pool(SHAPES_POOL)
         mean_image = raw[:BATCH_SIZE].mean(axis=0).astype(np.uint8)
         return (images[:BATCH_SIZE], mean_image, f"batch:{BATCH_SIZE}",
                 _("{n} test shapes: numbers averaged over the batch, maps drawn over the mean image").format(
                     n=BATCH_SIZE))
-    if source == "Sample photo":
+    if source == "photo":
         samples = rv.sample_images()
         name = st.selectbox(_("Sample photo"), list(samples), key="residual_sample")
         data = samples[name].read_bytes()

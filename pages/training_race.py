@@ -6,14 +6,16 @@ import os
 
 import streamlit as st
 
-from pages import route_through_app
-from pages.common import device, session_races
 from resnet_viz import race as rr
 from resnet_viz import race_plots
 from resnet_viz.device import resolve_precision
 from resnet_viz.i18n import N_, _
 from resnet_viz.models import twin_label
 from resnet_viz.training import OPTIMIZERS, SCHEDULES, Recipe
+from ui.models import device
+from ui.routing import route_through_app
+from ui.url_state import ChoiceList, IntRange, UrlState
+from ui.work import session_races
 
 DEPTH_CHOICES = [8, 14, 20, 32, 44, 56, 110]
 STEPS_RANGE, BATCH_RANGE = (10, 20000), (4, 1024)  # the widgets' bounds, also for settings from the URL
@@ -32,6 +34,7 @@ QUICK_RACE_SEEDS = N_("Checked on 3 seeds (0, 1, 2) of the quick race: all 3 sho
                       "behind, not a plain-56 that trains slowly; give your own images more steps.")
 route_through_app()
 RECORDED, LIVE = "recorded", "live"  # the selector's two fixed entries; finished races are listed by name
+LOADED = "loaded:"  # the selector's key of a race loaded from a file starts with this, then the file's name
 
 st.title(_("Training race"))
 st.markdown(_("Train ResNets and their plain twins of two or more depths **side by side**. Every twin pair starts "
@@ -70,29 +73,13 @@ def _available_datasets() -> list[str]:
     return names
 
 
-def _query_preset() -> tuple[dict, list[str]]:
-    """Settings from the URL (``?depths=20,56&steps=100&batch=16``), so a teacher can share a prepared race.
-
-    Returns the settings that parse and are in range, and a note for each one that does not (its default stays).
-    """
-    preset, problems = {}, []
-    params = st.query_params
-    raw = params.get("depths", "")
-    if raw:
-        depths = [d.strip() for d in raw.split(",") if d.strip()]
-        if depths and all(d.isdigit() and int(d) in DEPTH_CHOICES for d in depths):
-            preset["depths"] = [int(d) for d in depths]
-        else:
-            problems.append(_("`depths={raw}` is not valid (choose from {choices}, separated by commas); "
-                              "using the default depths.").format(raw=raw, choices=", ".join(map(str, DEPTH_CHOICES))))
-    for name, (low, high) in (("steps", STEPS_RANGE), ("batch", BATCH_RANGE)):
-        value = params.get(name, "")
-        if value.isdigit() and low <= int(value) <= high:
-            preset[name] = int(value)
-        elif value:
-            problems.append(_("`{name}={value}` is not valid (a whole number from {low} to {high}); "
-                              "using the default.").format(name=name, value=value, low=low, high=high))
-    return preset, problems
+def race_url(base: Recipe) -> UrlState:
+    """The settings a link can prepare (``?depths=20,56&steps=100&batch=16``), so a teacher can share a race."""
+    return UrlState("race", [
+        ChoiceList("depths", DEPTH_CHOICES, [20, 56], keep_valid=False, allow_empty=True),
+        IntRange("steps", *STEPS_RANGE, base.steps),
+        IntRange("batch", *BATCH_RANGE, base.batch_size),
+    ])
 
 
 def _precision_label(choice: str) -> str:
@@ -104,12 +91,11 @@ def _precision_label(choice: str) -> str:
 
 def _settings() -> tuple[rr.RaceConfig | None, str | None]:
     base = rr.quick_recipe()
-    preset, problems = _query_preset()
-    for problem in problems:
-        st.warning(_("Ignored a setting in the URL: {problem}").format(problem=problem))
+    url = race_url(base)
+    url.read()
     with st.expander(_("Race settings"), expanded=False):
         c1, c2, c3 = st.columns(3)
-        depths = c1.multiselect(_("Depths"), DEPTH_CHOICES, default=preset.get("depths", [20, 56]), key="race_depths",
+        depths = c1.multiselect(_("Depths"), DEPTH_CHOICES, key=url.key("depths"),
                                 help=_("6n+2 layers, as in He et al.'s CIFAR networks."))
         twins = c2.multiselect(_("Networks"), ["resnet", "plain"], default=["resnet", "plain"], key="race_twins",
                                format_func=twin_label)
@@ -120,10 +106,8 @@ def _settings() -> tuple[rr.RaceConfig | None, str | None]:
                                       "both halves of Fig. 6."))
         with st.expander(_("Advanced recipe")):
             a1, a2, a3, a4 = st.columns(4)
-            steps = a1.number_input(_("Steps"), *STEPS_RANGE, preset.get("steps", base.steps), step=10,
-                                    key="race_steps")
-            batch = a2.number_input(_("Batch size"), *BATCH_RANGE, preset.get("batch", base.batch_size), step=4,
-                                    key="race_batch")
+            steps = a1.number_input(_("Steps"), *STEPS_RANGE, step=10, key=url.key("steps"))
+            batch = a2.number_input(_("Batch size"), *BATCH_RANGE, step=4, key=url.key("batch"))
             optimizer = a3.selectbox(_("Optimiser"), OPTIMIZERS, index=OPTIMIZERS.index(base.optimizer),
                                      key="race_opt", format_func=lambda o: _(OPTIMIZER_NAMES[o]))
             default_lr = base.lr if optimizer == base.optimizer else (0.1 if optimizer == "sgd" else 1e-3)
@@ -145,6 +129,7 @@ def _settings() -> tuple[rr.RaceConfig | None, str | None]:
                                             "bfloat16 natively (recent CPUs with AVX-512 BF16 or AMX), where it is "
                                             "about 1.5x faster; float32 elsewhere, on GPUs too (there these small "
                                             "networks wait on kernel launches, not arithmetic)."))
+    url.write()
     if not depths or not twins:
         return None, _("Pick at least one depth and one network.")
     try:
@@ -256,8 +241,17 @@ if state.get("race_show_next") in choices:
 if state.get("race_show") not in choices:
     state["race_show"] = choices[0]
 CHOICE_NAMES = {LIVE: N_("Live race"), RECORDED: N_("Recorded race (shipped with the app)")}
-shown = st.selectbox(_("Show"), choices, key="race_show", label_visibility="collapsed",
-                     format_func=lambda c: _(CHOICE_NAMES[c]) if c in CHOICE_NAMES else c)
+
+
+def _choice_label(choice: str) -> str:
+    if choice in CHOICE_NAMES:
+        return _(CHOICE_NAMES[choice])
+    if choice.startswith(LOADED):
+        return _("Loaded: {name}").format(name=choice[len(LOADED):])
+    return choice
+
+
+shown = st.selectbox(_("Show"), choices, key="race_show", label_visibility="collapsed", format_func=_choice_label)
 
 
 def _recipe_text(result: dict) -> str:
@@ -389,7 +383,7 @@ with st.expander(_("Load a race file (JSON)")):
         except rr.RaceFileError as e:
             st.error(_("Could not load {name}: {error}").format(name=upload.name, error=e))
         else:
-            name = _("Loaded: {name}").format(name=upload.name)
+            name = LOADED + upload.name  # a key in any language; _choice_label words it
             if name not in state["race_results"]:
                 _keep(name, loaded)
                 state["race_show_next"] = name  # the selector exists already: switch on the next run

@@ -24,7 +24,7 @@ from torch import nn
 
 from .data import SHAPE_CLASSES, make_shapes
 from .locks import model_lock
-from .models import CIFAR_ARCH, TwinNet, build_twins
+from .models import CIFAR_ARCH, TWINS, TwinNet, build_twins
 
 BATCH_KINDS = ("shapes", "noise")
 # He et al.'s CIFAR depths (6n + 2) for the depth sweep.
@@ -186,25 +186,41 @@ def example_batch(kind: str = "shapes", *, arch: str = CIFAR_ARCH, batch_size: i
     return x, y
 
 
-def twin_flows(arch: str = CIFAR_ARCH, *, depth: int = 20, norm: str = "batch", activation: str = "relu",
-               block: str = "post", init: str = "kaiming", batch: str = "shapes", seed: int = 0,
-               batch_size: int | None = None, device: torch.device | str = "cpu",
-               progress: Callable[[float, str], None] | None = None) -> dict[str, GradientFlow]:
-    """Build a fresh twin pair and measure both: ``{"resnet": GradientFlow, "plain": GradientFlow}``.
+def twin_flow(arch: str = CIFAR_ARCH, depth: int = 20, twin: str = "resnet", *, norm: str = "batch",
+              activation: str = "relu", block: str = "post", init: str = "kaiming", batch: str = "shapes",
+              seed: int = 0, batch_size: int | None = None, device: torch.device | str = "cpu") -> GradientFlow:
+    """Build a fresh twin pair and measure one of them (``twin`` is ``"resnet"`` or ``"plain"``).
 
-    ``seed`` fixes both the initial weights and the batch.
+    ``seed`` fixes both the initial weights and the batch, so the two twins of one
+    setting can be measured (and cached) one at a time and still see the same
+    weights and images. ``depth`` is used by CIFAR networks only.
     """
+    if twin not in TWINS:
+        raise ValueError(f"twin must be one of {list(TWINS)}, got {twin!r}")
     if batch_size is None:
         batch_size = 16 if arch == CIFAR_ARCH else 8
     x, y = example_batch(batch, arch=arch, batch_size=batch_size, seed=seed)
-    models = build_twins(arch, seed=seed, depth=depth, norm=norm, activation=activation, block=block, init=init,
-                         num_classes=NUM_CLASSES)
-    x, y = x.to(device), y.to(device)
+    resnet, plain = build_twins(arch, seed=seed, depth=depth, norm=norm, activation=activation, block=block,
+                                init=init, num_classes=NUM_CLASSES)
+    model = resnet if twin == "resnet" else plain
+    return gradient_flow(model.to(device), x.to(device), y.to(device))
+
+
+MeasureTwin = Callable[..., GradientFlow]  # twin_flow's signature: (arch, depth, twin, **options)
+
+
+def twin_flows(arch: str = CIFAR_ARCH, *, depth: int = 20, progress: Callable[[float, str], None] | None = None,
+               measure: MeasureTwin = twin_flow, **options) -> dict[str, GradientFlow]:
+    """Both twins of a fresh pair: ``{"resnet": GradientFlow, "plain": GradientFlow}`` (options as :func:`twin_flow`).
+
+    ``measure`` builds and measures one twin; a caller that caches each twin's
+    flow passes its cached :func:`twin_flow`.
+    """
     flows = {}
-    for i, model in enumerate(models):
+    for i, twin in enumerate(TWINS):
         if progress:
-            progress(i / len(models), f"{model.twin}: forward and backward pass")
-        flows[model.twin] = gradient_flow(model.to(device), x, y)
+            progress(i / len(TWINS), f"{twin}: forward and backward pass")
+        flows[twin] = measure(arch, depth, twin, **options)
     if progress:
         progress(1.0, "done")
     return flows
@@ -218,21 +234,19 @@ class DepthSweep:
     ratios: dict[str, list[float]]
 
 
-def depth_ratio(depth: int, **options) -> dict[str, float]:
-    """``{"resnet": ratio, "plain": ratio}`` for one CIFAR depth (options as :func:`twin_flows`)."""
-    flows = twin_flows(CIFAR_ARCH, depth=depth, **options)
-    return {twin: flow.ratio for twin, flow in flows.items()}
+def depth_sweep(depths: Sequence[int] | None = None, *, progress: Callable[[float, str], None] | None = None,
+                measure: MeasureTwin = twin_flow, **options) -> DepthSweep:
+    """First/last gradient ratio against depth for both twins (CIFAR networks, options as :func:`twin_flow`).
 
-
-def depth_sweep(depths: Sequence[int] = SWEEP_DEPTHS, *, progress: Callable[[float, str], None] | None = None,
-                **options) -> DepthSweep:
-    """First/last gradient ratio against depth for both twins (CIFAR networks, options as :func:`twin_flows`)."""
-    ratios: dict[str, list[float]] = {"resnet": [], "plain": []}
+    ``depths`` defaults to :data:`SWEEP_DEPTHS`; ``measure`` as in :func:`twin_flows`.
+    """
+    depths = list(SWEEP_DEPTHS if depths is None else depths)
+    ratios: dict[str, list[float]] = {twin: [] for twin in TWINS}
     for i, depth in enumerate(depths):
         if progress:
             progress(i / len(depths), f"depth {depth}")
-        for twin, ratio in depth_ratio(depth, **options).items():
-            ratios[twin].append(ratio)
+        for twin in TWINS:
+            ratios[twin].append(measure(CIFAR_ARCH, depth, twin, **options).ratio)
     if progress:
         progress(1.0, "done")
-    return DepthSweep(depths=list(depths), ratios=ratios)
+    return DepthSweep(depths=depths, ratios=ratios)

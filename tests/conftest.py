@@ -134,3 +134,25 @@ def open_app_page(page: str, query_params: dict | None = None, *, timeout: float
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+def chart_titles(at) -> list[str]:
+    """The titles of the Plotly charts an AppTest run drew, in page order ("" for a chart without one)."""
+    import json
+
+    titles = []
+    for chart in at.get("plotly_chart"):
+        title = json.loads(chart.proto.spec).get("layout", {}).get("title", {})
+        titles.append(title.get("text", "") if isinstance(title, dict) else str(title))
+    return titles
+
+
+def warnings(at) -> list[str]:
+    """The texts of the warnings an AppTest run shows, in page order."""
+    return [w.value for w in at.warning]
+
+
+def chart_keys(at) -> list[str]:
+    """The keys of the Plotly charts an AppTest run drew, in page order (None for a chart without a key)."""
+    keys = [chart.proto.id.split("-", 2)[-1] for chart in at.get("plotly_chart")]  # "$$ID-<hash>-<key>"
+    return [None if key == "None" else key for key in keys]

@@ -158,7 +158,7 @@ def test_uploaded_checkpoint_on_gradient_flow_and_residual_pages(tmp_path):
 def test_stopping_a_session_race_ends_its_thread_within_seconds():
     import time
 
-    from pages.common import SessionRaces
+    from ui.work import SessionRaces
     from resnet_viz import race as rr
     from resnet_viz.training import Recipe
 

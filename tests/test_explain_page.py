@@ -4,7 +4,8 @@ import pytest
 from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
-from conftest import open_app_page, screenshot
+import resnet_viz as rv
+from conftest import chart_keys, open_app_page, screenshot, warnings
 from image_corpus import bad_files, good_files
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
@@ -12,6 +13,14 @@ APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 
 def _explain_page() -> AppTest:
     return open_app_page("pages/explain.py", timeout=120)
+
+
+FAITHFULNESS = ["curves-precomputed", "sanity-precomputed"]  # the shipped tables' curves, below the maps
+TOP_K = ["topk-resnet", "topk-plain"]
+
+
+def _captions(at: AppTest) -> list[str]:
+    return [c for img in at.get("image") for c in img.captions]
 
 
 def _upload(at: AppTest, name: str, data: bytes, mime: str = "image/png") -> AppTest:
@@ -23,12 +32,16 @@ def _upload(at: AppTest, name: str, data: bytes, mime: str = "image/png") -> App
 def test_default_view_explains_a_shapes_sample_with_both_twins():
     at = _explain_page()
     assert [s.value for s in at.subheader][:2] == ["ResNet", "Plain twin"]
-    # top-k bars of each twin, the precomputed deletion/insertion curves and sanity curves
-    assert len(at.get("plotly_chart")) == 2 + 2
-    assert len(at.metric) == 4  # heat on the object and peak, for each twin
-    assert "True class" in at.caption[0].value or any("True class" in c.value for c in at.caption)
-    assert len(at.get("download_button")) == 2 + 1  # each map's PNG and the evaluation table's CSV
+    assert chart_keys(at) == TOP_K + FAITHFULNESS
+    assert [m.label for m in at.metric] == ["Heat on the object", "Peak on the object"] * 2  # for each twin's map
+    assert any("True class" in c.value for c in at.caption)
+    assert [b.label for b in at.get("download_button")] == ["Download overlay (PNG)"] * 2 + \
+        ["Download the table (CSV)"]
     assert at.multiselect(key="explain-methods").value == ["Grad-CAM"]  # our Grad-CAM stays the default
+    assert at.selectbox(key="explain-stage").value == "layer3"
+    assert all(c.startswith("Grad-CAM for '") and c.endswith("at layer3") for c in _captions(at))
+    assert {k: at.query_params[k] for k in ("model", "methods", "stage")} == \
+        {"model": "shapes-20", "methods": "Grad-CAM", "stage": "layer3"}
 
 
 def test_stage_and_class_controls_rerun_without_errors():
@@ -48,7 +61,7 @@ def test_upload_then_hostile_files_then_recovery():
     at = _explain_page()
     name, data, _ = good_files()["jpeg"]
     _upload(at, name, data, "image/jpeg")
-    assert not at.exception and len(at.get("plotly_chart")) == 2 + 2
+    assert not at.exception and chart_keys(at) == TOP_K + FAITHFULNESS
     assert any("eight shapes" in w.value for w in at.warning)
     for name, data in bad_files().values():
         at.file_uploader[0].set_value((name, data, "image/png")).run()
@@ -57,7 +70,42 @@ def test_upload_then_hostile_files_then_recovery():
         assert not at.get("plotly_chart"), name
     name, data, _ = good_files()["exif-rotated"]
     at.file_uploader[0].set_value((name, data, "image/jpeg")).run()
-    assert not at.exception and not at.error and len(at.get("plotly_chart")) == 2 + 2
+    assert not at.exception and not at.error and chart_keys(at) == TOP_K + FAITHFULNESS
+    assert at.multiselect(key="explain-methods").value == ["Grad-CAM"] and at.query_params["methods"] == "Grad-CAM"
+
+
+BAD_URL = {"model": "resnet-9000", "methods": "Magic,Saliency", "stage": "layer9"}
+
+
+@pytest.mark.parametrize("lang, notes", [
+    ("en", ["Ignored a setting in the URL: `model=resnet-9000` is not valid (choose from shapes-20, shapes-56, "
+            "resnet18, resnet50); using `shapes-20`.",
+            "Ignored a setting in the URL: `methods=Magic,Saliency` is not valid (choose from "
+            f"{', '.join(rv.ATTRIBUTION_METHODS)}); using `Saliency`.",
+            "Ignored a setting in the URL: `stage=layer9` is not valid (choose from layer1, layer2, layer3); "
+            "using `layer3`."]),
+    ("zh", ["已忽略网址中的一项设置：`model=resnet-9000` 无效（可选：shapes-20, shapes-56, resnet18, resnet50）；"
+            "改用 `shapes-20`。",
+            f"已忽略网址中的一项设置：`methods=Magic,Saliency` 无效（可选：{', '.join(rv.ATTRIBUTION_METHODS)}）；"
+            "改用 `Saliency`。",
+            "已忽略网址中的一项设置：`stage=layer9` 无效（可选：layer1, layer2, layer3）；改用 `layer3`。"]),
+])
+def test_bad_url_values_are_named_with_the_value_used_instead(lang, notes):
+    at = open_app_page("pages/explain.py", {**BAD_URL, "lang": lang}, timeout=120)
+    assert warnings(at) == notes
+    assert at.selectbox(key="explain-model").value == "shapes-20"
+    assert at.multiselect(key="explain-methods").value == ["Saliency"]
+    assert at.selectbox(key="explain-stage").value == "layer3"
+    assert {k: at.query_params[k] for k in BAD_URL} == {"model": "shapes-20", "methods": "Saliency", "stage": "layer3"}
+
+
+def test_a_url_with_an_upload_model_or_only_some_keys():
+    at = open_app_page("pages/explain.py", {"model": "upload", "stage": "layer1"}, timeout=120)
+    assert len(warnings(at)) == 1 and "`model=upload` is not valid" in warnings(at)[0]  # an upload is never shared
+    assert at.selectbox(key="explain-stage").value == "layer1"
+    assert all(c.endswith("at layer1") for c in _captions(at))
+    at.multiselect(key="explain-methods").set_value([]).run()  # an empty box is not a view: Grad-CAM comes back
+    assert at.multiselect(key="explain-methods").value == ["Grad-CAM"] and not at.exception
 
 
 @pytest.mark.browser

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import resnet_viz as rv
 from resnet_viz.gradients import (NUM_CLASSES, depth_sweep, example_batch, first_last_ratio, main_path_weights,
-                                  twin_flows)
+                                  twin_flow, twin_flows)
 from resnet_viz.gradients_plots import (count_zeros, depth_sweep_figure, format_ratio, forward_signal_figure,
                                         gradient_norm_figure)
 
@@ -97,9 +97,9 @@ def test_gradient_flow_gives_both_views_in_one_pass(batch):
     x, y = batch
     resnet, _ = small_twins()
     flow = rv.gradient_flow(resnet, x, y)
-    names, norms = zip(*rv.gradient_norms(resnet, x, y))
-    assert list(flow.layers) == list(names)
-    assert list(flow.grad_norms) == pytest.approx(list(norms))
+    norms = rv.gradient_norms(resnet, x, y)
+    assert flow.layers == [name for name, _ in norms]
+    assert flow.grad_norms == pytest.approx([norm for _, norm in norms])
     assert [s for _, s in rv.forward_signals(resnet, x)] == pytest.approx(flow.signal_std, rel=1e-5)
     assert flow.ratio == flow.grad_norms[0] / flow.grad_norms[-1]
     assert flow.loss > 0 and flow.twin == "resnet"
@@ -142,6 +142,40 @@ def test_depth_sweep_plain_ratio_grows_with_depth():
     assert sweep.ratios["plain"][1] > 3 * sweep.ratios["plain"][0]
     assert sweep.ratios["plain"][1] > 5 * sweep.ratios["resnet"][1]
     assert steps[0] == 0 and steps[-1] == 1.0
+
+
+def test_one_twin_at_a_time_measures_exactly_what_the_pair_does():
+    options = dict(norm="none", activation="tanh", block="pre", init="xavier", batch="noise", seed=3)
+    flows = twin_flows(depth=8, **options)
+    for twin in ("resnet", "plain"):
+        assert twin_flow("cifar", 8, twin, **options) == flows[twin]  # every number, bit for bit
+    x, y = example_batch("noise", batch_size=16, seed=3)  # and what measuring a hand-built twin gives
+    _resnet, plain = small_twins(seed=3, norm="none", activation="tanh", block="pre", init="xavier")
+    assert rv.gradient_flow(plain, x, y) == flows["plain"]
+    with pytest.raises(ValueError, match="twin must be one of"):
+        twin_flow("cifar", 8, "vgg")
+
+
+def test_a_caller_can_measure_each_twin_its_own_way():
+    calls = []
+
+    def measure(arch, depth, twin, **options):  # what a cache around twin_flow sees
+        calls.append((arch, depth, twin, options))
+        return twin_flow(arch, depth, twin, **options)
+
+    sweep = depth_sweep((8, 14), measure=measure, norm="batch", seed=1)
+    assert [c[:3] for c in calls] == [("cifar", 8, "resnet"), ("cifar", 8, "plain"), ("cifar", 14, "resnet"),
+                                      ("cifar", 14, "plain")]
+    assert all(c[3] == {"norm": "batch", "seed": 1} for c in calls)
+    assert sweep.ratios["plain"][1] == twin_flows(depth=14, norm="batch", seed=1)["plain"].ratio
+    flows = twin_flows("cifar", depth=8, measure=measure, seed=2)
+    assert calls[-2:] == [("cifar", 8, "resnet", {"seed": 2}), ("cifar", 8, "plain", {"seed": 2})]
+    assert flows["resnet"] == twin_flow("cifar", 8, "resnet", seed=2)
+
+
+def test_the_sweep_reads_its_default_depths_when_it_runs(monkeypatch):
+    monkeypatch.setattr(rv.gradients, "SWEEP_DEPTHS", (8,))
+    assert depth_sweep(batch="noise").depths == [8]
 
 
 # -- figures -------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import open_app_page, screenshot
+from conftest import chart_keys, open_app_page, screenshot, warnings
 
 PAGE = "pages/loss_landscape.py"
 
@@ -11,13 +11,17 @@ def open_page(query_params: dict | None = None):
     return open_app_page(PAGE, query_params, timeout=240)
 
 
-def charts(at: AppTest):
-    return at.get("plotly_chart")
+def url_view(at: AppTest) -> dict:
+    return {k: at.query_params[k] for k in ("model", "view")}
+
+
+def widget_view(at: AppTest) -> dict:
+    return {"model": at.radio(key="ll_model").value, "view": at.radio(key="ll_view").value}
 
 
 def test_opens_with_the_shipped_surfaces_and_writes_the_view_to_the_url():
     at = open_page()
-    assert len(charts(at)) == 1
+    assert chart_keys(at) == ["ll-contour"]
     assert at.query_params["model"] == "shapes-56" and at.query_params["view"] == "contour"
     labels = {m.label for m in at.metric}
     assert {"ResNet: non-convex points", "Plain twin: non-convex points"} <= labels
@@ -30,7 +34,8 @@ def test_opens_with_the_shipped_surfaces_and_writes_the_view_to_the_url():
     for view in ("slices", "convexity", "path"):
         at.radio(key="ll_view").set_value(view).run()
         assert not at.exception and at.query_params["view"] == view
-        assert len(charts(at)) == (2 if view == "slices" else 1)
+        assert chart_keys(at) == (["ll-slices", "ll-lines"] if view == "slices" else [f"ll-{view}"])
+        assert widget_view(at) == url_view(at) == {"model": "shapes-20", "view": view}
 
 
 def test_a_link_opens_its_view_and_keeps_other_keys():
@@ -40,13 +45,28 @@ def test_a_link_opens_its_view_and_keeps_other_keys():
     assert any("principal directions" in m.value for m in at.markdown)
 
 
+def test_the_lessons_link_opens_the_contour_of_its_twins():
+    at = open_page({"model": "shapes-56"})  # resnet_viz.teaching's loss landscape step links here
+    assert not at.warning and widget_view(at) == url_view(at) == {"model": "shapes-56", "view": "contour"}
+    assert chart_keys(at) == ["ll-contour"]
+
+
 def test_bad_url_values_give_a_clear_message_and_the_defaults():
-    at = open_page({"model": "resnet-9000", "view": "<script>"})
-    warnings = " ".join(w.value for w in at.warning)
-    assert "`model=resnet-9000` is not valid" in warnings and "`view=<script>` is not valid" in warnings
-    assert at.radio(key="ll_model").value == "shapes-56" and at.radio(key="ll_view").value == "contour"
-    assert at.query_params["model"] == "shapes-56"
-    assert len(charts(at)) == 1
+    at = open_page({"model": "resnet-9000", "view": "<script>" + "x" * 60})
+    assert warnings(at) == [
+        "Ignored a setting in the URL: `model=resnet-9000` is not valid (choose from shapes-20, shapes-56); "
+        "using `shapes-56`.",
+        "Ignored a setting in the URL: `view=<script>" + "x" * 32 + "` is not valid (choose from contour, 3d, "
+        "slices, convexity, path); using `contour`."]  # a long value is cut to 40 characters
+    assert widget_view(at) == url_view(at) == {"model": "shapes-56", "view": "contour"}
+    assert chart_keys(at) == ["ll-contour"]
+
+
+def test_bad_url_values_are_explained_in_chinese():
+    at = open_page({"model": "shapes-20", "view": "4d", "lang": "zh"})
+    assert warnings(at) == ["已忽略网址中的一项设置：`view=4d` 无效（可选：contour, 3d, slices, convexity, path）；"
+                            "改用 `contour`。"]
+    assert widget_view(at) == {"model": "shapes-20", "view": "contour"} and at.radio(key="ll_view").label == "视图"
 
 
 @pytest.mark.slow

@@ -4,12 +4,22 @@ import os
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import open_app_page, screenshot
+from conftest import chart_titles, open_app_page, screenshot
 from resnet_viz.bundled import MODELS_DIR
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGE = "pages/residual_vs_identity.py"
-CHARTS = 7  # ratio, cosine, spatial maps, gradient split, lesions, random deletions, path lengths
+PROBES = ["‖F(x)‖ / ‖x‖ per block", "cosine(F(x), x) per block", ": |F(x)| relative to the mean |x|, per block",
+          "Where the gradient reaching each block's input comes from"]  # what one input shows
+LESIONS = ["Accuracy with one block deleted", "Accuracy against the number of blocks deleted at random"]
+PATHS = ["paths through"]
+CHARTS = len(PROBES + LESIONS + PATHS)  # the browser waits for them all
+
+
+def shows(at: AppTest, parts: list[str]) -> bool:
+    """True when the page's charts are, in order, the ones whose titles contain ``parts``."""
+    titles = chart_titles(at)
+    return len(titles) == len(parts) and all(part in title for part, title in zip(parts, titles))
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -27,26 +37,29 @@ def app():
 def test_page_shows_every_chart_and_the_lesion_numbers(app):
     assert not app.exception, app.exception
     assert not app.error
-    assert len(app.get("plotly_chart")) == CHARTS
+    assert shows(app, PROBES + LESIONS + PATHS)
+    assert chart_titles(app)[2].startswith("ResNet:") and "2^9 = 512 paths through 9 blocks" in chart_titles(app)[-1]
     labels = [m.label for m in app.metric]
     assert "ResNet: mean loss, one block deleted" in labels
     assert any("Veit" in md.value for md in app.markdown)
 
 
-@pytest.mark.parametrize("source", ["Batch of shapes", "Sample photo"])
-def test_other_inputs_and_the_plain_twins_maps(app, source):
+@pytest.mark.parametrize("source, caption", [("batch", "64 test shapes: numbers averaged over the batch"),
+                                             ("photo", "Sample photo '")])
+def test_other_inputs_and_the_plain_twins_maps(app, source, caption):
     app.radio(key="residual_source").set_value(source).run()
     app.radio(key="residual_map_twin").set_value("plain").run()
     assert not app.exception, app.exception
-    assert len(app.get("plotly_chart")) == CHARTS
+    assert shows(app, PROBES + LESIONS + PATHS)
+    assert chart_titles(app)[2].startswith("Plain twin:")  # the maps of the twin the radio shows
+    assert any(c.value.startswith(caption) for c in app.caption)
 
 
 def test_upload_without_a_file_asks_for_one(app):
-    app.radio(key="residual_source").set_value("Upload").run()
+    app.radio(key="residual_source").set_value("upload").run()
     assert not app.exception
     assert any("Upload a PNG" in i.value for i in app.info)
-    # Without an input the lesion lab and the paths still show.
-    assert len(app.get("plotly_chart")) == 3
+    assert shows(app, LESIONS + PATHS)  # without an input the lesion lab and the paths still show
 
 
 @pytest.mark.browser
@@ -74,10 +87,10 @@ def test_browser_sees_the_charts_and_a_clear_error_for_a_bad_upload(page, app_ur
 @pytest.mark.skipif(not (MODELS_DIR / "shapes-56.safetensors").is_file(),
                     reason="shapes-56 is not bundled yet (resnet_viz/assets/models/shapes-56.safetensors)")
 def test_deep_twins_run_the_lesion_lab_on_request(app):
-    app.radio(key="residual_source").set_value("Shapes test image").run()
+    app.radio(key="residual_source").set_value("shape").run()
     app.selectbox(key="residual_model").set_value("Bundled shapes-56 (depth 56, trained on shapes)").run()
     assert not app.exception, app.exception
-    assert len(app.get("plotly_chart")) == CHARTS - 2  # everything but the two lesion charts
+    assert shows(app, PROBES + PATHS)  # everything but the two lesion charts
     assert any(b.label == "Run the lesion lab" for b in app.button)
     assert app.slider(key="residual_paths_n_shapes-56").value == 27
 

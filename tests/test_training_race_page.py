@@ -1,10 +1,12 @@
 """The Training race page: AppTest for the flow, a browser test for the live curves."""
+import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import screenshot
+from conftest import chart_titles, open_app_page, screenshot, warnings
+from resnet_viz import race as rr
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -26,15 +28,43 @@ def test_page_shows_the_recorded_race_with_controls_and_context():
     assert stop.disabled  # nothing to stop yet
     shown = at.selectbox(key="race_show")
     assert shown.value == "recorded" and shown.options[0].startswith("Recorded race")
-    charts = at.get("plotly_chart")
-    assert len(charts) >= 2
+    assert chart_titles(at)[:2] == ["Training loss", "Error: training (thin), test (bold)"]
     text = " ".join(m.value for m in at.markdown)
     assert "degradation problem" in text
-    assert any("8.75" in str(df.value) for df in at.dataframe)  # the paper's numbers for context
+    paper = next(df.value for df in at.dataframe if "network" in df.value.columns)
+    assert list(paper["network"]) == [f"ResNet-{d}" for d in rr.PAPER_CIFAR10_TEST_ERROR]  # the paper, for context
+    recipe = rr.recorded_race()["recipe"]
     captions = " ".join(c.value for c in at.caption)
-    assert "Adam, learning rate 0.01" in captions and "400 steps of 32 images, bfloat16" in captions  # the recipe
-    assert "3 seeds (0, 1, 2)" in captions and "all 3 show" in captions  # how many seeds agree
-    assert text.count("✅") == 4  # the recorded race shows both halves of Fig. 6
+    assert f"Adam, learning rate {recipe['lr']:g}" in captions  # the recipe the recorded race ran with
+    assert f"{recipe['steps']} steps of {recipe['batch_size']} images, bfloat16" in captions
+
+
+def check_lines(at: AppTest) -> list[str]:
+    """The Fig. 6 checks the page lists for the race on show."""
+    return [line for m in at.markdown for line in m.value.splitlines() if line.startswith(("- ✅", "- ❌"))]
+
+
+def test_the_checks_on_screen_are_those_of_the_shown_race_and_agree_with_the_seeds_note():
+    at = open_page()
+    result = rr.recorded_race()
+    checks = rr.fig6_checks(result)
+    lines = check_lines(at)
+    assert len(lines) == len(checks) == 4  # both halves of Fig. 6, two checks each
+    for line, check in zip(lines, checks):
+        assert line.startswith("- ✅" if check["holds"] else "- ❌")
+        for value in check["values"].values():
+            if isinstance(value, float):
+                assert f"{value:.2f}" in line, (check["check"], line)
+    # The note on the seeds the recipe was checked on must describe this race: its seed is one of them, it shows
+    # all the checks, and its plain-56 ends within the note's range of losses, against the same chance level.
+    note = next(c.value for c in at.caption if " seeds (" in c.value)
+    count, seeds = re.search(r"(\d+) seeds \(([\d, ]+)\)", note).groups()
+    seeds = [int(s) for s in seeds.split(",")]
+    assert int(count) == len(seeds) and result["config"]["recipe"]["seed"] in seeds
+    assert f"all {count} show the four checks" in note and all(c["holds"] for c in checks)
+    low, high, chance = map(float, re.search(r"final loss ([\d.]+)-([\d.]+) against ([\d.]+)", note).groups())
+    plain = next(c for c in checks if c["check"] == "plain_trained")["values"]
+    assert low <= round(plain["plain"], 2) <= high and chance == round(plain["chance"], 2)
 
 
 def test_recorded_race_is_described_in_the_visitors_language():
@@ -118,8 +148,25 @@ def test_url_presets_fill_the_settings_and_bad_values_are_ignored():
     assert at.multiselect(key="race_depths").value == [8, 14]
     assert at.number_input(key="race_steps").value == 30
     assert at.number_input(key="race_batch").value == 32
-    assert [w.value for w in at.warning] == [
-        "Ignored a setting in the URL: `batch=99999` is not valid (a whole number from 4 to 1024); using the default."]
+    assert warnings(at) == [
+        "Ignored a setting in the URL: `batch=99999` is not valid (a whole number from 4 to 1024); using `32`."]
+    assert {k: at.query_params[k] for k in ("depths", "steps", "batch")} == {"depths": "8,14", "steps": "30",
+                                                                            "batch": "32"}
+    at.multiselect(key="race_depths").set_value([20]).run()  # the link follows the settings
+    assert at.query_params["depths"] == "20" and at.number_input(key="race_steps").value == 30
+    assert not at.warning
+
+
+@pytest.mark.parametrize("lang, note", [
+    ("en", "Ignored a setting in the URL: `depths=8,99` is not valid (choose from 8, 14, 20, 32, 44, 56, 110); "
+           "using `20, 56`."),
+    ("zh", "已忽略网址中的一项设置：`depths=8,99` 无效（可选：8, 14, 20, 32, 44, 56, 110）；改用 `20, 56`。"),
+])
+def test_a_bad_depth_in_the_url_keeps_the_default_depths(lang, note):
+    at = open_app_page("pages/training_race.py", {"depths": "8,99", "steps": "abc", "lang": lang})
+    assert at.multiselect(key="race_depths").value == [20, 56]
+    assert at.number_input(key="race_steps").value == rr.quick_recipe().steps
+    assert warnings(at)[0] == note and len(warnings(at)) == 2
 
 
 def test_server_config_skips_streamlit_gc_after_each_rerun(monkeypatch):
@@ -130,3 +177,18 @@ def test_server_config_skips_streamlit_gc_after_each_rerun(monkeypatch):
     monkeypatch.chdir(Path(APP).parent)  # where `streamlit run app.py` reads .streamlit/config.toml
     config.get_config_options(force_reparse=True)
     assert config.get_option("runner.postScriptGC") is False
+
+
+def test_a_loaded_race_is_listed_once_and_named_in_the_visitors_language():
+    at = open_page()
+    data = rr.race_to_json(rr.recorded_race())
+    uploader = next(u for u in at.get("file_uploader") if u.key == "race_upload")
+    uploader.set_value(("mine.json", data.encode() if isinstance(data, str) else data, "application/json")).run()
+    assert not at.exception
+    show = at.selectbox(key="race_show")
+    assert show.value == "loaded:mine.json" and "Loaded: mine.json" in show.options
+    assert len(check_lines(at)) == len(rr.fig6_checks(rr.recorded_race()))  # the loaded race's checks on show
+    at.sidebar.radio(key="lang").set_value("zh").run()
+    assert not at.exception
+    assert "已加载：mine.json" in at.selectbox(key="race_show").options
+    assert list(at.session_state["race_results"]) == ["loaded:mine.json"]  # the same file, whatever the language

@@ -10,7 +10,6 @@ import streamlit as st
 from PIL import Image
 
 import resnet_viz as rv
-from pages.common import (bundled_twins, explain_slots, lesion_lab, mean_lesion_drops, twins_for, view_flows)
 from resnet_viz import race as rr
 from resnet_viz import race_plots
 from resnet_viz import residual_plots
@@ -20,6 +19,9 @@ from resnet_viz.i18n import _
 from resnet_viz.models import TWINS
 from resnet_viz.lesion import path_length_distribution
 from resnet_viz.teaching import Reveal, compare, preset_view
+from ui.compute import lesion_lab, mean_lesion_drops, view_flows
+from ui.models import bundled_twins, twins_for
+from ui.work import work_slots
 
 # The lesion lab's defaults, so "open the full page" shows the same lab; Grad-CAM on test image #1 of Explain's pool.
 LESION_MODEL, LESION_IMAGES, LESION_SAMPLES = "shapes-20", 100, 3
@@ -77,7 +79,7 @@ def reveal_race() -> Reveal | None:
 
 
 def reveal_lesion() -> Reveal:
-    with explain_slots().hold():
+    with work_slots().hold():
         single, curves = lesion_lab(LESION_MODEL, LESION_IMAGES, LESION_SAMPLES)
     resnet = twins_for(LESION_MODEL)[0]
     names = [name for name, _block in resnet.blocks()]
@@ -111,7 +113,7 @@ def _gradcam(model: str, index: int):
     images, labels, masks = make_shapes_raw(GRADCAM_POOL, seed=TEST_SEED)
     image = Image.fromarray(images[index])
     resnet, plain, _info = bundled_twins(model)
-    with explain_slots().hold():
+    with work_slots().hold():
         exps = {m.twin: rv.explain(m, image, topk=1) for m in (resnet, plain)}
     return image, masks[index], rv.SHAPE_CLASSES[int(labels[index])], exps
 

@@ -1,4 +1,4 @@
-"""The app's pages, routed by ``st.navigation`` in ``app.py``.
+"""Every page runs inside app.py's router, even when a deep link starts it.
 
 Streamlit treats a folder called ``pages/`` as an old-style (v1) multipage app
 until ``st.navigation`` has run in the process (and AppTest resets that on every

@@ -1,0 +1,43 @@
+"""The server's shared work: slots that bound heavy computations, the note while waiting, a session's races."""
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+import resnet_viz as rv
+from resnet_viz.i18n import _
+
+
+@st.cache_resource
+def work_slots() -> rv.Slots:
+    """Server-wide bound on heavy computations (explanations, gradients, landscapes) at once; the rest wait in line."""
+    return rv.Slots(max(2, os.cpu_count() or 2))
+
+
+def wait_message(placeholder, what: str):
+    """An ``on_wait`` callback that tells the visitor why they are waiting; ``what`` is an ``N_``-marked label."""
+    def on_wait(ahead: int) -> None:
+        placeholder.info(_("The server is busy: {ahead} {what} ahead of yours. It starts as soon as a slot is "
+                           "free.").format(ahead=ahead, what=_(what)), icon=":material/hourglass_top:")
+    return on_wait
+
+
+class SessionRaces:
+    """Training races started in this session; a closed tab's races are stopped."""
+
+    def __init__(self) -> None:
+        self.races: list = []
+
+    def track(self, race):
+        self.races = [r for r in self.races if not r.done] + [race]
+        return race
+
+    def release(self) -> None:
+        for race in self.races:
+            race.stop()
+
+
+@st.cache_resource(scope="session", on_release=SessionRaces.release, show_spinner=False)
+def session_races() -> SessionRaces:
+    return SessionRaces()
