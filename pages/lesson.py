@@ -13,6 +13,7 @@ import streamlit as st
 from ui.lesson_reveals import all_reveals, reveal
 from ui.presenter import for_projector
 from ui.routing import route_through_app
+from ui.url_state import IntRange, UrlState
 from resnet_viz.i18n import _, get_language, language
 from resnet_viz.teaching import BLOCK_CODE, FURTHER_READING, handout_html, lesson_steps, plain_block_dot, \
     residual_block_dot
@@ -24,25 +25,11 @@ steps = lesson_steps()
 count = len(steps)
 
 
-def _step_from_url() -> None:
-    """Take the step from ``?step=N`` when the URL says something new; otherwise keep the session's step."""
-    raw = st.query_params.get("step")
-    if raw is not None and raw != state.get("lesson_step_from_url"):
-        state["lesson_step_from_url"] = raw
-        if raw.isdigit() and 1 <= int(raw) <= count:
-            state["lesson_step"] = int(raw)
-        else:
-            state["lesson_step"] = state.get("lesson_step", 1)
-            st.warning(_("`step={raw}` is not a step of this lesson (1 to {n}); showing step {step}.").format(
-                raw=raw, n=count, step=state["lesson_step"]))
-    state.setdefault("lesson_step", 1)
-    state["lesson_step"] = min(max(1, state["lesson_step"]), count)
+URL = UrlState("lesson", [IntRange("step", 1, count, 1, key="lesson_step")])
 
 
 def _go(number: int) -> None:
-    state["lesson_step"] = number
-    state["lesson_step_from_url"] = str(number)
-    st.query_params["step"] = str(number)  # only our key: the language and the rest stay
+    state["lesson_step"] = number  # the URL follows when the page runs (URL.write)
 
 
 def _reveal(key: str) -> None:
@@ -53,12 +40,10 @@ def _hide(key: str) -> None:
     state.setdefault("lesson_revealed", set()).discard(key)
 
 
-_step_from_url()
+URL.read()
+URL.write()
 number = state["lesson_step"]
 step = steps[number - 1]
-if st.query_params.get("step") != str(number):
-    st.query_params["step"] = str(number)
-    state["lesson_step_from_url"] = str(number)
 
 st.title(_("Lesson: why residual networks work"))
 st.progress(number / count, text=_("Step {n} of {total}").format(n=number, total=count))
