@@ -201,8 +201,8 @@ def _progress(race: rr.Race) -> None:
 
 def _curves(figures: tuple, key: str) -> None:
     c1, c2 = st.columns(2)
-    c1.plotly_chart(figures[0], key=f"{key}_loss", use_container_width=True)
-    c2.plotly_chart(figures[1], key=f"{key}_error", use_container_width=True)
+    c1.plotly_chart(figures[0], key=f"{key}_loss", width="stretch")
+    c2.plotly_chart(figures[1], key=f"{key}_error", width="stretch")
 
 
 def _figures(result: dict) -> tuple:
@@ -360,9 +360,9 @@ if result and not (shown == LIVE and running):
         else:
             step = r2.select_slider(_("Training step"), steps, value=steps[-1], key=f"replay_step_{shown}_{depth}")
             g, r = st.columns(2)
-            g.plotly_chart(race_plots.gradient_snapshot_figure(result, depth, step), use_container_width=True,
+            g.plotly_chart(race_plots.gradient_snapshot_figure(result, depth, step), width="stretch",
                            key="replay_grad")
-            r.plotly_chart(race_plots.ratio_snapshot_figure(result, depth, step), use_container_width=True,
+            r.plotly_chart(race_plots.ratio_snapshot_figure(result, depth, step), width="stretch",
                            key="replay_ratio")
             st.caption(_("Left: how large the gradient is at each layer, from the input (left) to the output "
                          "(right). Right: how much each block's branch F(x) changes its input x. Slide through "
