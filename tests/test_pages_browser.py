@@ -2,8 +2,9 @@
 
 Each test changes the page's selects and radios one at a time (and the language at the end) and, after each
 change, compares what the widgets show with the URL and with the captions, titles or text the page computed
-from its view. The Explain test at the top is the case that once went wrong: after an upload the Methods box
-was empty and Stage said layer1, while the maps and the URL said Grad-CAM at layer3.
+from its view. The Explain test at the top covers an upload: afterwards the Methods box must still show
+Grad-CAM and Stage layer3, as the maps and the URL do (a widget drawn after an early stop of the page falls back
+to its own default unless the page sends its value again).
 """
 import os
 import re
