@@ -102,15 +102,22 @@ def no_exception(page) -> None:
     assert main(page).locator("[data-testid=stException]").count() == 0, main(page).inner_text()[:2000]
 
 
-def expand(page, title: str, shows) -> None:
-    """Open the expander called ``title`` until ``shows`` (a locator inside it) is visible."""
-    for _attempt in range(3):
-        main(page).locator("summary").filter(has_text=title).first.click()
+def expand(page, title: str, shows, *, parent=None) -> None:
+    """Open the expander called ``title`` until ``shows`` (a locator inside it) is visible.
+
+    ``parent`` opens the expander around it again first, for when a redraw of the page closed it.
+    """
+    for _attempt in range(4):
+        if shows.is_visible():
+            return
+        if parent:
+            parent()
         try:
+            main(page).locator("summary").filter(has_text=title).first.click(timeout=10_000)
             shows.wait_for(state="visible", timeout=5000)
             return
         except PlaywrightTimeout:
-            continue
+            idle(page)
     raise AssertionError(f"the expander {title!r} did not open")
 
 
@@ -322,8 +329,11 @@ def test_training_race_settings_and_url_agree_through_every_select(page, app_url
     page.goto(f"{app_url}/training_race?steps=50")
     main(page).get_by_text("What to look for").first.wait_for()
     idle(page)
-    expand(page, "Race settings", main(page).get_by_role("combobox", name="Depths", exact=True))
-    expand(page, "Advanced recipe", main(page).get_by_label("Steps", exact=True))
+    def open_settings() -> None:
+        expand(page, "Race settings", main(page).get_by_role("combobox", name="Depths", exact=True))
+
+    open_settings()
+    expand(page, "Advanced recipe", main(page).get_by_label("Steps", exact=True), parent=open_settings)
     settings = {"depths": "20,56", "steps": "50", "batch": "32"}
 
     def agree() -> None:
