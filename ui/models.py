@@ -118,7 +118,7 @@ class SessionModels:
         self.twins = self.name = self.digest = None
 
     def cache_key(self, source: str) -> str:
-        """Part of a cache key that tells this session's upload apart from other checkpoints ("" otherwise)."""
+        """Part of a cache key that tells this visitor's upload apart from other checkpoints ("" otherwise)."""
         return self.digest if source == UPLOAD_SOURCE else ""
 
 

@@ -24,7 +24,7 @@ def wait_message(placeholder, what: str):
 
 
 class SessionRaces:
-    """Training races started in this session; a closed tab's races are stopped."""
+    """The training races a visitor started in their browser tab; closing the tab stops them."""
 
     def __init__(self) -> None:
         self.races: list = []

@@ -15,8 +15,8 @@ from .batching import BATCH_PIXELS, batch_for
 from .core import Attribution, attribute, prepare, to_map
 from .evaluation import (RANDOM, TABLE_COLUMNS, MethodSpec, evaluate_attributions, evaluate_image,
                          mean_sanity_curves, rows_to_csv)
-from .methods import (ATTRIBUTION_METHODS, DEFAULT_METHOD, EXPENSIVE, HOOKED, LAYER_METHODS, METHODS,
-                      POSITIVE_METHODS, Method, check_method, method_info, methods_help)
+from .methods import (ATTRIBUTION_METHODS, DEFAULT_METHOD, METHODS, Method, check_method, method_info,
+                      methods_help)
 from .metrics import auc, blur, mass_inside, perturbation_curves, pointing_game, random_map, spearman, ssim
 from .runners import occlusion_window
 from .sanity import (FAILS_IF_HEAD_SPEARMAN_AT_LEAST, PASSES_IF_FINAL_SPEARMAN_AT_MOST, Step, Verdict,
@@ -24,9 +24,9 @@ from .sanity import (FAILS_IF_HEAD_SPEARMAN_AT_LEAST, PASSES_IF_FINAL_SPEARMAN_A
 from .tables import EXTRA_LAYERS, PRECOMPUTED_DIR, evaluation_methods, load_precomputed, precompute_bundled
 
 __all__ = [
-    "ATTRIBUTION_METHODS", "Attribution", "BATCH_PIXELS", "DEFAULT_METHOD", "EXPENSIVE", "EXTRA_LAYERS",
-    "FAILS_IF_HEAD_SPEARMAN_AT_LEAST", "HOOKED", "LAYER_METHODS", "METHODS", "Method", "MethodSpec",
-    "PASSES_IF_FINAL_SPEARMAN_AT_MOST", "POSITIVE_METHODS", "PRECOMPUTED_DIR", "RANDOM", "Step", "TABLE_COLUMNS",
+    "ATTRIBUTION_METHODS", "Attribution", "BATCH_PIXELS", "DEFAULT_METHOD", "EXTRA_LAYERS",
+    "FAILS_IF_HEAD_SPEARMAN_AT_LEAST", "METHODS", "Method", "MethodSpec",
+    "PASSES_IF_FINAL_SPEARMAN_AT_MOST", "PRECOMPUTED_DIR", "RANDOM", "Step", "TABLE_COLUMNS",
     "Verdict", "attribute", "auc", "batch_for", "blur", "check_method", "evaluate_attributions", "evaluate_image",
     "evaluation_methods", "granularity_for", "load_precomputed", "mass_inside", "mean_sanity_curves",
     "method_info", "methods_help", "occlusion_window", "perturbation_curves", "pointing_game", "precompute_bundled",

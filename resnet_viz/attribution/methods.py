@@ -81,11 +81,6 @@ METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in (
 
 ATTRIBUTION_METHODS = tuple(METHODS)
 DEFAULT_METHOD = "Grad-CAM"
-# The same facts as sets of names.
-HOOKED = frozenset(m.name for m in METHODS.values() if m.private_copy)
-EXPENSIVE = frozenset(m.name for m in METHODS.values() if m.expensive)
-LAYER_METHODS = frozenset(m.name for m in METHODS.values() if m.layered)
-POSITIVE_METHODS = frozenset(m.name for m in METHODS.values() if m.positive_only)
 
 
 def method_info(name: str) -> Method:
