@@ -93,9 +93,10 @@ def test_browser_view_in_the_url_and_stop(page, app_url):
     page.get_by_text("3-D surface").click()
     page.wait_for_url("**view=3d**")
     assert "model=shapes-20" in page.url
-    page.locator(".js-plotly-plot").first.wait_for()
-    page.get_by_text("Recompute live").click()
-    page.get_by_role("button", name="Compute").click()
+    # The 3-D chart itself, not the contour of the run before: clicks during a rerun can be lost.
+    page.locator(".st-key-ll-3d .js-plotly-plot").wait_for()
+    page.get_by_text("Recompute live", exact=True).click()
+    page.get_by_role("button", name="Compute", exact=True).click()
     stop = page.get_by_role("button", name="Stop")
     stop.wait_for()
     page.get_by_text("Grid point").first.wait_for()
