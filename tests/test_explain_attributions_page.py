@@ -148,3 +148,16 @@ def test_uploaded_checkpoint_gets_every_method_and_a_live_evaluation():
     assert (table.iloc[:, 2] == 24).all()
     peak = table.iloc[:, 3]
     assert (peak.iloc[[0, 1]] > peak.iloc[2]).all()  # both beat the random map on the ResNet
+
+
+def test_cam_methods_come_from_the_url_and_a_stopped_score_cam_waits_to_be_asked():
+    at = open_app_page("pages/explain.py", {"methods": "HiResCAM,Score-CAM", "stage": "layer2"})
+    assert at.multiselect(key="explain-methods").value == ["HiResCAM", "Score-CAM"]
+    captions = _captions(at)
+    assert len(captions) == 4 and captions[0].startswith("HiResCAM for") and captions[2].startswith("Score-CAM for")
+    assert all("at layer2" in c for c in captions)
+    at.session_state["explain-cams-stop"] = True  # as in the run that a click on Stop starts
+    at.run()
+    assert not at.exception and len(_captions(at)) == 2 and "Score-CAM" in at.info[0].value
+    at.button(key="explain-cams-resume").click().run()
+    assert not at.exception and len(_captions(at)) == 4
