@@ -20,6 +20,7 @@ from resnet_viz import attribution as A
 from resnet_viz.attribution import cam_family
 from resnet_viz.data import TEST_SEED
 from resnet_viz.explain import layer_pass
+from test_attribution import _hooks, _state  # noqa: E402  (the shared model's state and hooks)
 
 gradcam = pytest.importorskip("pytorch_grad_cam")
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
@@ -215,15 +216,6 @@ def test_eigen_cams_sign_follows_the_channels_sum():
     proj = cam_family.first_component(maps)[0]
     assert proj[1, 1] > 0 and proj[1, 1] == proj.max()
     assert cam_family.first_component(-maps)[0][1, 1] < 0  # the sum is negative there: so is the map
-
-
-def _state(model):
-    return {k: v.clone() for k, v in model.state_dict().items()}
-
-
-def _hooks(model):
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) +
-               len(getattr(m, "_backward_pre_hooks", {})) for m in model.modules())
 
 
 @pytest.mark.parametrize("training", [False, True])
