@@ -43,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--perturbation-repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--archs", nargs="+", default=["resnet18"])
     parser.add_argument("--size", type=int, default=224, help="input side for the one-pass CAMs")
@@ -82,7 +83,7 @@ def main() -> None:
                  "pytorch-grad-cam: 7 gradient CAMs one at a time, both twins, top-5": theirs,
                  "ours: whole one-pass family (8), both twins, top-1": ours(family, 1),
                  "ours: whole one-pass family (8), both twins, top-5": ours(family, 5)}
-        medians = time_interleaved(cases, repeats=args.repeats, device=device)
+        medians = time_interleaved(cases, repeats=args.repeats, warmup=args.warmup, device=device)
         print_table(f"{arch} at {args.size}x{args.size} on {device}", medians, "bare forward, both twins (no_grad)")
         fwd = medians["bare forward, both twins (no_grad)"]
         print(f"{arch}: 7 gradient CAMs x 2 twins x top-5: ours is "

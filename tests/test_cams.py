@@ -268,3 +268,14 @@ def test_bad_arguments(twins, x):
         rv.cams(twins[0], x, topk=0)
     with pytest.raises(ValueError, match="at least one"):
         rv.cams(twins[0], x, methods=[])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cams_on_cuda_equal_the_cpu_maps(x):
+    model = copy.deepcopy(rv.load_bundled("shapes-20")[0]).eval()
+    methods = list(A.cam_methods())
+    on_cpu = rv.cams(model, x, methods=methods, topk=3).maps
+    on_gpu = rv.cams(model.cuda(), x.cuda(), methods=methods, topk=3).maps
+    for name in methods:
+        np.testing.assert_allclose(on_gpu[name], on_cpu[name], atol=1e-3, err_msg=name)
