@@ -25,6 +25,7 @@ from ui.work import wait_message, work_slots
 route_through_app()
 N_SHAPES_SAMPLES = 200
 LIVE_SHAPES_IMAGES = 24  # shapes test images for a live evaluation of an uploaded shapes checkpoint
+MAX_CHANNELS = 256  # Score-CAM and Ablation-CAM perturb at most this many feature maps (the most active ones)
 KINDS = {"shapes": N_("Shapes sample"), "photo": N_("Sample photo"), "upload": N_("Upload"), "camera": N_("Camera")}
 
 st.title(_("Explain"))
@@ -63,6 +64,29 @@ def cached_attribute(source: str, twin: str, image_key: str, _image: Image.Image
     return rv.attribute(_model(source, twin), _image, method=method, target=target, **dict(options)).map
 
 
+@st.cache_data(show_spinner=False, max_entries=128)
+def cached_cams(source: str, twin: str, image_key: str, _image: Image.Image, methods: tuple[str, ...], target: int,
+                layer: str, model_key: str = "") -> dict[str, np.ndarray]:
+    """Every chosen one-pass CAM for one twin and class, from one pass."""
+    result = rv.cams(_model(source, twin), _image, methods=list(methods), class_ids=[target], layer=layer)
+    return {m: maps[0] for m, maps in result.maps.items()}
+
+
+def perturbation_cams(source: str, twin: str, image_key: str, image: Image.Image, methods: list[str], target: int,
+                      layer: str, model_key: str, on_progress) -> dict[str, np.ndarray]:
+    """Score-CAM and Ablation-CAM (one model evaluation per feature map), kept in the visitor's session: their
+    progress bar is drawn while they run, which a cached function could not do."""
+    store = st.session_state.setdefault("explain-perturbation-cams", {})
+    key = (source, twin, image_key, tuple(methods), target, layer, model_key)
+    if key not in store:
+        result = rv.cams(_model(source, twin), image, methods=methods, class_ids=[target], layer=layer,
+                         max_channels=MAX_CHANNELS, on_progress=on_progress)
+        while len(store) >= 16:
+            store.pop(next(iter(store)))
+        store[key] = {m: maps[0] for m, maps in result.maps.items()}
+    return store[key]
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def cached_precomputed(name: str):
     return A.load_precomputed(name)
@@ -96,6 +120,8 @@ def pick_image(source: str):
 
 
 def options_for(method: str, layer: str, smoothgrad: bool) -> tuple:
+    if "max_channels" in A.METHODS[method].options:
+        return (("layer", layer), ("max_channels", MAX_CHANNELS))
     if A.METHODS[method].takes_layer:
         return (("layer", layer),)
     if smoothgrad and "smoothgrad" in A.METHODS[method].options:
@@ -222,8 +248,8 @@ methods = st.multiselect(_("Methods"), list(rv.ATTRIBUTION_METHODS), key="explai
                          help=A.methods_help()) or [A.DEFAULT_METHOD]
 c1, c2, c3 = st.columns([1, 1, 1])
 layer = c1.selectbox(_("Stage"), resnet.stage_names, key="explain-stage",
-                     help=_("Used by Grad-CAM and Guided Grad-CAM. Later stages see larger, more semantic regions; "
-                            "earlier stages give finer maps."))
+                     help=_("Used by the CAM methods and Guided Grad-CAM. Later stages see larger, more semantic "
+                            "regions; earlier stages give finer maps."))
 st.session_state.setdefault("explain-opacity", 0.5)  # the default here, not in the widget (see keep_values)
 alpha = c3.slider(_("Heatmap opacity"), 0.0, 1.0, step=0.05, key="explain-opacity")
 smoothgrad = False
@@ -232,8 +258,9 @@ if "Integrated Gradients" in methods:
                            help=_("Average Integrated Gradients over 8 noisy copies of the image (captum's "
                                   "NoiseTunnel): smoother maps, 8 times the work."))
 if any(A.METHODS[m].expensive for m in methods) and not source.startswith("shapes"):
-    st.caption(_("Occlusion and Integrated Gradients run the network hundreds of times: on an ImageNet model "
-                 "expect several seconds per map."))
+    st.caption(_("Occlusion, Integrated Gradients, Score-CAM and Ablation-CAM run the network hundreds of times: "
+                 "on an ImageNet model expect several seconds per map. Score-CAM and Ablation-CAM use the stage's "
+                 "{n} most active feature maps at most.").format(n=MAX_CHANNELS))
 
 image_key = hashlib.sha1(np.asarray(image).tobytes()).hexdigest()
 model_key = session_models().cache_key(source)
@@ -255,9 +282,31 @@ if true_label is not None:
 
 # --- the maps: rows = methods, columns = twins ---------------------------------------------------------------------
 maps: dict[tuple[str, str], np.ndarray] = {}
-todo = [(m, t) for m in methods for t in TWINS]
+one_pass = tuple(m for m in methods if A.METHODS[m].cam is not None and not A.METHODS[m].expensive
+                 and m != A.DEFAULT_METHOD)
+perturbing = [m for m in methods if A.METHODS[m].cam is not None and A.METHODS[m].expensive]
+todo = [(m, t) for m in methods for t in TWINS if m not in one_pass and m not in perturbing]
 progress = st.empty()
+stop_slot = st.empty()
+perturbation_key = (source, model_key, image_key, chosen, layer, tuple(perturbing))
+if st.session_state.get("explain-cams-stop"):  # Stop was pressed while they ran: keep them off until asked
+    st.session_state["explain-cams-stopped"] = perturbation_key
 with work_slots().hold(on_wait=wait_message(status, N_("explanations"))):
+    for twin in TWINS:
+        if one_pass:
+            maps.update({(m, twin): heat for m, heat in cached_cams(source, twin, image_key, image, one_pass, chosen,
+                                                                    layer, model_key).items()})
+    if perturbing and st.session_state.get("explain-cams-stopped") != perturbation_key:
+        stop_slot.button(_("Stop"), icon=":material/stop:", key="explain-cams-stop")
+        for i, twin in enumerate(TWINS):
+            def cam_progress(done, total, i=i, twin=twin):  # each update lets Streamlit stop the run on Stop
+                progress.progress((i + done / max(total, 1)) / 2, text=_(
+                    "{methods} for the {twin}: feature map {done} of {total}…").format(
+                    methods=", ".join(perturbing), twin=twin_label(twin, skips_removed=skips_removed), done=done,
+                    total=total))
+            maps.update({(m, twin): heat for m, heat in perturbation_cams(
+                source, twin, image_key, image, perturbing, chosen, layer, model_key, cam_progress).items()})
+        stop_slot.empty()
     for done, (method, twin) in enumerate(todo):
         if method == A.DEFAULT_METHOD and chosen in top[twin].indices:
             maps[(method, twin)] = top[twin].heatmaps[list(top[twin].indices).index(chosen)]
@@ -275,10 +324,18 @@ with work_slots().hold(on_wait=wait_message(status, N_("explanations"))):
 status.empty()
 progress.empty()
 
+if perturbing and st.session_state.get("explain-cams-stopped") == perturbation_key:
+    st.info(_("Stopped: {methods} not computed.").format(methods=", ".join(perturbing)), icon=":material/stop:")
+    if st.button(_("Compute {methods}").format(methods=", ".join(perturbing)), key="explain-cams-resume"):
+        st.session_state.pop("explain-cams-stopped", None)
+        st.rerun()
+
 header = st.columns(2)
 for column, twin in zip(header, TWINS):
     column.subheader(twin_label(twin, skips_removed=skips_removed))
 for method in methods:
+    if (method, TWINS[0]) not in maps:  # stopped
+        continue
     columns = st.columns(2)
     for column, twin in zip(columns, TWINS):
         heatmap = maps[(method, twin)]
@@ -315,8 +372,11 @@ with st.expander(_("How to read this")):
         "\n" + _("- Grad-CAM is computed at the chosen stage (Selvaraju et al. 2017): the gradient of the class "
                  "score, averaged over the stage's feature map, weighs each channel. Maps are scaled so their peak "
                  "is 1; they show *where* evidence is, not how confident the model is (see the bars).") +
-        "\n" + _("- Pixel-level methods (all but Grad-CAM and Occlusion) give speckled maps; they are shown with "
-                 "their top 1% of pixels at full colour.") +
+        "\n" + _("- The other CAM methods weigh the same stage's feature maps differently (HiResCAM, Grad-CAM++, "
+                 "XGrad-CAM, LayerCAM use the gradients; Eigen-CAM only the feature maps; Score-CAM and Ablation-CAM "
+                 "mask the image or remove one feature map at a time): all come from the pass Grad-CAM makes.") +
+        "\n" + _("- Pixel-level methods (all but the CAM methods and Occlusion) give speckled maps; they are shown "
+                 "with their top 1% of pixels at full colour.") +
         "\n" + _("- A heatmap is an explanation of one model on one image, not proof of what it has learned in "
                  "general.")
     )

@@ -5,6 +5,7 @@ gradient norms, residual-vs-identity probes and training races. No Streamlit
 needed; every plotting function returns a plotly figure.
 """
 from .attribution import ATTRIBUTION_METHODS, Attribution, attribute, evaluate_attributions, sanity_check
+from .attribution import Cams, CamsCancelled, cams
 from .bundled import list_bundled, load_bundled, sample_images
 from .checkpoints import load_checkpoint, save_twins
 from .data import SHAPE_CLASSES, make_shapes
@@ -31,4 +32,5 @@ __all__ = [
     "random_deletion_accuracies", "load_checkpoint", "save_twins", "Slots",
     "LandscapeCancelled", "Surface", "loss_line", "loss_surface", "record_path", "twin_surfaces",
     "ATTRIBUTION_METHODS", "Attribution", "attribute", "evaluate_attributions", "sanity_check",
+    "Cams", "CamsCancelled", "cams",
 ]

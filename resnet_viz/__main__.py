@@ -30,7 +30,8 @@ def _attributions(args: argparse.Namespace) -> int:
                 bar(done, total)
 
             path = precompute_bundled(name, twins=args.twins, images=args.images,
-                                      sanity_images=args.sanity_images, parts=args.parts, progress=progress)
+                                      sanity_images=args.sanity_images, parts=args.parts, progress=progress,
+                                      methods=args.methods)
         print(f"wrote {path}")
     return 0
 
@@ -115,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--sanity-images", type=int, default=16, help="images for the mean sanity curves (default 16)")
     a.add_argument("--parts", nargs="+", choices=["evaluation", "sanity"], default=["evaluation", "sanity"],
                    help="which parts to (re)compute (default both)")
+    a.add_argument("--methods", nargs="+", metavar="METHOD", default=None,
+                   help="(re)compute only these methods' rows and curves; the file's other rows stay")
     a.set_defaults(func=_attributions)
 
     from .race import DATASETS, IMAGE_SIZES, QUICK_DATASET, QUICK_IMAGE_SIZE

@@ -55,13 +55,29 @@ class Explanation:
     raw_max: np.ndarray = field(repr=False)  # each map's maximum before scaling
 
 
-def grad_cam(model: TwinNet, x: torch.Tensor, class_ids: list[int] | None = None, *, topk: int = 5,
-             layer: str | None = None, out_size: tuple[int, int] | None = None, upsample: bool = True):
-    """Low-level Grad-CAM on a normalised 1 x C x H x W tensor.
+@dataclass
+class LayerPass:
+    """What one forward (and backward) pass gives at ``layer``: everything the CAM family weighs.
 
-    Returns ``(logits, class_ids, cams)``; ``cams`` is k x h x w (ReLU'd,
-    bilinearly upsampled to ``out_size`` or the input's size, not rescaled;
-    at the layer's own resolution when ``upsample`` is False).
+    ``activations`` is 1 x C x h x w; ``gradients`` is k x C x h x w (one row per class in ``class_ids``,
+    the class score's gradient with respect to the activations) or None when not asked for. ``split`` is the
+    index of the first unit after the layer (``model.run(a, split)`` gives the logits from activations ``a``).
+    """
+
+    logits: torch.Tensor
+    class_ids: list[int]
+    activations: torch.Tensor
+    gradients: torch.Tensor | None
+    layer: str
+    split: int
+
+
+def layer_pass(model: TwinNet, x: torch.Tensor, class_ids: list[int] | None = None, *, topk: int = 5,
+               layer: str | None = None, gradients: bool = True) -> LayerPass:
+    """One forward pass of a normalised 1 x C x H x W tensor, and one backward through the head per class.
+
+    Units before ``layer`` run without autograd; the graph starts at the layer's activation, so no gradient
+    reaches the weights and nothing is left on the model. ``class_ids`` defaults to the top ``topk`` classes.
     """
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"expected a 1 x C x H x W tensor, got shape {tuple(x.shape)}")
@@ -72,6 +88,11 @@ def grad_cam(model: TwinNet, x: torch.Tensor, class_ids: list[int] | None = None
 
     with torch.no_grad():
         act = model.run(x, 0, split)
+    if not gradients:
+        with torch.no_grad():
+            logits = model.run(act, split)
+        ids = class_ids if class_ids is not None else logits[0].topk(min(topk, logits.shape[1])).indices.tolist()
+        return LayerPass(logits, list(ids), act, None, layer, split)
     act = act.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = model.run(act, split)
@@ -86,13 +107,25 @@ def grad_cam(model: TwinNet, x: torch.Tensor, class_ids: list[int] | None = None
         grads = torch.autograd.grad(scores, act, grad_outputs=one_hot[0])[0]
     else:
         grads = torch.autograd.grad(scores, act, grad_outputs=one_hot, is_grads_batched=True)[0][:, 0]
-    weights = grads.mean(dim=(2, 3), keepdim=True)  # k x C x 1 x 1
-    cams = F.relu((weights * act.detach()).sum(dim=1, keepdim=True))  # k x 1 x h x w
+    return LayerPass(logits.detach(), list(class_ids), act.detach(), grads.detach(), layer, split)
+
+
+def grad_cam(model: TwinNet, x: torch.Tensor, class_ids: list[int] | None = None, *, topk: int = 5,
+             layer: str | None = None, out_size: tuple[int, int] | None = None, upsample: bool = True):
+    """Low-level Grad-CAM on a normalised 1 x C x H x W tensor.
+
+    Returns ``(logits, class_ids, cams)``; ``cams`` is k x h x w (ReLU'd,
+    bilinearly upsampled to ``out_size`` or the input's size, not rescaled;
+    at the layer's own resolution when ``upsample`` is False).
+    """
+    p = layer_pass(model, x, class_ids, topk=topk, layer=layer)
+    weights = p.gradients.mean(dim=(2, 3), keepdim=True)  # k x C x 1 x 1
+    cams = F.relu((weights * p.activations).sum(dim=1, keepdim=True))  # k x 1 x h x w
     if not upsample:
-        return logits.detach(), class_ids, cams[:, 0].detach()
+        return p.logits, p.class_ids, cams[:, 0]
     size = out_size or tuple(x.shape[-2:])
     cams = F.interpolate(cams, size=size, mode="bilinear", align_corners=False)[:, 0]
-    return logits.detach(), class_ids, cams.detach()
+    return p.logits, p.class_ids, cams
 
 
 def explain(model: TwinNet, image: Image.Image | torch.Tensor, *, topk: int = 5, layer: str | None = None,

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import open_app_page, screenshot
 
 import resnet_viz as rv
+from resnet_viz import attribution as A
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 
@@ -34,8 +35,9 @@ def test_every_method_in_a_grid_of_methods_by_twins_with_downloads():
     assert len(downloads) == 2 * len(methods) + 1
     # the faithfulness table lists every method and the random baseline for both twins
     table = at.dataframe[0].value
-    assert len(table) == 2 * (len(methods) + 3)  # + Grad-CAM at layer2 and layer1, + Random
-    assert {"Random"} | set(methods) <= set(table.iloc[:, 0])
+    shipped = A.load_precomputed(at.selectbox(key="explain-model").value)["twins"]
+    assert len(table) == sum(len(shipped[t]["rows"]) for t in ("resnet", "plain"))  # every shipped row
+    assert {"Random"} | {m for m in methods if A.METHODS[m].cam is None or m == "Grad-CAM"} <= set(table.iloc[:, 0])
     # switching class and stage keeps every row
     at.selectbox(key="explain-stage").set_value("layer2").run()
     classes = at.selectbox(key="explain-class")
@@ -146,3 +148,16 @@ def test_uploaded_checkpoint_gets_every_method_and_a_live_evaluation():
     assert (table.iloc[:, 2] == 24).all()
     peak = table.iloc[:, 3]
     assert (peak.iloc[[0, 1]] > peak.iloc[2]).all()  # both beat the random map on the ResNet
+
+
+def test_cam_methods_come_from_the_url_and_a_stopped_score_cam_waits_to_be_asked():
+    at = open_app_page("pages/explain.py", {"methods": "HiResCAM,Score-CAM", "stage": "layer2"})
+    assert at.multiselect(key="explain-methods").value == ["HiResCAM", "Score-CAM"]
+    captions = _captions(at)
+    assert len(captions) == 4 and captions[0].startswith("HiResCAM for") and captions[2].startswith("Score-CAM for")
+    assert all("at layer2" in c for c in captions)
+    at.session_state["explain-cams-stop"] = True  # as in the run that a click on Stop starts
+    at.run()
+    assert not at.exception and len(_captions(at)) == 2 and "Score-CAM" in at.info[0].value
+    at.button(key="explain-cams-resume").click().run()
+    assert not at.exception and len(_captions(at)) == 4

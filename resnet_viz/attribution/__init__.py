@@ -3,6 +3,8 @@
 * :mod:`.methods` declares each method once (what it is, its options, how it runs): the registry
   :data:`METHODS`; :mod:`.runners` calls captum as it documents it (Grad-CAM is our one-pass
   :mod:`resnet_viz.explain`).
+* :func:`cams` (:mod:`.cam_family`): the whole CAM family (Grad-CAM, HiResCAM, Grad-CAM++, XGrad-CAM, LayerCAM,
+  Eigen-CAM, ..., Score-CAM, Ablation-CAM) for the top-k classes from one pass.
 * :func:`attribute` (:mod:`.core`) runs one method on one image, on a private copy
   (:mod:`.private_copies`) when captum registers hooks.
 * :func:`sanity_check` and :func:`sanity_verdict` (:mod:`.sanity`): the cascading model-parameter
@@ -12,6 +14,7 @@
   RISE), next to a random map as the baseline; :mod:`.tables` holds the shipped tables of the bundled twins.
 """
 from .batching import BATCH_PIXELS, batch_for
+from .cam_family import Cams, CamsCancelled, cam_methods, cams
 from .core import Attribution, attribute, prepare, to_map
 from .evaluation import (RANDOM, TABLE_COLUMNS, MethodSpec, evaluate_attributions, evaluate_image,
                          mean_sanity_curves, rows_to_csv)
@@ -24,7 +27,7 @@ from .sanity import (FAILS_IF_HEAD_SPEARMAN_AT_LEAST, PASSES_IF_FINAL_SPEARMAN_A
 from .tables import EXTRA_LAYERS, PRECOMPUTED_DIR, evaluation_methods, load_precomputed, precompute_bundled
 
 __all__ = [
-    "ATTRIBUTION_METHODS", "Attribution", "BATCH_PIXELS", "DEFAULT_METHOD", "EXTRA_LAYERS",
+    "ATTRIBUTION_METHODS", "Attribution", "Cams", "CamsCancelled", "cam_methods", "cams", "BATCH_PIXELS", "DEFAULT_METHOD", "EXTRA_LAYERS",
     "FAILS_IF_HEAD_SPEARMAN_AT_LEAST", "METHODS", "Method", "MethodSpec",
     "PASSES_IF_FINAL_SPEARMAN_AT_MOST", "PRECOMPUTED_DIR", "RANDOM", "Step", "TABLE_COLUMNS",
     "Verdict", "attribute", "auc", "batch_for", "blur", "check_method", "evaluate_attributions", "evaluate_image",

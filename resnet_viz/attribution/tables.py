@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 from ..bundled import load_bundled
 from ..data import TEST_SEED, make_shapes
 from ..models import TWINS, TwinNet
-from .evaluation import MethodSpec, evaluate_attributions, mean_sanity_curves
+from .evaluation import RANDOM, MethodSpec, evaluate_attributions, mean_sanity_curves
 from .methods import ATTRIBUTION_METHODS
 from .sanity import granularity_for
 
@@ -28,11 +28,15 @@ def evaluation_methods(model: TwinNet) -> list[MethodSpec]:
 def precompute_bundled(name: str, *, twins: Sequence[str] = TWINS, images: int = 200,
                        sanity_images: int = 16, parts: Sequence[str] = ("evaluation", "sanity"),
                        log: Callable[[str], None] = print,
-                       progress: Callable[[str, int, int], None] | None = None) -> Path:
+                       progress: Callable[[str, int, int], None] | None = None,
+                       methods: Sequence[str] | None = None) -> Path:
     """Evaluate every method on ``images`` fresh test images of the shapes set for a bundled pair and write
     (or update, twin by twin and part by part) ``assets/attributions/<name>.json``.
 
     ``progress(stage, done, total)`` is called as the work goes, ``stage`` naming the twin and the part.
+    ``methods`` (default: every method, with the Grad-CAM stages and the random row) computes only these
+    methods' rows and curves and puts them in place of the file's rows of the same name (new ones before the
+    random row).
     """
     resnet, plain, _ = load_bundled(name)
     x, labels, masks = make_shapes(images, seed=TEST_SEED)
@@ -51,11 +55,14 @@ def precompute_bundled(name: str, *, twins: Sequence[str] = TWINS, images: int =
             return None if progress is None else (lambda done, total: progress(stage, done, total))
 
         if "sanity" in parts:
-            entry["sanity"] = mean_sanity_curves(model, x[:sanity_images],
-                                                 on_progress=reporter(f"{name} {model.twin}: sanity"))
+            curves = mean_sanity_curves(model, x[:sanity_images], methods=methods or ATTRIBUTION_METHODS,
+                                        on_progress=reporter(f"{name} {model.twin}: sanity"))
+            entry["sanity"] = {**entry.get("sanity", {}), **curves} if methods else curves
         if "evaluation" in parts:
-            entry["rows"] = evaluate_attributions(model, x, labels, masks, methods=evaluation_methods(model),
-                                                  on_progress=reporter(f"{name} {model.twin}: evaluation"))
+            rows = evaluate_attributions(model, x, labels, masks, methods=methods or evaluation_methods(model),
+                                         include_random=not methods,
+                                         on_progress=reporter(f"{name} {model.twin}: evaluation"))
+            entry["rows"] = _merged(entry.get("rows", []), rows) if methods else rows
         log(f"{name} {model.twin}: {time.time() - start:.0f} s")
         for row in entry.get("rows", []):
             log(f"  {row['method']:>22}: pointing {row['pointing_game']:.3f}  mass {row['mass_inside']:.3f}  "
@@ -63,6 +70,14 @@ def precompute_bundled(name: str, *, twins: Sequence[str] = TWINS, images: int =
         PRECOMPUTED_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=1) + "\n")
     return path
+
+
+def _merged(old: list[dict], new: list[dict]) -> list[dict]:
+    """``old`` rows with ``new`` ones in place of rows of the same method; other new rows before the random row."""
+    fresh = {r["method"]: r for r in new}
+    rows = [fresh.pop(r["method"], r) for r in old]
+    at = next((i for i, r in enumerate(rows) if r["method"] == RANDOM), len(rows))
+    return [*rows[:at], *fresh.values(), *rows[at:]]
 
 
 def load_precomputed(name: str) -> dict | None:
