@@ -14,6 +14,7 @@ from resnet_viz import shattered as sh
 from resnet_viz.i18n import N_, Labels, _
 from resnet_viz.models import TWINS, twin_label
 from resnet_viz.shattered_plots import autocorrelation_figure, line_gradient_figure, sweep_figure
+from ui.compute import cached_shattered_line
 from ui.models import UPLOAD_SOURCE, bundled_twins, device, session_models
 from ui.presenter import for_projector
 from ui.routing import route_through_app
@@ -57,12 +58,6 @@ def paper_lines(norm: str, seed: int) -> dict[str, sh.LineGradients]:
     return sh.paper_figure_nets(norm=norm, seed=seed)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def init_twin_line(depth: int, twin: str, init: str, seed: int) -> sh.LineGradients:
-    with work_slots().hold():
-        return sh.cifar_twin_line_gradients(depth, twin, init=init, seed=seed, device=device())
-
-
 @st.cache_data(show_spinner=False, max_entries=16)
 def trained_twin_lines(source: str, seed: int, digest: str = "") -> dict[str, sh.LineGradients]:
     """Both trained twins (bundled, or the session's checkpoint named by ``digest``) along the seed's line."""
@@ -84,7 +79,7 @@ def conv_lines(view: dict) -> dict[str, sh.LineGradients] | None:
         for i, twin in enumerate(TWINS):
             bar.progress(i / len(TWINS), text=_("Conv twins: {twin}, forward + backward (queued if the server is "
                                                 "busy)…").format(twin=twin_label(twin, lowercase=True)))
-            out[twin] = init_twin_line(view["depth"], twin, view["init"], view["seed"])
+            out[twin] = cached_shattered_line(view["depth"], twin, view["init"], view["seed"])
         bar.empty()
         return out
     if source == UPLOAD_SOURCE:
@@ -107,7 +102,7 @@ def cifar_sweep(view: dict) -> sh.ShatterSweep:
         done = len(TWINS) * depths.index(depth) + TWINS.index(twin)
         bar.progress(done / (len(TWINS) * len(depths)), text=_("Depth sweep: depth {depth}, {twin}…").format(
             depth=depth, twin=twin_label(twin, lowercase=True)))
-        return init_twin_line(depth, twin, view["init"], view["seed"]).lag1
+        return cached_shattered_line(depth, twin, view["init"], view["seed"]).lag1
 
     sweep = sh.cifar_sweep(depths, measure=measure)
     bar.empty()
