@@ -20,6 +20,8 @@ from .race import DatasetUnavailable, Race, RaceConfig, RaceFileError, load_race
 from .slots import Slots
 from .training import Recipe
 from .weights import WeightsUnavailable, imagenet_available
+from .shattered import LineGradients, autocorrelation, line_gradients, paper_figure_nets
+from .curvature import Curvature, twin_curvatures
 
 __all__ = [
     "GradientFlow", "forward_signals", "gradient_flow", "gradient_norms",
@@ -31,4 +33,6 @@ __all__ = [
     "random_deletion_accuracies", "load_checkpoint", "save_twins", "Slots",
     "LandscapeCancelled", "Surface", "loss_line", "loss_surface", "record_path", "twin_surfaces",
     "ATTRIBUTION_METHODS", "Attribution", "attribute", "evaluate_attributions", "sanity_check",
+    "LineGradients", "autocorrelation", "line_gradients", "paper_figure_nets",
+    "Curvature", "twin_curvatures",
 ]

@@ -46,3 +46,17 @@ def test_chinese_page(one_thread):
     at = open_app_page(PAGE, {"lang": "zh", "sweep": "off", "depth": "8"})
     assert at.title[0].value == "梯度破碎"
     assert not at.exception
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang, title, header", [("en", "Shattered gradients", "The paper's nets: one input, one output"),
+                                                 ("zh", "梯度破碎", "论文中的网络：一个输入，一个输出")])
+def test_page_in_a_browser(page, app_url, lang, title, header):
+    from conftest import screenshot
+
+    page.goto(app_url + f"/shattered_gradients?lang={lang}&depth=20&sweep=paper")
+    page.get_by_role("heading", name=title).first.wait_for()
+    page.get_by_role("heading", name=header).wait_for()
+    page.locator("[data-testid=stMain] .js-plotly-plot").nth(4).wait_for(timeout=120_000)  # the sweep, last
+    page.wait_for_function("location.search.includes('twins=init')")
+    screenshot(page, f"shattered-{lang}")
