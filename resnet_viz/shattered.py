@@ -140,9 +140,10 @@ def _row_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(torch.finfo(a.dtype).tiny)
 
 
-def _freeze_batch_statistics(model: nn.Module, x: torch.Tensor) -> nn.Module:
-    """A private eval-mode copy of ``model`` whose BatchNorm layers hold the mean and variance of batch ``x``."""
-    copy_ = copy.deepcopy(model)
+def _freeze_batch_statistics(model: nn.Module, x: torch.Tensor, *, copy_model: bool = True) -> nn.Module:
+    """An eval-mode ``model`` (a private copy unless ``copy_model`` is False) whose BatchNorm layers hold the mean
+    and variance of batch ``x``."""
+    copy_ = copy.deepcopy(model) if copy_model else model
     norms = [m for m in copy_.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     for m in norms:
         m.reset_running_stats()
@@ -155,14 +156,15 @@ def _freeze_batch_statistics(model: nn.Module, x: torch.Tensor) -> nn.Module:
 
 def line_gradients(model: nn.Module, x0: torch.Tensor, v: torch.Tensor, t: torch.Tensor, *,
                    output: int = 0, batch_stats: bool = False, calibration_points: int | None = None,
-                   chunk: int = 256, label: str = "",
-                   settings: dict | None = None) -> LineGradients:
+                   chunk: int = 256, label: str = "", settings: dict | None = None,
+                   copy_model: bool = True) -> LineGradients:
     """Gradients of output ``output`` of ``model`` along x(t) = x0 + t·v, in ``ceil(n / chunk)`` backward passes.
 
     ``x0`` and ``v`` have the shape of one input (no batch dimension), ``t`` is 1-D. ``batch_stats=True``
     (networks at initialisation) gives BatchNorm the statistics of the line (of about ``calibration_points``
     points spread along it; default all), fixed, on a private copy;
-    otherwise the model is used as it is and must be in eval mode (a shared model is only read).
+    otherwise the model is used as it is and must be in eval mode (a shared model is only read). A caller that
+    built ``model`` for this call alone passes ``copy_model=False`` to let it be calibrated in place.
     """
     if t.ndim != 1 or len(t) < 3:
         raise ValueError("t must be 1-D with at least 3 points")
@@ -172,7 +174,7 @@ def line_gradients(model: nn.Module, x0: torch.Tensor, v: torch.Tensor, t: torch
     if batch_stats:
         # A subset spread along the line gives the same statistics at a fraction of a forward pass.
         step = max(1, len(points) // calibration_points) if calibration_points else 1
-        model = _freeze_batch_statistics(model, points[::step])
+        model = _freeze_batch_statistics(model, points[::step], copy_model=copy_model)
     elif model.training:
         raise ValueError("the model is in training mode: pass batch_stats=True or put it in eval mode")
     grads, outs = [], []
@@ -201,6 +203,7 @@ def fc_line_gradients(depth: int, residual: bool, *, norm: str = "batch", seed: 
     net = FullyConnectedNet(depth, residual=residual, norm=norm, seed=seed)
     x0, v, t = paper_line(points)
     return line_gradients(net, x0, v, t, batch_stats=norm == "batch", label=f"{net.twin}-{depth}",
+                          copy_model=False,
                           settings=dict(kind="fc", depth=depth, residual=residual, norm=norm, seed=seed))
 
 
@@ -254,7 +257,7 @@ def cifar_twin_line_gradients(depth: int, twin: str, *, init: str = "kaiming", n
     x0, label = example_image(0)
     x0, v, t = image_line(x0, seed=seed, points=points)
     result = line_gradients(model, x0.to(device), v.to(device), t.to(device), output=label, batch_stats=True,
-                            calibration_points=CALIBRATION_POINTS, chunk=points, label=twin)
+                            calibration_points=CALIBRATION_POINTS, chunk=points, label=twin, copy_model=False)
     return LineGradients(**{**result.__dict__, "settings": dict(kind="cifar", depth=depth, init=init, norm=norm,
                                                                 seed=seed, output=label)})
 
