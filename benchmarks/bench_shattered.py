@@ -2,7 +2,8 @@
 
     python benchmarks/bench_shattered.py [--repeats 3] [--threads 2] [--device cuda]
 
-Times, interleaved in one run (median wall seconds and median process CPU seconds), the three parts of the page's default view: the paper's
+Times, interleaved in one run (median wall seconds and median process CPU seconds), the three parts of the
+page's default view: the paper's
 three nets (Fig. 1, BatchNorm), both CIFAR twins at depth 56 along a 64-point image line, and the depth sweep of
 the paper's nets; then the total against the page's goal of 2 s. Baselines measured in the same run: a bare
 forward+backward of ResNet-56 on the 64 line images (what one twin's line costs at least), and the 24-layer

@@ -24,7 +24,8 @@ from ui.work import work_slots
 route_through_app()
 
 NORM_LABELS = Labels({"batch": "BatchNorm", "none": N_("none")})
-SOURCE_LABELS = Labels({"init": N_("At initialisation (any depth)"), "shapes-20": N_("Trained: bundled ResNet-20 vs Plain-20"),
+SOURCE_LABELS = Labels({"init": N_("At initialisation (any depth)"),
+                        "shapes-20": N_("Trained: bundled ResNet-20 vs Plain-20"),
                         "shapes-56": N_("Trained: bundled ResNet-56 vs Plain-56")})
 INIT_LABELS = Labels({"kaiming": "Kaiming", "xavier": "Xavier", "default": N_("PyTorch default")})
 SWEEP_LABELS = Labels({"paper": N_("the paper's nets"), "cifar": N_("the conv twins (slow)"), "off": N_("off")})
@@ -164,8 +165,9 @@ with chart_beside_notes(line_gradient_figure(paper, paper_labels, title=_("f′(
                   "one input x and one output f(x). Each panel is the derivative f′(x) at 256 inputs from −2 to 2. "
                   "The paper found the 1-layer net's derivative smooth, the 24-layer plain net's jumping about from "
                   "one input to the next like **white noise**, and the 50-layer ResNet's wandering smoothly "
-                  "(**brown noise**); the numbers below are this run's. A gradient that looks like noise says little about the loss at the next input, so "
-                  "gradient descent learns slowly, even when the gradient's size is healthy."))
+                  "(**brown noise**); the numbers below are this run's. A gradient that looks like noise says "
+                  "little about the loss at the next input, so gradient descent learns slowly, even when the "
+                  "gradient's size is healthy."))
     for key in paper:
         st.metric(_("{name}: lag-1 autocorrelation").format(name=paper_labels[key]), f"{paper[key].lag1:.2f}")
 with chart_beside_notes(autocorrelation_figure(paper, paper_labels, title=_("Autocorrelation of f′(x)")),

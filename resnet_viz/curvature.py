@@ -119,7 +119,7 @@ def loss_hvp(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[Hvp, i
 
 def curvature(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int = LANCZOS_STEPS, seed: int = 0,
               progress: Callable[[int, int], None] | None = None) -> Curvature:
-    """λmax, λmin and |λmin/λmax| of ``model``'s loss Hessian on the batch ``(x, y)`` (``2·steps`` H·v products)."""
+    """λmax, λmin and |λmin/λmax| of ``model``'s loss Hessian on the batch ``(x, y)`` (``2·steps`` H·v)."""
     with model_lock(model).shared():
         private = copy.deepcopy(model)
     device = next(private.parameters()).device

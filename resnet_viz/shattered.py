@@ -18,7 +18,8 @@ What is measured, for a line of ``n`` points:
 
 Every point's gradient is its own: networks run in eval mode. A network at initialisation has no running
 statistics yet, so its BatchNorm layers take the mean and variance of the line's points once (on a private
-copy; for image lines, 16 points spread along it) and keep them fixed; then one backward pass of the summed outputs gives every point's gradient.
+copy; for image lines, 16 points spread along it) and keep them fixed; then one backward pass of the summed
+outputs gives every point's gradient.
 """
 from __future__ import annotations
 

@@ -27,7 +27,8 @@ def line_gradient_figure(lines: Mapping[str, LineGradients], labels: Mapping[str
     """df/dt along the line, one panel per network (each on its own scale: the shape is what matters)."""
     keys = list(lines)
     fig = make_subplots(rows=len(keys), cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=[_("{name}: lag-1 autocorrelation {r:.2f}").format(name=labels[k], r=lines[k].lag1)
+                        subplot_titles=[_("{name}: lag-1 autocorrelation {r:.2f}").format(name=labels[k],
+                                                                                           r=lines[k].lag1)
                                         for k in keys])
     for row, key in enumerate(keys, start=1):
         line = lines[key]

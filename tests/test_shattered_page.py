@@ -49,8 +49,9 @@ def test_chinese_page(one_thread):
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("lang, title, header", [("en", "Shattered gradients", "The paper's nets: one input, one output"),
-                                                 ("zh", "梯度破碎", "论文中的网络：一个输入，一个输出")])
+@pytest.mark.parametrize("lang, title, header", [
+    ("en", "Shattered gradients", "The paper's nets: one input, one output"),
+    ("zh", "梯度破碎", "论文中的网络：一个输入，一个输出")])
 def test_page_in_a_browser(page, app_url, lang, title, header):
     from conftest import screenshot
 
