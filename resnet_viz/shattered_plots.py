@@ -50,7 +50,7 @@ def autocorrelation_figure(lines: Mapping[str, LineGradients], labels: Mapping[s
     n = min(len(line.directional) for line in lines.values())
     max_lag = min(max_lag, n - 1)
     band = 2 / math.sqrt(n)
-    fig.add_trace(go.Scatter(x=[0, max_lag, max_lag, 0], y=[band, band, -band, -band], fill="toself",
+    fig.add_trace(go.Scatter(x=[0, max_lag, max_lag, 0], y=[band, band, -band, -band], fill="toself", mode="lines",
                              fillcolor="rgba(128,128,128,0.15)", line=dict(width=0), hoverinfo="skip",
                              name=_("white noise (±2/√n)")))
     for key, line in lines.items():
