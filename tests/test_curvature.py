@@ -102,3 +102,26 @@ def test_cli_writes_a_curvature_file_for_a_checkpoint(tmp_path, one_thread, caps
     assert main(["curvature", "--checkpoint", str(ckpt)]) == 2  # no --out: the shipped file is left alone
     with pytest.raises(ValueError):
         cv.read_curvature_file(ckpt)
+
+
+def test_the_shipped_file_holds_both_twins_of_every_bundled_pair():
+    import resnet_viz as rv
+
+    doc = cv.read_curvature_file()
+    assert set(doc["models"]) == set(rv.list_bundled())
+    assert doc["command"].startswith("python -m resnet_viz curvature")
+    for twins in doc["models"].values():
+        assert set(twins) == {"resnet", "plain"}
+        for c in twins.values():
+            assert c.lambda_max > 0 and c.lambda_min <= c.lambda_max and c.images >= 1
+
+
+def test_loss_landscape_page_shows_the_shipped_eigenvalues():
+    from conftest import open_app_page
+
+    at = open_app_page("pages/loss_landscape.py", {"model": "shapes-56"}, timeout=240)
+    assert "Curvature at the trained weights: the Hessian's extreme eigenvalues" in [s.value for s in at.subheader]
+    shipped = cv.read_curvature_file()["models"]["shapes-56"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Plain twin: |λmin/λmax|"] == f"{shipped['plain'].ratio:.3g}"
+    assert metrics["ResNet: λmax"] == f"{shipped['resnet'].lambda_max:.3g}"
