@@ -41,6 +41,7 @@ def test_lanczos_finds_the_extremes_of_a_known_matrix():
     assert lam_min == pytest.approx(-0.3, abs=1e-8)
 
 
+@pytest.mark.slow
 def test_hessian_eigenvalues_match_a_dense_eigendecomposition():
     net = tiny_net()
     x = torch.randn(16, 4, generator=torch.Generator().manual_seed(2))

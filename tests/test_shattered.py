@@ -87,6 +87,7 @@ def test_deep_plain_net_shatters_where_the_shallow_net_and_the_resnet_do_not(pap
     assert lag1["shallow"] > lag1["resnet"]
 
 
+@pytest.mark.slow
 def test_plain_correlation_falls_exponentially_the_resnets_sublinearly(one_thread):
     """Across depth, log(lag-1) of the plain nets is closer to linear in L than in log L (exponential decay);
     the ResNets' decays far more slowly: its fitted power law is flatter than the paper's 1/√L."""
