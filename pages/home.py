@@ -42,6 +42,9 @@ st.markdown(_(
     "problem* of He et al. (2015): the deeper plain net trains **worse** than the shallower one, the deeper "
     "ResNet does not."
 ))
+st.page_link("pages/shattered_gradients.py", label=_("Shattered gradients: why a deep plain net trains worse even "
+                                                     "when its gradient has a healthy size (Balduzzi et al. 2017)"),
+             icon=":material/grain:")
 st.info(_(
     "**A subtlety worth teaching.** With BatchNorm, the degradation problem is *not* caused by vanishing "
     "gradients: He et al. checked that their plain nets' gradients have healthy norms. Deep plain nets are "

@@ -17,6 +17,7 @@ from resnet_viz.i18n import N_, Labels, _
 from resnet_viz.models import twin_label
 from resnet_viz.landscape_plots import (convexity_figure, line_figure, slice_figure, twin_contour_figure,
                                         twin_surface_figure)
+from ui.curvature_panel import curvature_panel
 from ui.models import UPLOAD_SOURCE, bundled_twins, device, session_models
 from ui.routing import route_through_app
 from ui.url_state import Choice, UrlState
@@ -294,6 +295,9 @@ else:
         if st.button(_("Back to the shipped surfaces"), key="ll_back"):
             st.session_state.pop("ll_live", None)
             st.rerun()
+
+if model_key != FILE_SOURCE:
+    curvature_panel(model_key)
 
 with st.expander(_("How to read this, and what it can't tell"), expanded=True):
     st.markdown(_(

@@ -21,6 +21,8 @@ from .race import DatasetUnavailable, Race, RaceConfig, RaceFileError, load_race
 from .slots import Slots
 from .training import Recipe
 from .weights import WeightsUnavailable, imagenet_available
+from .shattered import LineGradients, autocorrelation, line_gradients, paper_figure_nets
+from .curvature import Curvature, twin_curvatures
 
 __all__ = [
     "GradientFlow", "forward_signals", "gradient_flow", "gradient_norms",
@@ -33,4 +35,6 @@ __all__ = [
     "LandscapeCancelled", "Surface", "loss_line", "loss_surface", "record_path", "twin_surfaces",
     "ATTRIBUTION_METHODS", "Attribution", "attribute", "evaluate_attributions", "sanity_check",
     "Cams", "CamsCancelled", "cams",
+    "LineGradients", "autocorrelation", "line_gradients", "paper_figure_nets",
+    "Curvature", "twin_curvatures",
 ]

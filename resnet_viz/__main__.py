@@ -83,6 +83,52 @@ def _landscape(args: argparse.Namespace) -> int:
     return cli(args)
 
 
+def _curvature(args: argparse.Namespace) -> int:
+    import shlex
+
+    import torch
+
+    from . import curvature as cv
+    from .bundled import list_bundled, load_bundled
+    from .checkpoints import load_checkpoint
+    from .landscape import landscape_batch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.checkpoint and not args.out:
+        print("error: --checkpoint needs --out (the shipped file holds the bundled twins only)", file=sys.stderr)
+        return 2
+    try:
+        x, y = landscape_batch(args.images)
+        sources = {args.checkpoint: None} if args.checkpoint else {name: None for name in args.names or list_bundled()}
+        results = {}
+        for name in sources:
+            resnet, plain, _info = load_checkpoint(name) if args.checkpoint else load_bundled(name)
+            with ProgressBar(unit="H·v") as bar:
+                def progress(twin: str, done: int, total: int, name=name) -> None:
+                    if bar.label != f"{name} {twin}":
+                        bar.close()  # one bar per twin
+                        bar.describe(f"{name} {twin}")
+                    bar(done, total)
+
+                results[name] = cv.twin_curvatures(resnet, plain, x, y, steps=args.steps, progress=progress)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    options = [*args.names, *(["--checkpoint", args.checkpoint] if args.checkpoint else []),
+               "--images", str(args.images), "--steps", str(args.steps), *(["--out", args.out] if args.out else [])]
+    command = "python -m resnet_viz curvature " + shlex.join(options)
+    doc = cv.curvature_doc(results, data=f"shapes training set (seed 1), first {args.images} images",
+                           command=command)
+    path = cv.write_curvature_file(doc, args.out or cv.CURVATURE_FILE)
+    for name, twins in results.items():
+        for twin, c in twins.items():
+            print(f"{name} {twin:>6}: lambda_max {c.lambda_max:.4g}, lambda_min {c.lambda_min:.4g}, "
+                  f"|lambda_min/lambda_max| {c.ratio:.4f}")
+    print(f"wrote {path}")
+    return 0
+
+
 def _show_race(bar: ProgressBar):
     """The race's ``on_progress`` callback: its status, or "training" with the engine's images/s, on ``bar``."""
     def show(race) -> None:
@@ -158,6 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save", metavar="DIR", help="also save each depth's trained twins as DIR/race-<depth>.safetensors "
                                                  "(upload one in the app's sidebar, or load it with load_checkpoint)")
     r.set_defaults(func=_race)
+
+    cv = sub.add_parser("curvature", help="the Hessian's extreme eigenvalues of trained twins (Li et al. 2018, §6)",
+                        description="Lanczos with Hessian-vector products on the training loss of the bundled twins "
+                                    "(default: rewrite resnet_viz/assets/curvature.json) or of a checkpoint.")
+    cv.add_argument("names", nargs="*", help="which bundled models (default: all)")
+    cv.add_argument("--checkpoint", help="twins saved by the app or by `race --save` instead of the bundled ones")
+    cv.add_argument("--images", type=int, default=128, help="training images in the loss (default 128, as the "
+                                                            "shipped surfaces)")
+    cv.add_argument("--steps", type=int, default=30, help="Lanczos steps per eigenvalue (default 30)")
+    cv.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    cv.add_argument("--out", help="where to write the JSON (default: the shipped file)")
+    cv.set_defaults(func=_curvature)
 
     from .landscape.cli import add_cli_arguments
 

@@ -18,7 +18,7 @@ APP = os.path.join(ROOT, "app.py")
 PAGE = "pages/lesson.py"
 STEP_KEYS = [s.key for s in lesson_steps()]
 # What each reveal draws: plotly charts and pictures.
-EXPECTED = {"block": (0, 0), "vanishing": (1, 0), "exploding": (2, 0), "race": (1, 0), "lesion": (2, 0),
+EXPECTED = {"block": (0, 0), "vanishing": (1, 0), "exploding": (2, 0), "shattered": (1, 0), "race": (1, 0), "lesion": (2, 0),
             "landscape": (1, 0), "gradcam": (0, 2), "summary": (1, 0)}
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -72,3 +72,12 @@ def lesion_lab(model_name: str, n_images: int, samples: int, model_key: str = ""
 def mean_lesion_drops(single: dict) -> dict[str, float]:
     """Accuracy lost on average when one block is deleted, per twin (blocks that cannot be deleted left out)."""
     return {t: r["baseline"] - float(np.mean([v for v in r["per_block"] if v is not None])) for t, r in single.items()}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_shattered_line(depth: int, twin: str, init: str, seed: int):
+    """:func:`resnet_viz.shattered.cifar_twin_line_gradients` on the app's device; a cache miss takes a work slot."""
+    from resnet_viz import shattered
+
+    with work_slots().hold():
+        return shattered.cifar_twin_line_gradients(depth, twin, init=init, seed=seed, device=device())

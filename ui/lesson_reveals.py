@@ -61,6 +61,24 @@ def reveal_exploding() -> Reveal:
         figures=[gradient_norm_figure(flows), forward_signal_figure(flows)])
 
 
+SHATTERED_DEPTH = 56  # the question's net, at the Shattered gradients page's default view
+
+
+def reveal_shattered() -> Reveal:
+    from resnet_viz.shattered_plots import line_gradient_figure
+    from ui.compute import cached_shattered_line
+
+    lines = {twin: cached_shattered_line(SHATTERED_DEPTH, twin, "kaiming", 0) for twin in TWINS}
+    lag1 = {twin: line.lag1 for twin, line in lines.items()}
+    answer = "noise" if lag1["plain"] < lag1["resnet"] - 0.2 else "alike"
+    fact = _("Lag-1 autocorrelation of the gradient along a line of {n} inputs, 56 layers at initialisation with "
+             "BatchNorm: {plain:.2f} for the plain twin, {resnet:.2f} for the ResNet (1: smooth; 0: white "
+             "noise).").format(n=len(lines["plain"].t), plain=lag1["plain"], resnet=lag1["resnet"])
+    figure = line_gradient_figure(lines, {t: rv.models.twin_label(t) for t in lines},
+                                  title=_("df/dt along a line through a shapes image, 56 layers at initialisation"))
+    return Reveal(answer=answer, facts=[fact], figures=[figure])
+
+
 def reveal_race() -> Reveal | None:
     race = rv.recorded_race()
     if race is None:
@@ -150,7 +168,8 @@ def reveal_summary() -> Reveal:
     return Reveal(answer="optimisation", facts=[fact], figures=[residual_plots.path_length_figure(dist)])
 
 
-REVEALS = {"block": reveal_block, "vanishing": reveal_vanishing, "exploding": reveal_exploding, "race": reveal_race,
+REVEALS = {"block": reveal_block, "vanishing": reveal_vanishing, "exploding": reveal_exploding,
+           "shattered": reveal_shattered, "race": reveal_race,
            "lesion": reveal_lesion, "landscape": reveal_landscape, "gradcam": reveal_gradcam,
            "summary": reveal_summary}
 

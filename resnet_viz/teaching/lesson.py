@@ -111,6 +111,26 @@ STEPS = (
                  "*training* error is higher too. **Timing:** 5 minutes."),
         page="pages/gradient_flow.py", params=preset_view("exploding")),
     Step(
+        key="shattered", title=N_("Shattered gradients: why the plain net still trains worse"),
+        question=N_("With BatchNorm the 56-layer plain net's gradients have a healthy size. Why does it still "
+                    "train worse?"),
+        choices=(Choice("small", N_("Its gradient is too small after all")),
+                 Choice("noise", N_("Its gradient changes from one input to the next almost at random, so it says "
+                                    "little about nearby inputs")),
+                 Choice("overfit", N_("It overfits its training data")),
+                 Choice("alike", N_("Nothing about its gradient differs from the ResNet's"))),
+        answer="noise",
+        explanation=N_("Along a line of inputs the deep plain net's gradient looks like white noise, while the "
+                       "ResNet's stays smooth: Balduzzi et al. (2017) call this *shattered gradients*. A step along "
+                       "a gradient that changes at random from one input to the next helps little, so gradient "
+                       "descent struggles even though the gradient's size is fine."),
+        notes=N_("**Say:** the size of the gradient is not the whole story; its *shape* matters too. The lag-1 "
+                 "autocorrelation is 1 for a smooth curve and 0 for white noise. **Misconception:** \"noise means "
+                 "a bug\": the net is deterministic, the gradient is just extremely rugged as a function of the "
+                 "input. **Timing:** 5 minutes."),
+        page="pages/shattered_gradients.py", params={"twins": "init", "depth": 56, "sweep": "paper"},
+        requires="pages/shattered_gradients.py"),
+    Step(
         key="race", title=N_("The degradation problem: a training race"),
         question=N_("ResNets and plain nets of 20 and 56 layers train side by side on the same data. Will the "
                     "56-layer plain net fit its training data better or worse than the 20-layer one?"),
@@ -192,6 +212,8 @@ FURTHER_READING = (
     "Veit, Wilber, Belongie. Residual Networks Behave Like Ensembles of Relatively Shallow Networks. NeurIPS 2016.",
     "Li, Xu, Taylor, Studer, Goldstein. Visualizing the Loss Landscape of Neural Nets. NeurIPS 2018.",
     "Yang, Pennington, Rao, Sohl-Dickstein, Schoenholz. A Mean Field Theory of Batch Normalization. ICLR 2019.",
+    "Balduzzi, Frean, Leary, Lewis, Ma, McWilliams. The Shattered Gradients Problem: If resnets are the answer, "
+    "then what is the question? ICML 2017.",
     "Selvaraju et al. Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization. ICCV 2017.",
 )
 
