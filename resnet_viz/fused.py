@@ -149,7 +149,7 @@ class FusedGroup(nn.Module):
                 inner = _StackedPad(n, pad.stride, pad.extra_channels) if pad is not None else None
                 mask = residual.float().repeat_interleave(width).view(1, -1, 1, 1)
                 blk.residual, blk.downsample = True, _MaskedShortcut(inner, mask)
-        self.net = template
+        self.net = template.to(next(members[0].parameters()).dtype)
         self._shapes = {k: v.shape for k, v in members[0].state_dict().items()}
         with torch.no_grad():
             for i, m in enumerate(members):
@@ -191,7 +191,7 @@ class FusedGroup(nn.Module):
                                           "block", "shortcut", "init")}
         resnet, plain = build_twins(config["arch"], seed=config["seed"], **options)
         model = resnet if self.twins[i] == "resnet" else plain
-        model.load_state_dict(self.member_state_dict(i))
+        model.to(next(self.parameters()).dtype).load_state_dict(self.member_state_dict(i))
         model.class_names = self._class_names[i]
         model.preprocess = dict(self._preprocess[i])
         model.train(self.training)
@@ -278,6 +278,7 @@ class FusedOptimizer:
         lr = [lr if a else 0.0 for lr, a in zip(lrs, active_list)]
         keep = [1.0 if a else 0.0 for a in active_list]
         r, wd = self.recipe, self.recipe.weight_decay
+        everyone = all(active_list)
         scalars: dict[int, tuple] = {}  # per parameter rank: the per-member factors, built once per step
         if r.optimizer == "adam":
             b1, b2, eps = 0.9, 0.999, 1e-8
@@ -287,29 +288,35 @@ class FusedOptimizer:
             for p, m, v, shape in zip(self.params, self.exp_avg, self.exp_avg_sq, self._shapes):
                 if p.grad is None:
                     continue
-                if len(shape) not in scalars:
-                    k = len(shape)
-                    scalars[k] = (self._per_member([(1 - b1) * a for a in keep], k), self._per_member(keep, k).bool(),
-                                  self._per_member(step_size, k), self._per_member(bc2_sqrt, k))
-                w1, alive, size, bc2 = scalars[len(shape)]
+                k = len(shape)
+                if k not in scalars:
+                    scalars[k] = (self._per_member(keep, k).bool(), self._per_member(step_size, k),
+                                  self._per_member(bc2_sqrt, k))
+                alive, size, bc2 = scalars[k]
                 pv, mv, vv = p.view(self.n, *shape), m.view(self.n, *shape), v.view(self.n, *shape)
                 g = p.grad.view(self.n, *shape)
                 if wd:
                     g = g.add(pv, alpha=wd)
-                mv.lerp_(g, w1)
-                vv.copy_(torch.where(alive, vv * b2 + (1 - b2) * g * g, vv))
-                denom = (vv.sqrt() / bc2).add_(eps)
-                pv.addcdiv_(mv * size, denom, value=-1.0)
+                if everyone:
+                    mv.lerp_(g, 1 - b1)
+                    vv.mul_(b2).addcmul_(g, g, value=1 - b2)
+                    pv.addcdiv_(mv * size, (vv.sqrt() / bc2).add_(eps), value=-1.0)
+                else:  # members left out keep weights and state, even when their gradients are NaN
+                    new_m = torch.where(alive, torch.lerp(mv, g, 1 - b1), mv)
+                    new_v = torch.where(alive, vv * b2 + (1 - b2) * g * g, vv)
+                    mv.copy_(new_m)
+                    vv.copy_(new_v)
+                    pv.copy_(torch.where(alive, pv - new_m * size / ((new_v.sqrt() / bc2) + eps), pv))
         else:
             first = [1.0 if s == 1 else 0.0 for s in self.steps.tolist()]
             for p, buf, shape in zip(self.params, self.momentum_buffer, self._shapes):
                 if p.grad is None:
                     continue
-                if len(shape) not in scalars:
-                    k = len(shape)
+                k = len(shape)
+                if k not in scalars:
                     scalars[k] = (self._per_member(lr, k), self._per_member(first, k).bool(),
                                   self._per_member(keep, k).bool())
-                lr_t, is_first, alive = scalars[len(shape)]
+                lr_t, is_first, alive = scalars[k]
                 pv, bv = p.view(self.n, *shape), buf.view(self.n, *shape)
                 g = p.grad.view(self.n, *shape)
                 if wd:
@@ -317,7 +324,7 @@ class FusedOptimizer:
                 if r.momentum:
                     bv.copy_(torch.where(alive, torch.where(is_first, g, bv * r.momentum + g), bv))
                     g = bv
-                pv.sub_(g * lr_t)
+                pv.copy_(torch.where(alive, pv - g * lr_t, pv))
 
     def member_state_dict(self, i: int) -> dict:
         """Member ``i``'s optimiser state in the form ``torch.optim.Adam`` / ``SGD`` over
