@@ -266,19 +266,9 @@ class Race:
                 continue
             run.train_seconds += spent
             run.images += len(batches[run.seed][1])
-            row = self._row(run, step, loss, error)
-            if not math.isfinite(loss):
-                run.status = "diverged"
-                run.history.append(row)
-                continue
-            if want_eval:
-                row["test_error"] = None if errors is None else round(errors[i], 5)
-            run.history.append(row)
-            if want_snapshot:
-                unit.sync_model(run)
-                with self._autocast():
-                    ratios = residual_ratios(run.model, self._probe)
-                run.snapshots.append({"step": step + 1, "grad_norms": grads, "ratios": ratios})
+            test_error = (lambda i=i: None if errors is None else errors[i]) if want_eval else None
+            self._record(run, step, loss, error, test_error, grads if want_snapshot else None,
+                         before_snapshot=lambda run=run: unit.sync_model(run))
         return len(running) * len(batches[running[0].seed][1])
 
     @staticmethod
@@ -303,19 +293,32 @@ class Race:
         loss, error, grads = instrumented_step(run, x, y, lr, want_grads=want_snapshot, autocast=self._autocast)
         run.train_seconds += time.perf_counter() - t0
         run.images += len(y)
+
+        def test_error() -> float | None:
+            t0 = time.perf_counter()
+            value = self._test_error(run.model)
+            with self._lock:  # workers finish their evaluations at the same time
+                self.test_seconds += time.perf_counter() - t0
+            return value
+
+        self._record(run, step, loss, error, test_error if want_eval else None, grads)
+
+    def _record(self, run: Run, step: int, loss: float, error: float, test_error: Callable[[], float | None] | None,
+                grads: dict | None, before_snapshot: Callable[[], None] | None = None) -> None:
+        """Append a step's row (with its test error where asked) and snapshot (with ``grads``); a NaN or
+        infinite loss ends the run as diverged."""
         row = self._row(run, step, loss, error)
         if not math.isfinite(loss):
             run.status = "diverged"
             run.history.append(row)
             return
-        if want_eval:
-            t0 = time.perf_counter()
-            error = self._test_error(run.model)
-            with self._lock:  # workers finish their evaluations at the same time
-                self.test_seconds += time.perf_counter() - t0
-            row["test_error"] = None if error is None else round(error, 5)
+        if test_error is not None:
+            value = test_error()
+            row["test_error"] = None if value is None else round(value, 5)
         run.history.append(row)
-        if want_snapshot:
+        if grads is not None:
+            if before_snapshot is not None:
+                before_snapshot()
             with self._autocast():
                 ratios = residual_ratios(run.model, self._probe)
             run.snapshots.append({"step": step + 1, "grad_norms": grads, "ratios": ratios})
