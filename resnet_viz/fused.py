@@ -160,8 +160,9 @@ class FusedGroup(nn.Module):
     def _stacked(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.net.state_dict(keep_vars=True).items()}
 
-    def member_view(self, tensor: torch.Tensor, name: str, i: int) -> torch.Tensor:
-        """Member ``i``'s part of the stacked ``tensor`` named ``name`` (a view; shared scalars as they are)."""
+    def member_view(self, tensor: torch.Tensor, name: str, i: int | slice) -> torch.Tensor:
+        """Member ``i``'s part of the stacked ``tensor`` named ``name`` (a view; shared scalars as they are);
+        ``i = slice(None)`` gives all members as ``[N, *member_shape]``."""
         shape = self._shapes[name]
         if tensor.dim() == 0:
             return tensor
