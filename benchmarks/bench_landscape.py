@@ -1,6 +1,7 @@
 """Grid evaluation throughput of ``loss_surface`` against bare no-grad forward passes, and 21x21 grid times.
 
     python benchmarks/bench_landscape.py [--rounds 5] [--points 25] [--threads 2] [--full-grid] [--device cuda]
+                                         [--per-pass 8]
 
 For each bundled pair (ResNet and plain twin), the same 128 training images: round after round, a block of
 ``--points`` bare ``model(x)`` calls under ``torch.no_grad()`` (eval mode), then a ``loss_surface`` of
@@ -8,7 +9,8 @@ For each bundled pair (ResNet and plain twin), the same 128 training images: rou
 forward pass plus the loss). The ratio is grid points per second over bare forwards per second, from
 back-to-back pairs (median over rounds), so both see the same load. ``loss_surface``'s fixed cost (a private
 copy of the model, the random directions) is included. ``--full-grid`` also times a whole 21x21 grid of each
-twin, as the page and the CLI compute it.
+twin, as the page and the CLI compute it. ``--per-pass K`` also times the grid with K grid points per forward
+pass (members of one fused group, ``loss_surface(points=K)``) in the same rounds, against the same bare forwards.
 """
 from __future__ import annotations
 
@@ -59,6 +61,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--names", nargs="+", default=["shapes-20", "shapes-56"])
     parser.add_argument("--full-grid", action="store_true", help="also time a 21x21 grid of each twin")
+    parser.add_argument("--per-pass", type=int, default=0,
+                        help="also time the grid with this many points per forward pass (a fused group)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -68,24 +72,30 @@ def main() -> None:
     x, y = x.to(device), y.to(device)
     print(f"torch {torch.__version__}, {args.threads} threads, {device}, {args.images} images, "
           f"{steps}x{steps} = {n} grid points against {n} bare forwards per round, {args.rounds} rounds")
-    print("\n| model | bare forward ms | grid point ms | throughput ratio (median) | range |")
-    print("|---|---:|---:|---:|---|")
+    fused_head = f" {args.per_pass} points per pass: ratio (median) |" if args.per_pass > 1 else ""
+    print(f"\n| model | bare forward ms | grid point ms | throughput ratio (median) | range |{fused_head}")
+    print("|---|---:|---:|---:|---|" + ("---:|" if fused_head else ""))
     for name in args.names:
         resnet, plain, _info = rv.load_bundled(name, device=device)
         for model in (resnet, plain):
             model.eval()
             bare(model, x, 2, device)
             grid(model, x, y, 3, device)  # warm-up
-            ratios, t_bare, t_grid = [], [], []
+            ratios, t_bare, t_grid, fused = [], [], [], []
+            if args.per_pass > 1:
+                grid(model, x, y, 3, device, points=args.per_pass)  # warm-up
             for _ in range(args.rounds):
                 b = bare(model, x, n, device)
                 g = grid(model, x, y, steps, device)
+                if args.per_pass > 1:
+                    fused.append(b / grid(model, x, y, steps, device, points=args.per_pass))
                 ratios.append(b / g)
                 t_bare.append(b / n)
                 t_grid.append(g / n)
             label = f"{name} {model.twin}"
             print(f"| {label} | {statistics.median(t_bare) * 1e3:.1f} | {statistics.median(t_grid) * 1e3:.1f} | "
-                  f"**{statistics.median(ratios):.3f}** | {min(ratios):.3f}-{max(ratios):.3f} |", flush=True)
+                  f"**{statistics.median(ratios):.3f}** | {min(ratios):.3f}-{max(ratios):.3f} |"
+                  + (f" {statistics.median(fused):.3f} |" if fused else ""), flush=True)
     if args.full_grid:
         print("\n| model | 21x21 grid s |")
         print("|---|---:|")

@@ -32,6 +32,12 @@ the engine's automatic precision; ``--device cuda`` runs both on the GPU.
     python benchmarks/bench_race.py [--depth 20] [--steps 400] [--batch-size 32] [--rounds 3]
                                     [--memory-format-check] [--openmp-check]
     python benchmarks/bench_race.py --race [--race-depths 20 56] [--steps 150] [--rounds 3] [--device cuda]
+    python benchmarks/bench_race.py --seeds [--race-depths 20 56] [--steps 60] [--rounds 2] [--device cuda]
+
+``--seeds`` times, in one run, the quick race with 1 seed per net (as the CLI chooses its engine) against the
+same race with 3 seeds per net (12 nets) trained by the fused engine (``resnet_viz.fused``: each depth's twins
+and seeds as one grouped network), by the unfused engine, and as the CLI chooses: wall seconds, test
+checkpoints and snapshots included.
 """
 from __future__ import annotations
 
@@ -109,11 +115,48 @@ def hand_written_race(recipe: Recipe, data, depths, device: torch.device, precis
 def engine_race(recipe: Recipe, data, depths, device: torch.device, *, eval_every: int, precision: str = "auto"
                 ) -> float:
     """Images per second of the race engine over the whole race, test checkpoints included (wall clock)."""
-    config = RaceConfig(depths=depths, recipe=recipe, eval_every=eval_every, snapshot_every=20, precision=precision)
+    config = RaceConfig(depths=depths, recipe=recipe, eval_every=eval_every, snapshot_every=20, precision=precision,
+                        seeds=1)
     race = Race(config, device=device, data=data, scheduler=RaceScheduler(1)).start()
     race.join()
     assert race.status == "finished", race.message
     return sum(run.images for run in race.runs) / race.elapsed_s
+
+
+def seeded_race(recipe: Recipe, data, depths, device: torch.device, *, seeds: int, engine: str) -> tuple[float, str]:
+    """Wall seconds of a whole race with ``seeds`` seeds per net (test checkpoints and snapshots included) and
+    the engine it trained with."""
+    config = RaceConfig(depths=depths, recipe=recipe, seeds=seeds, engine=engine)
+    race = Race(config, device=device, data=data, scheduler=RaceScheduler(1)).start()
+    race.join()
+    assert race.status == "finished", race.message
+    return race.elapsed_s, "fused" if race.fused else "unfused"
+
+
+def seed_rounds(args, recipe: Recipe, data, device: torch.device) -> None:
+    """The quick race with 1 seed (engine auto) against 3 seeds fused and 3 seeds unfused, round by round."""
+    depths = tuple(args.race_depths)
+    seeded_race(replace(recipe, steps=3), data, depths, device, seeds=3, engine="fused")  # warm-up
+    rows = []
+    for i in range(args.rounds):
+        one, one_engine = seeded_race(recipe, data, depths, device, seeds=1, engine="auto")
+        fused, _ = seeded_race(recipe, data, depths, device, seeds=3, engine="fused")
+        unfused, _ = seeded_race(recipe, data, depths, device, seeds=3, engine="unfused")
+        auto, auto_engine = seeded_race(recipe, data, depths, device, seeds=3, engine="auto")
+        one_2, _ = seeded_race(recipe, data, depths, device, seeds=1, engine="auto")  # bracket: load drifts
+        ref = (one + one_2) / 2
+        rows.append((ref, fused, unfused, auto))
+        print(f"round {i + 1}: 1 seed ({one_engine}) {ref:6.1f} s; 3 seeds fused {fused:6.1f} s, unfused "
+              f"{unfused:6.1f} s, auto ({auto_engine}) {auto:6.1f} s; 3 seeds auto / 1 seed {auto / ref:.2f}x, "
+              f"fused / unfused speed-up {unfused / fused:.2f}x", flush=True)
+    nets = len(depths) * len(TWINS)
+    print(f"seeds: depths {list(depths)} x both twins, batch {recipe.batch_size}, {args.image_size} px, "
+          f"{recipe.steps} steps, {recipe.optimizer}, {describe_device(device)}, median of {args.rounds} rounds")
+    print(f"wall ratio 3-seed race ({3 * nets} nets, auto) / 1-seed race ({nets} nets): "
+          f"{statistics.median(r[3] / r[0] for r in rows):.2f}")
+    print(f"wall ratio 3-seed race fused / 1-seed race: {statistics.median(r[1] / r[0] for r in rows):.2f}")
+    print(f"speed-up fused / unfused engine, same {3 * nets} nets and steps: "
+          f"{statistics.median(r[2] / r[1] for r in rows):.2f}")
 
 
 def race_rounds(args, recipe: Recipe, data, device: torch.device) -> None:
@@ -159,7 +202,7 @@ def memory_formats(depth: int, recipe: Recipe, data) -> float:
 
 def race_config(depth: int, recipe: Recipe, eval_every: int) -> RaceConfig:
     return RaceConfig(depths=(depth,), twins=("resnet",), recipe=recipe, eval_every=eval_every, snapshot_every=20,
-                      precision="auto")
+                      precision="auto", seeds=1)
 
 
 def engine(depth: int, recipe: Recipe, data, *, eval_every: int) -> tuple[float, float]:
@@ -219,12 +262,17 @@ def main() -> None:
     parser.add_argument("--race", action="store_true",
                         help="time the whole race (both twins per depth) instead of one net's instrumentation")
     parser.add_argument("--race-depths", type=int, nargs="+", default=[20, 56])
+    parser.add_argument("--seeds", action="store_true",
+                        help="time the race with 3 seeds per net, fused and unfused, against the 1-seed race")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     recipe = replace(QUICK_RECIPE, steps=args.steps, batch_size=args.batch_size)
     data = load_race_data(QUICK_DATASET, train_size=4000, test_size=500, image_size=args.image_size)
+    if args.seeds:
+        seed_rounds(args, recipe, data, device)
+        return
     if args.race:
         race_rounds(args, recipe, data, device)
         return

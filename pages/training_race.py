@@ -24,14 +24,6 @@ DATASET_LABELS = {"shapes-easy": N_("Bundled shapes, easy variant (offline)"), "
 PRECISION_NAMES = {"bf16": "bfloat16", "fp32": "float32"}
 OPTIMIZER_NAMES = {"sgd": N_("SGD with momentum"), "adam": "Adam"}
 SCHEDULE_NAMES = {"constant": N_("constant"), "step": N_("step (÷10 at 50% and 75%)"), "cosine": N_("cosine")}
-# Measured with the CLI's default quick race on seeds 0, 1 and 2, and with benchmarks/check_race_recipe.py
-# (README, "Training race").
-QUICK_RACE_SEEDS = N_("Checked on 3 seeds (0, 1, 2) of the quick race: all 3 show the four checks below, but "
-                      "plain-56 only just leaves chance level (final loss 1.82-1.99 against 2.08). The recipe was "
-                      "chosen on these shapes. On harder images plain-56 stayed at chance on every seed: the standard "
-                      "shapes needed 1200 steps (about 2 minutes) to show both halves, and on a folder of printed "
-                      "digits plain-56 stayed at chance even then. There the race shows the plain nets falling "
-                      "behind, not a plain-56 that trains slowly; give your own images more steps.")
 route_through_app()
 RECORDED, LIVE = "recorded", "live"  # the selector's two fixed entries; finished races are listed by name
 LOADED = "loaded:"  # the selector's key of a race loaded from a file starts with this, then the file's name
@@ -118,7 +110,7 @@ def _settings() -> tuple[rr.RaceConfig | None, str | None]:
                                     format_func=lambda k: _(SCHEDULE_NAMES[k]))
             wd = b3.number_input(_("Weight decay"), 0.0, 0.1, base.weight_decay, format="%.5f", key="race_wd")
             seed = b4.number_input(_("Seed"), 0, 10_000, base.seed, key="race_seed")
-            e1, e2, _e3, _e4 = st.columns(4)
+            e1, e2, e3, _e4 = st.columns(4)
             image_size = e1.selectbox(_("Image size (px)"), rr.IMAGE_SIZES, key="race_size",
                                       index=rr.IMAGE_SIZES.index(rr.QUICK_IMAGE_SIZE),
                                       help=_("16 px: a quarter of the work of 32 px per image, so four times as "
@@ -129,6 +121,10 @@ def _settings() -> tuple[rr.RaceConfig | None, str | None]:
                                             "bfloat16 natively (recent CPUs with AVX-512 BF16 or AMX), where it is "
                                             "about 1.5x faster; float32 elsewhere, on GPUs too (there these small "
                                             "networks wait on kernel launches, not arithmetic)."))
+            seeds = e3.number_input(_("Seeds per net"), 1, rr.MAX_SEEDS, 3, key="race_seeds",
+                                    help=_("Each net trains on this many seeds (its own initial weights and batch "
+                                           "order): seed, seed + 1, ... The charts show each net's mean over its "
+                                           "seeds with a band from the lowest to the highest seed."))
     url.write()
     if not depths or not twins:
         return None, _("Pick at least one depth and one network.")
@@ -137,7 +133,7 @@ def _settings() -> tuple[rr.RaceConfig | None, str | None]:
                         momentum=base.momentum, weight_decay=float(wd), warmup_steps=int(warmup), schedule=schedule,
                         seed=int(seed))
         return rr.RaceConfig(depths=tuple(depths), twins=tuple(twins), dataset=dataset, recipe=recipe,
-                             image_size=int(image_size), precision=precision), None
+                             image_size=int(image_size), precision=precision, seeds=int(seeds)), None
     except ValueError as e:
         return None, str(e)
 
@@ -170,7 +166,7 @@ def _store_finished(race: rr.Race) -> None:
     state["race_count"] = state.get("race_count", 0) + 1
     status = {"finished": _("finished"), "stopped": _("stopped")}.get(race.status, race.status)
     name = _("Race {number}: {runs} ({status}, {time})").format(
-        number=state["race_count"], runs=", ".join(r.label for r in race.runs), status=status,
+        number=state["race_count"], runs=", ".join(dict.fromkeys(r.label for r in race.runs)), status=status,
         time=f"{datetime.datetime.now():%H:%M}")
     _keep(name, race.to_dict())
     race.saved_name = name
@@ -193,7 +189,8 @@ def _progress(race: rr.Race) -> None:
         text = _("Step {step} of {total} · {rate:.0f} images/s · {precision}").format(
             step=p["step"], total=p["total"], rate=p["images_per_second"], precision=PRECISION_NAMES[race.precision])
         st.progress(min(1.0, p["fraction"]), text=text + eta + paused)
-    diverged = [r.label for r in race.runs if r.status == "diverged"]
+    diverged = [_("{label} (seed {seed})").format(label=r.label, seed=r.seed) for r in race.runs
+                if r.status == "diverged"]
     if diverged:
         st.warning(_("{runs} diverged (the loss became NaN or infinite) and stopped; the others go on. "
                      "Try a smaller learning rate or a warm-up.").format(runs=", ".join(diverged)))
@@ -206,13 +203,16 @@ def _curves(figures: tuple, key: str) -> None:
 
 
 def _figures(result: dict) -> tuple:
-    return race_plots.curves_figure(result, "train_loss"), race_plots.curves_figure(result, "train_error")
+    each_seed = bool(state.get("race_each_seed"))
+    return (race_plots.curves_figure(result, "train_loss", each_seed=each_seed),
+            race_plots.curves_figure(result, "train_error", each_seed=each_seed))
 
 
 def _live_figures(race: rr.Race) -> tuple:
     """The live curves, rebuilt only when the race has taken a step: building them holds the GIL that the
     training thread needs, and a step of four networks often takes longer than the half second between polls."""
-    progress = (id(race), race.step, race.status, tuple(run.status for run in race.runs))
+    progress = (id(race), race.step, race.status, tuple(run.status for run in race.runs),
+                bool(state.get("race_each_seed")))
     cached = state.get("race_live_figures")
     if cached is None or cached[0] != progress:
         cached = state["race_live_figures"] = (progress, _figures(race.to_dict()))
@@ -292,8 +292,17 @@ def _checks(result: dict) -> None:
     for check in checks:
         values = check["values"] if check["check"] != "resnets_below_plain" else {}
         text = _(CHECK_TEXT[check["check"]] if check["holds"] else CHECK_FAILED[check["check"]]).format(**values)
+        if check["seeds"] > 1:
+            text += " " + _("({agree} of {seeds} seeds show it on their own.)").format(agree=check["seeds_agree"],
+                                                                                      seeds=check["seeds"])
         lines.append(f"- {'✅' if check['holds'] else '❌'} {text}")
-    st.markdown(_("**In this race** (final training loss, mean of the last 10% of steps)") + "\n" + "\n".join(lines))
+    seeds = rr.race_seeds(result)
+    if len(seeds) > 1:
+        head = _("**In this race** (final training loss, mean of the last 10% of steps, averaged over seeds "
+                 "{seeds})").format(seeds=", ".join(map(str, seeds)))
+    else:
+        head = _("**In this race** (final training loss, mean of the last 10% of steps)")
+    st.markdown(head + "\n" + "\n".join(lines))
 
 
 chart_col, text_col = st.columns([3, 1])
@@ -317,17 +326,17 @@ with chart_col:
             if _recipe_text(result):
                 st.caption(_("Recipe: {recipe}.").format(recipe=_recipe_text(result)))
             _curves(_figures(result), "shown")
-            st.dataframe([{k: v for k, v in row.items() if k not in ("arch",)} for row in rr.summary(result)],
+            st.dataframe([{k: v for k, v in row.items() if k not in ("arch",)} for row in rr.seed_summary(result)],
                          hide_index=True, column_config={
                              "run": st.column_config.TextColumn(_("run")),
                              "depth": st.column_config.NumberColumn(_("depth")),
-                             "status": st.column_config.TextColumn(_("status")),
-                             "steps": st.column_config.NumberColumn(_("steps")),
-                             "final_train_loss": st.column_config.NumberColumn(_("final training loss"),
+                             "seeds": st.column_config.NumberColumn(_("seeds")),
+                             "finished": st.column_config.NumberColumn(_("finished")),
+                             "final_train_loss": st.column_config.NumberColumn(_("final training loss (mean)"),
                                                                                format="%.3f"),
-                             "final_train_error": st.column_config.NumberColumn(_("final training error"),
-                                                                                format="percent"),
-                             "test_error": st.column_config.NumberColumn(_("test error"), format="percent")})
+                             "min_train_loss": st.column_config.NumberColumn(_("lowest seed"), format="%.3f"),
+                             "max_train_loss": st.column_config.NumberColumn(_("highest seed"), format="%.3f"),
+                             "test_error": st.column_config.NumberColumn(_("test error (mean)"), format="percent")})
 
 with text_col:
     st.markdown(_("**What to look for**"))
@@ -339,7 +348,9 @@ with text_col:
                   "shapes.\n"
                   "- The **deeper ResNet** (solid) does not suffer from it: it ends at or below ResNet-20. With "
                   "skip connections, extra layers can start close to the identity and only add what helps."))
-    st.caption(_(QUICK_RACE_SEEDS))
+    st.checkbox(_("Show each seed's curve"), key="race_each_seed",
+                help=_("Each net's line is the mean over its seeds and the band spans the lowest to the highest "
+                       "seed; this adds every seed's own curve, thin."))
     if result:
         _checks(result)
     st.markdown(_("**In the paper (CIFAR-10 test error)**"))
@@ -352,17 +363,18 @@ with text_col:
 if result and not (shown == LIVE and running):
     depths = sorted({run["depth"] for run in result["runs"]})
     with st.expander(_("Replay: gradient norms and residual ratios during training"), expanded=False):
-        r1, r2 = st.columns([1, 3])
+        r1, r0, r2 = st.columns([1, 1, 3])
         depth = r1.selectbox(_("Depth"), depths, key="replay_depth")
-        steps = race_plots.snapshot_steps(result, depth)
+        seed = r0.selectbox(_("Seed"), rr.race_seeds(result), key="replay_seed")
+        steps = race_plots.snapshot_steps(result, depth, seed)
         if not steps:
             st.info(_("This race has no snapshots for that depth."))
         else:
             step = r2.select_slider(_("Training step"), steps, value=steps[-1], key=f"replay_step_{shown}_{depth}")
             g, r = st.columns(2)
-            g.plotly_chart(race_plots.gradient_snapshot_figure(result, depth, step), width="stretch",
+            g.plotly_chart(race_plots.gradient_snapshot_figure(result, depth, step, seed), width="stretch",
                            key="replay_grad")
-            r.plotly_chart(race_plots.ratio_snapshot_figure(result, depth, step), width="stretch",
+            r.plotly_chart(race_plots.ratio_snapshot_figure(result, depth, step, seed), width="stretch",
                            key="replay_ratio")
             st.caption(_("Left: how large the gradient is at each layer, from the input (left) to the output "
                          "(right). Right: how much each block's branch F(x) changes its input x. Slide through "

@@ -37,7 +37,8 @@ def _attributions(args: argparse.Namespace) -> int:
 
 
 def _race(args: argparse.Namespace) -> int:
-    from .race import DatasetUnavailable, RaceConfig, quick_recipe, race_to_json, run_race, summary, thin_history
+    from .race import (DatasetUnavailable, RaceConfig, fig6_checks, quick_recipe, race_to_json, run_race, seed_summary,
+                       thin_history)
     from .training import Recipe
 
     device = args.device or "cpu"
@@ -55,7 +56,7 @@ def _race(args: argparse.Namespace) -> int:
         config = RaceConfig(depths=tuple(args.depths), twins=tuple(args.twins), dataset=args.dataset, recipe=recipe,
                             train_size=args.train_size, test_size=args.test_size, eval_every=args.eval_every,
                             snapshot_every=args.snapshot_every, precision="fp32" if args.fp32 else args.precision,
-                            image_size=args.image_size, folder=args.folder)
+                            image_size=args.image_size, folder=args.folder, seeds=args.seeds, engine=args.engine)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -65,12 +66,18 @@ def _race(args: argparse.Namespace) -> int:
     except (DatasetUnavailable, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"{result['device']}, {result['precision']}: {result['elapsed_s']:.1f} s of training", file=sys.stderr)
+    print(f"{result['device']}, {result['precision']}, {result['engine']} engine: {result['elapsed_s']:.1f} s of training",
+          file=sys.stderr)
     with open(args.out, "w") as f:
         f.write(race_to_json(thin_history(result, args.history_every)))
-    for row in summary(result):
+    for row in seed_summary(result):
         test = "" if row["test_error"] is None else f", test error {row['test_error']:.2%}"
-        print(f"{row['run']:>10}: {row['status']}, final training loss {row['final_train_loss']:.4f}{test}")
+        spread = f" (seeds {row['min_train_loss']:.4f}-{row['max_train_loss']:.4f})" if row["seeds"] > 1 else ""
+        print(f"{row['run']:>10}: {row['finished']}/{row['seeds']} seeds finished, mean final training loss "
+              f"{row['final_train_loss']:.4f}{spread}{test}")
+    for check in fig6_checks(result):
+        print(f"Fig. 6 {check['check']}: {'holds' if check['holds'] else 'fails'} on the seed means, "
+              f"{check['seeds_agree']}/{check['seeds']} seeds agree")
     print(f"wrote {args.out}")
     if args.save:
         print(f"saved the trained twins in {args.save}")
@@ -187,7 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--schedule", choices=["constant", "step", "cosine"])
     r.add_argument("--warmup-steps", type=int)
     r.add_argument("--weight-decay", type=float)
-    r.add_argument("--seed", type=int)
+    r.add_argument("--seed", type=int, help="the first seed (default 0)")
+    r.add_argument("--seeds", type=int, default=3,
+                   help="seeds per net: --seed, --seed + 1, ... (own initial weights and batch order; default 3)")
+    r.add_argument("--engine", choices=["auto", "fused", "unfused"], default="auto",
+                   help="fused: each depth's nets train as one network; auto (default): fused where measured faster")
     r.add_argument("--train-size", type=int, default=4000, help="training images (default 4000)")
     r.add_argument("--test-size", type=int, default=500, help="test images (default 500)")
     r.add_argument("--eval-every", type=int, default=50, help="steps between test-error checkpoints")

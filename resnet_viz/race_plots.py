@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from .gradients import GradientFlow
 from .i18n import N_, _
 from .models import TWINS
-from .race import run_label
+from .race import nets, race_seeds, run_label, run_seed
 from .gradients_plots import gradient_norm_figure
 from .residual_plots import ratio_figure
 from .style import DASH, DEPTH_PALETTE, base_layout
@@ -45,27 +45,67 @@ def _window(run: dict, smooth_steps: int) -> int:
     return max(1, round(smooth_steps / spacing))
 
 
-def curves_figure(result: dict, metric: str = "train_loss", *, smooth_steps: int = 10, height: int = 430) -> go.Figure:
-    """Training loss or error against steps; ``metric="train_error"`` adds the test error at checkpoints (bold)."""
+def _band_color(color: str, alpha: float = 0.18) -> str:
+    color = color.lstrip("#")
+    r, g, b = (int(color[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def curves_figure(result: dict, metric: str = "train_loss", *, smooth_steps: int = 10, height: int = 430,
+                  each_seed: bool = False) -> go.Figure:
+    """Training loss or error against steps; ``metric="train_error"`` adds the test error at checkpoints (bold).
+
+    Each net (twin x depth) is drawn as the mean over its seeds, with a band from the lowest to the highest
+    seed (after smoothing); ``each_seed`` adds every seed's own curve, thin.
+    """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
     colors = depth_colors(result)
     fig = go.Figure()
-    for run in sorted(result["runs"], key=lambda r: (r["depth"], r["arch"] != "resnet")):
-        label = run.get("label") or run_label(run["arch"], run["depth"])
-        suffix = _(" (diverged)") if run.get("status") == "diverged" else ""
-        steps = [row["step"] for row in run["history"]]
-        values = _smooth([row[metric] for row in run["history"]], _window(run, smooth_steps))
-        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=f"{label}{suffix}",
-                                 legendgroup=label, line=dict(color=colors[run["depth"]], dash=DASH[run["arch"]],
-                                                              width=1.5 if metric == "train_error" else 2.5)))
+    groups = sorted(nets(result).items(), key=lambda kv: (kv[0][1], kv[0][0] != "resnet"))
+    for (arch, depth), runs in groups:
+        label = runs[0].get("label") or run_label(arch, depth)
+        diverged = sum(r.get("status") == "diverged" for r in runs)
+        suffix = ""
+        if diverged:
+            suffix = _(" (diverged)") if len(runs) == 1 else _(" ({count} of {seeds} seeds diverged)").format(
+                count=diverged, seeds=len(runs))
+        name = label if len(runs) == 1 else _("{label}, mean of {seeds} seeds").format(label=label, seeds=len(runs))
+        color, dash = colors[depth], DASH[arch]
+        smoothed = {}
+        for run in runs:
+            smoothed[run_seed(run, result)] = dict(zip([row["step"] for row in run["history"]],
+                                                       _smooth([row[metric] for row in run["history"]],
+                                                               _window(run, smooth_steps))))
+        steps = sorted({s for curve in smoothed.values() for s in curve})
+        at = [[c[s] for c in smoothed.values() if c.get(s) is not None] for s in steps]
+        mean = [sum(v) / len(v) if v else None for v in at]
+        if len(runs) > 1:
+            low, high = [min(v) if v else None for v in at], [max(v) if v else None for v in at]
+            fig.add_trace(go.Scatter(x=steps, y=high, mode="lines", line=dict(width=0), legendgroup=label,
+                                     showlegend=False, hoverinfo="skip"))
+            fig.add_trace(go.Scatter(x=steps, y=low, mode="lines", line=dict(width=0), fill="tonexty",
+                                     fillcolor=_band_color(color), legendgroup=label, showlegend=False,
+                                     name=_("{label}: lowest to highest seed").format(label=label)))
+            if each_seed:
+                for seed, curve in smoothed.items():
+                    fig.add_trace(go.Scatter(x=list(curve), y=list(curve.values()), mode="lines",
+                                             name=_("{label}, seed {seed}").format(label=label, seed=seed),
+                                             legendgroup=label, showlegend=False,
+                                             line=dict(color=color, dash=dash, width=0.8)))
+        fig.add_trace(go.Scatter(x=steps, y=mean, mode="lines", name=f"{name}{suffix}", legendgroup=label,
+                                 line=dict(color=color, dash=dash, width=1.5 if metric == "train_error" else 2.5)))
         if metric == "train_error":
-            tests = [(row["step"], row["test_error"]) for row in run["history"] if row.get("test_error") is not None]
-            fig.add_trace(go.Scatter(x=[s for s, _e in tests], y=[e for _s, e in tests], mode="lines+markers",
-                                     name=_("{label} test").format(label=label), legendgroup=label,
-                                     showlegend=False,
-                                     line=dict(color=colors[run["depth"]], dash=DASH[run["arch"]], width=4),
-                                     marker=dict(size=8)))
+            tests: dict[int, list[float]] = {}
+            for run in runs:
+                for row in run["history"]:
+                    if row.get("test_error") is not None:
+                        tests.setdefault(row["step"], []).append(row["test_error"])
+            points = sorted(tests.items())
+            fig.add_trace(go.Scatter(x=[s for s, _e in points], y=[sum(e) / len(e) for _s, e in points],
+                                     mode="lines+markers", name=_("{label} test").format(label=label),
+                                     legendgroup=label, showlegend=False,
+                                     line=dict(color=color, dash=dash, width=4), marker=dict(size=8)))
     title = _("Training loss") if metric == "train_loss" else _("Error: training (thin), test (bold)")
     base_layout(fig, title=title, x=_("training step"), y=_(METRICS[metric]) if metric == "train_loss" else _("error"),
                 height=height)
@@ -81,9 +121,17 @@ def _legend_below(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def snapshot_steps(result: dict, depth: int) -> list[int]:
-    """Steps at which every run of ``depth`` has a snapshot."""
-    sets = [{s["step"] for s in run.get("snapshots", [])} for run in result["runs"] if run["depth"] == depth]
+def _runs_of(result: dict, depth: int, seed: int | None) -> list[dict]:
+    """The runs of ``depth`` on ``seed`` (default: the race's first seed)."""
+    if seed is None:
+        seeds = race_seeds(result)
+        seed = seeds[0] if seeds else None
+    return [run for run in result["runs"] if run["depth"] == depth and run_seed(run, result) == seed]
+
+
+def snapshot_steps(result: dict, depth: int, seed: int | None = None) -> list[int]:
+    """Steps at which every run of ``depth`` (on ``seed``, default the first) has a snapshot."""
+    sets = [{s["step"] for s in run.get("snapshots", [])} for run in _runs_of(result, depth, seed)]
     return sorted(set.intersection(*sets)) if sets else []
 
 
@@ -91,24 +139,24 @@ def _snapshot(run: dict, step: int) -> dict | None:
     return next((s for s in run.get("snapshots", []) if s["step"] == step), None)
 
 
-def _twins_at(result: dict, depth: int, step: int) -> dict[str, dict]:
+def _twins_at(result: dict, depth: int, step: int, seed: int | None = None) -> dict[str, dict]:
     """twin -> its snapshot at ``step`` (ResNet first, as the other pages draw them)."""
-    snaps = {run["arch"]: _snapshot(run, step) for run in result["runs"] if run["depth"] == depth}
+    snaps = {run["arch"]: _snapshot(run, step) for run in _runs_of(result, depth, seed)}
     return {twin: snaps[twin] for twin in TWINS if snaps.get(twin)}
 
 
-def gradient_snapshot_figure(result: dict, depth: int, step: int) -> go.Figure:
+def gradient_snapshot_figure(result: dict, depth: int, step: int, seed: int | None = None) -> go.Figure:
     """Per-layer gradient norms of both twins of ``depth`` at a snapshot step: the *Gradient flow* chart."""
     flows = {twin: GradientFlow(twin=twin, layers=list(s["grad_norms"]), grad_norms=list(s["grad_norms"].values()),
                                 blocks=[], signal_std=[], loss=float("nan"))
-             for twin, s in _twins_at(result, depth, step).items() if s.get("grad_norms")}
+             for twin, s in _twins_at(result, depth, step, seed).items() if s.get("grad_norms")}
     return _legend_below(gradient_norm_figure(flows, title=_("Gradient norm per layer, depth {depth}, step {step}").format(depth=depth, step=step)))
 
 
-def ratio_snapshot_figure(result: dict, depth: int, step: int) -> go.Figure:
+def ratio_snapshot_figure(result: dict, depth: int, step: int, seed: int | None = None) -> go.Figure:
     """Per-block ‖F(x)‖/‖x‖ of both twins of ``depth`` at a snapshot step: the *Residual vs identity* chart."""
     contribs = {twin: [{"name": name, "ratio": value} for name, value in s["ratios"].items()]
-                for twin, s in _twins_at(result, depth, step).items() if s.get("ratios")}
+                for twin, s in _twins_at(result, depth, step, seed).items() if s.get("ratios")}
     fig = ratio_figure(contribs)
     fig.update_layout(title=_("‖F(x)‖ / ‖x‖ per block, depth {depth}, step {step}").format(depth=depth, step=step))
     _legend_below(fig)

@@ -58,6 +58,27 @@ def test_a_grid_point_recomputed_by_hand_from_the_directions_equals_the_surface(
     assert len(np.unique(surf.loss.round(6))) > 20  # the grid really moves
 
 
+@pytest.mark.parametrize("twin", [0, 1])
+def test_grid_points_evaluated_as_one_fused_group_equal_one_at_a_time(tiny, twin):
+    """Points per pass 4 on a 3x3 grid (the last pass holds one point): the same losses and accuracies as one
+    model at a time, on the ResNet and on its plain twin, and the shared model is left untouched."""
+    model, x, y = tiny[twin], tiny[2], tiny[3]
+    before = snapshot(model)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on shared cores two threads wait on each other
+    try:
+        one = rv.loss_surface(model, x, y, span=0.6, steps=3, seed=7, points=1)
+        done = []
+        fused = rv.loss_surface(model, x, y, span=0.6, steps=3, seed=7, points=4,
+                                progress=lambda d, t: done.append(d))
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_allclose(fused.loss, one.loss, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(fused.accuracy, one.accuracy)
+    assert done == [4, 8, 9]
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
 def test_directions_are_filter_normalised_and_zero_for_biases_and_batchnorm(tiny):
     resnet, _, _x, _y = tiny
     d1, d2 = ls.random_directions(resnet, seed=1)

@@ -82,6 +82,64 @@ class Evaluator:
         return evaluate(self.model, x, y)
 
 
+class GroupEvaluator:
+    """``points`` private copies of a model as one fused network (:class:`~resnet_viz.fused.FusedGroup`): each
+    member is set to its own θ + α·d₁ + β·d₂, and one forward pass evaluates them all on the same batch."""
+
+    def __init__(self, model: nn.Module, directions: tuple[Directions, Directions], points: int):
+        from ..fused import FusedGroup
+
+        single = Evaluator(model, directions)  # checks the directions, keeps a private copy
+        self.points = points
+        self.group = FusedGroup([single.model] * points).eval().requires_grad_(False)
+        named = dict(single.model.named_parameters())
+        by_tensor = {id(p): name for name, p in named.items()}
+        stacked = dict(self.group.net.named_parameters())
+        self.names = [by_tensor[id(p)] for p in single.params]
+        self.views = [self.group.member_view(stacked[n].detach(), n, slice(None)) for n in self.names]
+        self.theta, self.d1, self.d2 = single.theta, single.d1, single.d2
+        self.device = single.device
+
+    @torch.no_grad()
+    def set(self, alphas: list[float], betas: list[float]) -> None:
+        """Member k at (alphas[k], betas[k]); members past ``len(alphas)`` repeat the last point."""
+        n = self.points
+        alphas = list(alphas) + [alphas[-1]] * (n - len(alphas))
+        betas = list(betas) + [betas[-1]] * (n - len(betas))
+        for view, theta, a, b in zip(self.views, self.theta, self.d1, self.d2):
+            shape = (n,) + (1,) * theta.dim()
+            al = torch.tensor(alphas, dtype=theta.dtype, device=theta.device).view(shape)
+            be = torch.tensor(betas, dtype=theta.dtype, device=theta.device).view(shape)
+            view.copy_(theta + al * a + be * b)
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
+        """Every member's mean cross-entropy and accuracy, one forward pass per chunk of images."""
+        loss_sum = torch.zeros(self.points, dtype=torch.float64)
+        correct = torch.zeros(self.points, dtype=torch.float64)
+        chunk = max(1, EVAL_CHUNK // self.points)
+        for i in range(0, len(x), chunk):
+            logits = self.group(self.group.stack_inputs(x[i:i + chunk])).float()  # B x N x K
+            yy = y[i:i + chunk]
+            b, n, k = logits.shape
+            losses = F.cross_entropy(logits.reshape(b * n, k), yy.repeat_interleave(n), reduction="none")
+            loss_sum += losses.view(b, n).sum(0).double().cpu()
+            correct += (logits.argmax(2) == yy[:, None]).sum(0).double().cpu()
+        return list(zip((loss_sum / len(x)).tolist(), (correct / len(x)).tolist()))
+
+
+def points_per_pass(model: nn.Module, device: torch.device) -> int:
+    """How many grid points one forward pass evaluates: a fused group of 16 on CUDA (there a single small
+    model leaves the GPU waiting on kernel launches); one on the CPU, where grouped convolutions gained
+    nothing measurable for training (docs/training-race.md)."""
+    from ..fused import can_fuse
+    from ..models import TwinNet
+
+    if device.type != "cuda" or not isinstance(model, TwinNet) or not can_fuse([model]):
+        return 1
+    return 16
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Mean cross-entropy and accuracy, one forward pass per chunk of EVAL_CHUNK images."""

@@ -14,7 +14,8 @@ from torch import nn
 
 from ..models import TWINS
 from .directions import Directions, random_directions
-from .evaluate import Evaluator, LandscapeCancelled, Progress, cancelled, check_batch, check_grid
+from .evaluate import (Evaluator, GroupEvaluator, LandscapeCancelled, Progress, cancelled, check_batch, check_grid,
+                       points_per_pass)
 from .json_arrays import from_json, rounded, to_json
 
 # A grid point is non-convex when the smallest eigenvalue of its 2x2 Hessian (central differences) is below
@@ -103,8 +104,11 @@ def curvature(surface: Surface) -> tuple[np.ndarray, np.ndarray]:
 def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, span: float = 1.0, steps: int = 21,
                  seed: int = 0, directions: tuple[Directions, Directions] | None = None,
                  progress: Progress | None = None, cancel=None,
-                 shard: tuple[int, int] | None = None) -> Surface:
+                 shard: tuple[int, int] | None = None, points: int | None = None) -> Surface:
     """Cross-entropy loss and accuracy of ``model`` on ``(x, y)`` over a ``steps x steps`` grid in [-span, span]².
+
+    ``points``: grid points evaluated in one forward pass, as members of one fused group (default: what
+    :func:`~resnet_viz.landscape.evaluate.points_per_pass` chooses for the device; 1 is one model at a time).
 
     ``directions`` defaults to :func:`random_directions` ``(model, seed)``. ``progress(done, total)`` is
     called after each grid point; ``cancel`` (a ``threading.Event`` or a callable) stops the work with
@@ -116,21 +120,29 @@ def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, span: fl
     check_batch(x, y)
     if directions is None:
         directions = random_directions(model, seed)
-    ev = Evaluator(model, directions)
+    device = next(model.parameters()).device
+    points = points or points_per_pass(model, device)
+    ev = Evaluator(model, directions) if points == 1 else GroupEvaluator(model, directions, points)
     x, y = x.to(ev.device), y.to(ev.device)
     grid = np.linspace(-span, span, steps)
     loss = np.full((steps, steps), np.nan)
     acc = np.full((steps, steps), np.nan)
     rank, world = shard or (0, 1)
     todo = [k for k in range(steps * steps) if k % world == rank]
-    for n, k in enumerate(todo):
+    for start in range(0, len(todo), points):
         if cancelled(cancel):
             raise LandscapeCancelled("the loss surface was stopped")
-        i, j = divmod(k, steps)
-        ev.set(float(grid[i]), float(grid[j]))
-        loss[i, j], acc[i, j] = ev.evaluate(x, y)
+        batch = [divmod(k, steps) for k in todo[start:start + points]]
+        if points == 1:
+            ev.set(float(grid[batch[0][0]]), float(grid[batch[0][1]]))
+            values = [ev.evaluate(x, y)]
+        else:
+            ev.set([float(grid[i]) for i, _ in batch], [float(grid[j]) for _, j in batch])
+            values = ev.evaluate(x, y)
+        for (i, j), (point_loss, point_acc) in zip(batch, values):
+            loss[i, j], acc[i, j] = point_loss, point_acc
         if progress is not None:
-            progress(n + 1, len(todo))
+            progress(min(start + points, len(todo)), len(todo))
     return Surface(grid.copy(), grid.copy(), loss, acc, directions, float(span), seed, len(x),
                    getattr(model, "twin", ""), "random", {})
 

@@ -9,9 +9,11 @@ from ..training import Recipe
 from .data import DATASETS, IMAGE_SIZES
 
 MAX_DEPTH = 110
+MAX_SEEDS = 10
+ENGINES = ("auto", "fused", "unfused")
 
-# The quick race (He et al.'s depths 20 and 56): about 45 s on 2 CPU cores with bfloat16 (see README), and the
-# same on every device, so races on a laptop and a GPU compare.
+# The quick race (He et al.'s depths 20 and 56): about 45 s per seed on 2 CPU cores with bfloat16 (see README), and
+# the same on every device, so races on a laptop and a GPU compare. It trains 3 seeds of each net (RaceConfig.seeds).
 # Easy shapes at 16x16 px: a quarter of the work per image. Adam at lr 0.01 without weight decay: in a few
 # hundred steps plain-56 leaves chance only with a large Adam step (SGD at 0.005-0.5 and Adam at 5e-4-2e-3
 # left it at chance); with coupled L2 decay Adam keeps shrinking the scale-invariant weights instead.
@@ -50,6 +52,8 @@ class RaceConfig:
     precision: str = "auto"  # auto (bfloat16 where the hardware has it natively), bf16 or fp32
     image_size: int = QUICK_IMAGE_SIZE  # pixels: 16 (a quarter of the work of 32) or 32
     folder: str | None = None  # for dataset "folder": the path (default: $RESNET_VIZ_RACE_FOLDER); never from visitors
+    seeds: int = 3  # each net trains on seeds recipe.seed, recipe.seed + 1, ... (own initial weights, own batches)
+    engine: str = "auto"  # auto, fused (one network per depth, see resnet_viz.fused) or unfused (one step per run)
 
     def __post_init__(self):
         self.depths = tuple(sorted({int(d) for d in self.depths}))
@@ -65,8 +69,16 @@ class RaceConfig:
             raise ValueError("eval_every and snapshot_every must be >= 0")
         if self.image_size not in IMAGE_SIZES:
             raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {self.image_size!r}")
+        if not isinstance(self.seeds, int) or not 1 <= self.seeds <= MAX_SEEDS:
+            raise ValueError(f"seeds must be between 1 and {MAX_SEEDS}, got {self.seeds!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+    def seed_list(self) -> list[int]:
+        """The seeds every net trains on."""
+        return [self.recipe.seed + k for k in range(self.seeds)]
 
     def to_dict(self) -> dict:
         d = asdict(self)

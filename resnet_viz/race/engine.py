@@ -11,6 +11,7 @@ import math
 import os
 import threading
 import time
+from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -22,6 +23,7 @@ from .config import RaceConfig, run_label
 from .crew import Crew
 from .data import DatasetUnavailable, RaceData, load_race_data
 from .files import save_race_models
+from .fusion import FusedRuns, should_fuse
 from .run import Run, instrumented_step, residual_ratios
 from .scheduler import RaceScheduler, default_scheduler
 
@@ -60,6 +62,8 @@ class Race:
         self._resume.set()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.fused = False  # whether the runs of each depth train as one fused network (set when preparing)
+        self._units: list = []
 
     # -- control -----------------------------------------------------------------------------------------
     def start(self) -> "Race":
@@ -134,15 +138,18 @@ class Race:
         self._test_x = d.test_x.to(self.device).contiguous(memory_format=fmt)
         self._test_y = d.test_y.to(self.device)
         self._probe = self._train_x[:cfg.probe_size]
+        self._memory_format = fmt
         runs = []
         for depth in cfg.depths:
-            twins = build_twins("cifar", depth=depth, num_classes=len(d.classes), seed=cfg.recipe.seed)
-            for model in twins:
-                if model.twin in cfg.twins:
-                    model.to(self.device, memory_format=fmt).train()
-                    label = run_label(model.twin, depth)
-                    runs.append(Run(model, cfg.recipe, depth, cfg.lr_overrides.get(label)))
+            for seed in cfg.seed_list():
+                twins = build_twins("cifar", depth=depth, num_classes=len(d.classes), seed=seed)
+                for model in twins:
+                    if model.twin in cfg.twins:
+                        model.to(self.device, memory_format=fmt).train()
+                        label = run_label(model.twin, depth)
+                        runs.append(Run(model, replace(cfg.recipe, seed=seed), depth, cfg.lr_overrides.get(label)))
         self.runs = runs
+        self.fused = should_fuse(cfg.engine, self.device, len(cfg.twins) * cfg.seeds, cfg.image_size)
 
     def _train(self) -> None:
         self.status = "running"
@@ -151,8 +158,13 @@ class Race:
             run.status = "running"
         groups, threads_each = self._plan_workers()
         release_openmp_threads()  # this thread's idle pool (from preparing the data) would slow the workers'
-        with Crew(len(groups), threads_each) as crew:
-            self._train_steps(crew, groups)
+        try:
+            with Crew(len(groups), threads_each) as crew:
+                self._train_steps(crew, groups)
+        finally:
+            for unit in self._units:
+                if isinstance(unit, FusedRuns):
+                    unit.sync_models()
         stopped = self._stop.is_set()
         for run in self.runs:
             if run.status == "running":
@@ -161,44 +173,67 @@ class Race:
         if self.started_at is not None:
             self.elapsed_s = time.perf_counter() - self.started_at
 
-    def _plan_workers(self) -> tuple[list[list[Run]], int]:
-        """Runs grouped per worker thread, and each worker's CPU threads.
+    def _plan_workers(self) -> tuple[list[list[Run | FusedRuns]], int]:
+        """Training units (a run, or the fused runs of one depth) grouped per worker thread, and each
+        worker's CPU threads.
 
-        On the CPU the runs of a step train side by side, one worker per core: a race's small convolutions
+        On the CPU the units of a step train side by side, one worker per core: a race's small convolutions
         use extra cores poorly (a ResNet-56 step at 16 px ran 1.2x faster on 2 threads than on 1), while
-        two runs on one core each got 1.7x the throughput of one after the other on 2 threads. Longest runs
+        two runs on one core each got 1.7x the throughput of one after the other on 2 threads. Largest units
         first, each onto the least loaded worker, so twins of one depth train at the same time.
-        On a GPU the runs take turns (they share one device).
+        On a GPU the units take turns (they share one device).
         """
+        units: list[Run | FusedRuns] = list(self.runs)
+        if self.fused:
+            by_depth: dict[int, list[Run]] = {}
+            for run in self.runs:
+                by_depth.setdefault(run.depth, []).append(run)
+            units = [FusedRuns(runs, self._memory_format) for runs in by_depth.values()]
+        self._units = units
         if self.device.type != "cpu":
-            return [list(self.runs)], 0
+            return [units], 0
         threads = max(1, torch.get_num_threads())
-        workers = max(1, min(threads, len(self.runs)))
-        groups: list[list[Run]] = [[] for _ in range(workers)]
+        if self.fused:  # one fused group per depth would leave a worker idle: halve the largest
+            while len(units) < threads and max(len(u.runs) for u in units) >= 2:
+                big = max(units, key=lambda u: len(u.runs))
+                units = [u for u in units if u is not big] + big.split()
+            self._units = units
+        workers = max(1, min(threads, len(units)))
+        groups: list[list[Run | FusedRuns]] = [[] for _ in range(workers)]
         loads = [0] * workers
-        for run in sorted(self.runs, key=lambda r: -r.depth):
+        for unit in sorted(units, key=lambda u: -_load(u)):
             i = loads.index(min(loads))
-            groups[i].append(run)
-            loads[i] += run.depth
+            groups[i].append(unit)
+            loads[i] += _load(unit)
         return groups, threads // workers
 
-    def _train_steps(self, crew: Crew, groups: list[list[Run]]) -> None:
-        cfg, recipe = self.config, self.config.recipe
+    def _train_steps(self, crew: Crew, groups: list[list[Run | FusedRuns]]) -> None:
+        cfg = self.config
+        steps = cfg.recipe.steps
         window: list[tuple[float, int]] = []  # (time, images) of recent steps, for images/s
-        for step, idx in enumerate(batch_indices(len(self._train_x), recipe)):
+        orders = {seed: batch_indices(len(self._train_x), replace(cfg.recipe, seed=seed)) for seed in cfg.seed_list()}
+        for step in range(steps):
             if not self._wait_if_paused():
                 break
-            x, y = self._train_x[idx], self._train_y[idx]
-            want_snapshot = cfg.snapshot_every > 0 and (step % cfg.snapshot_every == 0 or step == recipe.steps - 1)
-            want_eval = (cfg.eval_every > 0 and (step + 1) % cfg.eval_every == 0) or step == recipe.steps - 1
+            batches = {}
+            for seed, order in orders.items():
+                idx = next(order)
+                batches[seed] = (self._train_x[idx], self._train_y[idx])
+            want_snapshot = cfg.snapshot_every > 0 and (step % cfg.snapshot_every == 0 or step == steps - 1)
+            want_eval = (cfg.eval_every > 0 and (step + 1) % cfg.eval_every == 0) or step == steps - 1
             t0 = time.perf_counter()
 
-            def step_group(group: list[Run]) -> int:
+            def step_group(group: list[Run | FusedRuns]) -> int:
                 images = 0
-                for run in group:
-                    if run.status == "running" and not self._stop.is_set():
-                        self._step_run(run, step, x, y, want_snapshot, want_eval)
-                        images += len(idx)
+                for unit in group:
+                    if self._stop.is_set():
+                        break
+                    if isinstance(unit, FusedRuns):
+                        images += self._step_fused(unit, step, batches, want_snapshot, want_eval)
+                    elif unit.status == "running":
+                        x, y = batches[unit.seed]
+                        self._step_run(unit, step, x, y, want_snapshot, want_eval)
+                        images += len(y)
                 return images
 
             images = sum(crew.map(step_group, groups))
@@ -212,6 +247,34 @@ class Race:
             self.elapsed_s = now - self.started_at
             if not any(run.status == "running" for run in self.runs):
                 break
+
+    def _step_fused(self, unit: FusedRuns, step: int, batches: dict, want_snapshot: bool, want_eval: bool) -> int:
+        running = [run for run in unit.runs if run.status == "running"]
+        if not running:
+            return 0
+        t0 = time.perf_counter()
+        results = unit.step(step, batches, want_grads=want_snapshot, autocast=self._autocast)
+        spent = (time.perf_counter() - t0) / len(running)
+        errors = None
+        if want_eval:
+            t0 = time.perf_counter()
+            errors = unit.test_errors(self._test_x, self._test_y, EVAL_CHUNK, self._stop.is_set, self._autocast)
+            with self._lock:
+                self.test_seconds += time.perf_counter() - t0
+        for i, (run, (loss, error, grads)) in enumerate(zip(unit.runs, results)):
+            if run.status != "running":
+                continue
+            run.train_seconds += spent
+            run.images += len(batches[run.seed][1])
+            test_error = (lambda i=i: None if errors is None else errors[i]) if want_eval else None
+            self._record(run, step, loss, error, test_error, grads if want_snapshot else None,
+                         before_snapshot=lambda run=run: unit.sync_model(run))
+        return len(running) * len(batches[running[0].seed][1])
+
+    @staticmethod
+    def _row(run: Run, step: int, loss: float, error: float) -> dict:
+        return {"step": step + 1, "train_loss": round(loss, 5), "train_error": round(error, 5),
+                "test_error": None, "lr": round(run.recipe.lr_at(step), 6)}
 
     def _wait_if_paused(self) -> bool:
         paused_at = None
@@ -230,20 +293,32 @@ class Race:
         loss, error, grads = instrumented_step(run, x, y, lr, want_grads=want_snapshot, autocast=self._autocast)
         run.train_seconds += time.perf_counter() - t0
         run.images += len(y)
-        row = {"step": step + 1, "train_loss": round(loss, 5), "train_error": round(error, 5),
-               "test_error": None, "lr": round(lr, 6)}
+
+        def test_error() -> float | None:
+            t0 = time.perf_counter()
+            value = self._test_error(run.model)
+            with self._lock:  # workers finish their evaluations at the same time
+                self.test_seconds += time.perf_counter() - t0
+            return value
+
+        self._record(run, step, loss, error, test_error if want_eval else None, grads)
+
+    def _record(self, run: Run, step: int, loss: float, error: float, test_error: Callable[[], float | None] | None,
+                grads: dict | None, before_snapshot: Callable[[], None] | None = None) -> None:
+        """Append a step's row (with its test error where asked) and snapshot (with ``grads``); a NaN or
+        infinite loss ends the run as diverged."""
+        row = self._row(run, step, loss, error)
         if not math.isfinite(loss):
             run.status = "diverged"
             run.history.append(row)
             return
-        if want_eval:
-            t0 = time.perf_counter()
-            error = self._test_error(run.model)
-            with self._lock:  # workers finish their evaluations at the same time
-                self.test_seconds += time.perf_counter() - t0
-            row["test_error"] = None if error is None else round(error, 5)
+        if test_error is not None:
+            value = test_error()
+            row["test_error"] = None if value is None else round(value, 5)
         run.history.append(row)
-        if want_snapshot:
+        if grads is not None:
+            if before_snapshot is not None:
+                before_snapshot()
             with self._autocast():
                 ratios = residual_ratios(run.model, self._probe)
             run.snapshots.append({"step": step + 1, "grad_norms": grads, "ratios": ratios})
@@ -278,9 +353,14 @@ class Race:
                             "classes": d.classes if d else []},
                 "recipe": {**self.config.recipe.to_dict(), "precision": self.precision},
                 "config": self.config.to_dict(), "device": describe_device(self.device),
+                "engine": "fused" if self.fused else "unfused",
                 "precision": describe_precision(self.device, self.precision), "elapsed_s": round(self.elapsed_s, 2),
                 "runs": [{**run.to_dict(), "history": list(run.history), "snapshots": list(run.snapshots)}
                          for run in self.runs]}
+
+
+def _load(unit: Run | FusedRuns) -> int:
+    return unit.load if isinstance(unit, FusedRuns) else unit.depth
 
 
 def run_race(config: RaceConfig | None = None, *, device: torch.device | str | None = None,

@@ -23,18 +23,82 @@ def final_test_error(run: dict) -> float | None:
     return errors[-1] if errors else None
 
 
+def run_seed(run: dict, result: dict | None = None) -> int:
+    """The seed a run trained on (a file from before seeds were recorded: the recipe's)."""
+    if "seed" in run:
+        return int(run["seed"])
+    return int(((result or {}).get("recipe") or {}).get("seed", 0))
+
+
+def race_seeds(result: dict) -> list[int]:
+    """The seeds of a race's runs, in order."""
+    return sorted({run_seed(r, result) for r in result["runs"]})
+
+
+def nets(result: dict) -> dict[tuple[str, int], list[dict]]:
+    """``(arch, depth) -> its runs`` (one per seed), in the race's order."""
+    out: dict[tuple[str, int], list[dict]] = {}
+    for run in result["runs"]:
+        out.setdefault((run["arch"], run["depth"]), []).append(run)
+    return out
+
+
+def for_seed(result: dict, seed: int) -> dict:
+    """The race restricted to the runs of one seed."""
+    return dict(result, runs=[r for r in result["runs"] if run_seed(r, result) == seed])
+
+
 def summary(result: dict) -> list[dict]:
-    """One row per run: label, status, steps, final training loss / error, test error."""
+    """One row per run: label, seed, status, steps, final training loss / error, test error."""
     rows = []
     for run in result["runs"]:
         hist = run["history"]
         tail = hist[-max(1, len(hist) // 10):] if hist else []
-        rows.append({"run": run.get("label") or run_label(run["arch"], run["depth"]), "arch": run["arch"],
+        rows.append({"run": run.get("label") or run_label(run["arch"], run["depth"]), "seed": run_seed(run, result),
+                     "arch": run["arch"],
                      "depth": run["depth"], "status": run.get("status", ""), "steps": len(hist) and hist[-1]["step"],
                      "final_train_loss": final_train_loss(run),
                      "final_train_error": sum(r["train_error"] for r in tail) / len(tail) if tail else None,
                      "test_error": final_test_error(run)})
     return rows
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
+def seed_summary(result: dict) -> list[dict]:
+    """One row per net over its seeds: seeds, how many finished, mean / min / max final training loss, mean
+    test error (a diverged seed's loss counts as infinite in min/max and is left out of the mean)."""
+    rows = []
+    for (arch, depth), runs in nets(result).items():
+        losses = [final_train_loss(r) if r.get("status") != "diverged" else float("inf") for r in runs]
+        tests = [final_test_error(r) for r in runs]
+        rows.append({"run": runs[0].get("label") or run_label(arch, depth), "arch": arch, "depth": depth,
+                     "seeds": len(runs), "finished": sum(r.get("status") == "finished" for r in runs),
+                     "final_train_loss": _mean(losses), "min_train_loss": min(losses), "max_train_loss": max(losses),
+                     "test_error": _mean([t for t in tests if t is not None]) if any(t is not None for t in tests)
+                     else None})
+    return rows
+
+
+def mean_curves(result: dict, key: str = "train_loss") -> dict[tuple[str, int], dict]:
+    """Per net, its curve of ``key`` over the seeds: ``{"step", "mean", "low", "high", "seeds"}`` lists, where
+    low/high are the smallest and largest seed's value at that step (steps every seed reached or recorded)."""
+    out = {}
+    for net, runs in nets(result).items():
+        by_step: dict[int, list[float]] = {}
+        for run in runs:
+            for row in run["history"]:
+                value = row.get(key)
+                if value is not None and math.isfinite(value):
+                    by_step.setdefault(row["step"], []).append(value)
+        steps = sorted(by_step)
+        out[net] = {"step": steps, "mean": [sum(by_step[s]) / len(by_step[s]) for s in steps],
+                    "low": [min(by_step[s]) for s in steps], "high": [max(by_step[s]) for s in steps],
+                    "seeds": [len(by_step[s]) for s in steps]}
+    return out
 
 
 # Fig. 6's checks: how far below chance (in nats) counts as "left chance", and how much higher the deeper
@@ -50,15 +114,29 @@ def chance_loss(result: dict) -> float | None:
 
 
 def fig6_checks(result: dict) -> list[dict]:
-    """Both halves of He et al.'s Fig. 6 in a race, on final training losses (mean of the last 10% of steps).
+    """Both halves of He et al.'s Fig. 6 in a race, on final training losses (mean of the last 10% of steps),
+    averaged over each net's seeds, with how many seeds show each check on their own.
 
     Compares the shallowest and the deepest depth that have both twins. One dict per check:
-    ``{"check", "holds", "values"}`` with check one of ``plain_trained`` (the deeper plain net ends at least
-    :data:`LEFT_CHANCE_MARGIN` below chance), ``plain_degrades`` (it ends above the shallower plain net),
-    ``resnet_deeper_no_worse`` (the deeper ResNet ends at most :data:`RESNET_TIE` above the shallower one) and
-    ``resnets_below_plain`` (at every depth the ResNet ends below its plain twin). Empty without two such depths.
+    ``{"check", "holds", "values", "seeds", "seeds_agree"}`` with check one of ``plain_trained`` (the deeper
+    plain net ends at least :data:`LEFT_CHANCE_MARGIN` below chance), ``plain_degrades`` (it ends above the
+    shallower plain net), ``resnet_deeper_no_worse`` (the deeper ResNet ends at most :data:`RESNET_TIE` above
+    the shallower one) and ``resnets_below_plain`` (at every depth the ResNet ends below its plain twin);
+    ``seeds_agree`` counts the seeds on which the check holds. Empty without two such depths.
     """
-    loss = {(r["arch"], r["depth"]): final_train_loss(r) for r in result["runs"]}
+    checks = _fig6_on_means(result)
+    seeds = race_seeds(result)
+    per_seed = [{c["check"]: c["holds"] for c in _fig6_on_means(for_seed(result, s))} for s in seeds]
+    for check in checks:
+        check["seeds"] = len(seeds)
+        check["seeds_agree"] = sum(bool(p.get(check["check"])) for p in per_seed)
+    return checks
+
+
+def _fig6_on_means(result: dict) -> list[dict]:
+    loss = {net: _mean([final_train_loss(r) if r.get("status") != "diverged" else float("inf") for r in runs])
+            for net, runs in nets(result).items()}
+    loss = {net: (v if math.isfinite(v) else float("inf")) for net, v in loss.items()}
     depths = sorted({d for (_, d) in loss if ("resnet", d) in loss and ("plain", d) in loss})
     if len(depths) < 2:
         return []

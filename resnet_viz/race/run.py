@@ -21,6 +21,7 @@ class Run:
         self.depth = depth
         self.label = run_label(self.arch, depth)
         self.recipe = recipe if lr is None else replace(recipe, lr=lr)
+        self.seed = self.recipe.seed  # initial weights and batch order
         self.optimizer = make_optimizer(model, self.recipe, fused=True)
         self.status = "waiting"  # waiting | running | finished | diverged | stopped
         self.history: list[dict] = []
@@ -31,7 +32,7 @@ class Run:
         self.grad_layers: list[tuple[str, torch.Tensor]] = main_path_weights(model)
 
     def to_dict(self) -> dict:
-        return {"arch": self.arch, "depth": self.depth, "label": self.label, "status": self.status,
+        return {"arch": self.arch, "depth": self.depth, "label": self.label, "seed": self.seed, "status": self.status,
                 "lr": self.recipe.lr, "steps_done": len(self.history), "train_seconds": round(self.train_seconds, 2),
                 "history": self.history, "snapshots": self.snapshots}
 
