@@ -59,12 +59,12 @@ class Run:
 
 
 def _fingerprint(kind: str, element) -> str:
+    """``plotly:<number of traces>:<title>`` for a chart, ``image:<count>`` for images, else the element type."""
     if kind == "plotly_chart":
         spec = json.loads(element.plotly_chart.spec or "{}")
         title = (spec.get("layout", {}).get("title") or {})
         title = title.get("text", "") if isinstance(title, dict) else str(title)
-        traces = [t.get("type", "scatter") for t in spec.get("data", [])]
-        return f"plotly:{len(traces)} traces:{title}"
+        return f"plotly:{len(spec.get('data', []))}:{title}"
     if kind == "imgs":
         return f"image:{len(element.imgs.imgs)}"
     return kind
