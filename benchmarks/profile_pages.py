@@ -34,6 +34,8 @@ PARTS = {
     "reading and writing the URL": [("ui/url_state.py", "read"), ("ui/url_state.py", "write")],
     "cache look-ups": [("streamlit/runtime/caching/cache_utils.py", "__call__")],
     "sidebar (app.py)": [("ui/models.py", "checkpoint_sidebar")],
+    # AppTest compiles the scripts on every run; the server compiles each once (its script cache).
+    "compiling scripts (AppTest only)": [("streamlit/runtime/scriptrunner/script_cache.py", "get_bytecode")],
 }
 
 
