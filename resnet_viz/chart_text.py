@@ -30,12 +30,19 @@ def format_number(value: float) -> str:
 
 
 def _plain(text) -> str:
-    return _TAGS.sub("", str(text or "")).strip()
+    return "" if text is None else _TAGS.sub("", str(text)).strip()
+
+
+def _sequence(values) -> list:
+    """A trace's x, y or z as a list (plotly keeps tuples, lists or numpy arrays)."""
+    if values is None:
+        return []
+    return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
 def _numbers(values) -> list[float | None]:
     out = []
-    for v in list(values) if values is not None else []:
+    for v in _sequence(values):
         try:
             f = float(v)
         except (TypeError, ValueError):
@@ -46,7 +53,7 @@ def _numbers(values) -> list[float | None]:
 
 
 def _label(value) -> str:
-    if isinstance(value, float):
+    if isinstance(value, (float, int)) and not isinstance(value, bool):
         return format_number(value)
     return _plain(value)
 
@@ -57,7 +64,7 @@ def _line(name: str, xs, ys) -> str | None:
         return None
     (x0, first), (x1, last) = points[0], points[-1]
     if len(points) == 1:
-        return _("{name}: {value} at {x}.").format(name=name, value=format_number(first), x=_label(x0))
+        return _("{name}: a point at ({x}, {y}).").format(name=name, x=_label(x0), y=format_number(first))
     low = min(points, key=lambda p: p[1])
     high = max(points, key=lambda p: p[1])
     return _("{name}: {first} at {x0}, {last} at {x1}; lowest {low} at {xlow}, highest {high} at {xhigh}.").format(
@@ -76,15 +83,12 @@ def _bars(name: str, categories, values) -> str | None:
         low=format_number(low[1]), n=len(pairs))
 
 
-def _grid(name: str, trace: dict) -> str | None:
-    rows = trace.get("z")
-    if rows is None:
-        return None
-    rows = [_numbers(row) for row in rows]
+def _grid(name: str, trace: dict, scale: str) -> str | None:
+    rows = [_numbers(row) for row in _sequence(trace.get("z"))]
     cells = [(v, i, j) for i, row in enumerate(rows) for j, v in enumerate(row) if v is not None]
     if not cells:
         return None
-    xs, ys = list(trace.get("x") or []), list(trace.get("y") or [])
+    xs, ys = _sequence(trace.get("x")), _sequence(trace.get("y"))
 
     def where(i: int, j: int) -> str:
         x = _label(xs[j]) if j < len(xs) else str(j)
@@ -92,34 +96,34 @@ def _grid(name: str, trace: dict) -> str | None:
         return f"({x}, {y})"
 
     low, high = min(cells), max(cells)
-    return _("{name}: values from {low} at {low_at} to {high} at {high_at}.").format(
-        name=name, low=format_number(low[0]), low_at=where(low[1], low[2]), high=format_number(high[0]),
+    what = scale or _("values")
+    return _("{name}: {what} from {low} at {low_at} to {high} at {high_at}.").format(
+        name=name, what=what, low=format_number(low[0]), low_at=where(low[1], low[2]), high=format_number(high[0]),
         high_at=where(high[1], high[2]))
 
 
-def _trace_sentence(trace: dict, index: int) -> str | None:
-    name = _plain(trace.get("name")) or _("series {n}").format(n=index + 1)
+def _trace_sentence(trace: dict, index: int, panels: list[str], scale: str) -> str | None:
+    # An unnamed trace takes its panel's title (a subplot's annotation), else a number.
+    panel = panels[index] if index < len(panels) else ""
+    name = _plain(trace.get("name")) or panel or _("series {n}").format(n=index + 1)
     kind = trace.get("type", "scatter")
     if kind in ("heatmap", "contour", "surface"):
-        return _grid(name, trace)
+        return _grid(name, trace, scale)
     if kind == "bar":
         if trace.get("orientation") == "h":
-            return _bars(name, list(trace.get("y") or []), _numbers(trace.get("x")))
-        return _bars(name, list(trace.get("x") or []), _numbers(trace.get("y")))
+            return _bars(name, _sequence(trace.get("y")), _numbers(trace.get("x")))
+        return _bars(name, _sequence(trace.get("x")), _numbers(trace.get("y")))
     if kind in ("scatter", "scattergl", "scatter3d"):
         ys = _numbers(trace.get("y"))
-        xs = list(trace.get("x")) if trace.get("x") is not None else list(range(len(ys)))
+        xs = _sequence(trace.get("x")) or list(range(len(ys)))
         return _line(name, xs, ys)
     return None
 
 
-def describe_spec(spec: dict) -> str:
-    """The text alternative of a figure given as its plotly dict (``fig.to_dict()``)."""
-    layout = spec.get("layout", {})
-    title = layout.get("title")
+def _describe(title, traces: list[dict], panels: list[str], scale: str) -> str:
     title = _plain(title.get("text") if isinstance(title, dict) else title)
-    traces = [t for t in spec.get("data", []) if t.get("visible", True) is not False]
-    sentences = [s for i, t in enumerate(traces[:MAX_TRACES]) if (s := _trace_sentence(t, i))]
+    traces = [t for t in traces if t.get("visible", True) is not False]
+    sentences = [s for i, t in enumerate(traces[:MAX_TRACES]) if (s := _trace_sentence(t, i, panels, _plain(scale)))]
     head = _("Chart: {title}.").format(title=title) if title else _("Chart.")
     if len(traces) > MAX_TRACES:
         sentences.append(_("{n} more series are drawn.").format(n=len(traces) - MAX_TRACES))
@@ -128,6 +132,31 @@ def describe_spec(spec: dict) -> str:
     return " ".join([head, *sentences])
 
 
+_TRACE_FIELDS = ("type", "name", "x", "y", "z", "orientation", "visible")
+
+
 def describe(fig) -> str:
-    """The text alternative of a plotly figure, from its own numbers (title, lines, bars, heatmaps)."""
-    return describe_spec(fig.to_dict() if hasattr(fig, "to_dict") else fig)
+    """The text alternative of a plotly figure, from its own numbers (title, lines, bars, heatmaps).
+
+    Reads the traces' fields directly: a live chart is described on every redraw, and ``fig.to_dict()`` would
+    copy all of it first.
+    """
+    traces = [{f: trace[f] for f in _TRACE_FIELDS if f in trace and trace[f] is not None} for trace in fig.data]
+    layout = fig.layout
+    panels = [_plain(a.text) for a in layout.annotations or () if a.text and a.showarrow is False]
+    scale = ""
+    if "coloraxis" in layout and layout.coloraxis.colorbar.title.text:
+        bar = layout.coloraxis.colorbar
+        scale = bar.title.text
+        if _log10_ticks(bar.tickvals, bar.ticktext):  # colours drawn from log10 values, ticks labelled in values
+            for trace in traces:
+                if "z" in trace:
+                    trace["z"] = [[None if v is None else 10 ** v for v in row] for row in map(_numbers, trace["z"])]
+    return _describe(layout.title.text, traces, panels, scale)
+
+
+def _log10_ticks(values, texts) -> bool:
+    """True when a colour bar's tick labels are 10 to the power of its tick positions."""
+    values, texts = _numbers(values), _numbers(texts)
+    return bool(values) and len(values) == len(texts) and all(
+        v is not None and t is not None and math.isclose(10 ** v, t, rel_tol=0.01) for v, t in zip(values, texts))

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.basedatatypes import BaseFigure
 import streamlit as st
 
-from resnet_viz.chart_text import describe, describe_spec
+from resnet_viz.chart_text import describe
 from ui.presenter import for_projector, presenting
 
 CONFIG = {"displaylogo": False}
@@ -37,23 +37,34 @@ class _Serialised(BaseFigure):
 def share(fig: go.Figure) -> go.Figure:
     """Serialise ``fig`` once and remember its text; from then on it must not change (it is shared)."""
     fig._shared_spec = fig.to_dict()
-    fig._shared_text = describe_spec(fig._shared_spec)
+    fig._chart_text = describe(fig)
     return fig
 
 
 def chart_text(fig) -> str:
-    return getattr(fig, "_shared_text", None) or describe(fig)
+    """The figure's text alternative, written once per figure (a page may keep a figure between reruns)."""
+    text = getattr(fig, "_chart_text", None)
+    if text is None:
+        text = fig._chart_text = describe(fig)
+    return text
+
+
+def _presenter_spec(fig) -> dict:
+    """A shared figure's enlarged dict for presenter mode, made once (the shared figure itself stays)."""
+    spec = getattr(fig, "_presenter_spec", None)
+    if spec is None:
+        spec = fig._presenter_spec = for_projector(go.Figure(copy.deepcopy(fig._shared_spec))).to_dict()
+    return spec
 
 
 def show_chart(fig, *, where=None, alt: str | None = None, config: dict | None = None, **kwargs) -> None:
     """Draw ``fig`` (``st.plotly_chart`` arguments pass through) with its text alternative under it."""
     where = where or st
     text = alt or chart_text(fig)
-    spec = getattr(fig, "_shared_spec", None)
-    if presenting():
-        fig = for_projector(go.Figure(copy.deepcopy(spec)) if spec is not None else fig)
-    elif spec is not None:
-        fig = _Serialised(spec)
+    if getattr(fig, "_shared_spec", None) is not None:
+        fig = _Serialised(_presenter_spec(fig) if presenting() else fig._shared_spec)
+    else:
+        fig = for_projector(fig)
     kwargs.setdefault("width", "stretch")
     where.plotly_chart(fig, config=config or CONFIG, alt=text, **kwargs)
     where.caption(text)
