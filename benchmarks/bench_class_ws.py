@@ -33,7 +33,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, HERE)
 from conftest import running_app  # noqa: E402  (the browser tests' server)
-from loadgen import Session  # noqa: E402
+from loadgen import Run, Session  # noqa: E402
 from serverstats import MemoryWatch, rss_mb, server_pid  # noqa: E402
 
 LESSON = "/lesson?step=3&lang=en"
@@ -70,8 +70,15 @@ class Result:
 
 
 async def _together(sessions, action) -> list:
-    """Every session does ``action(session)`` at the same moment; their runs."""
-    return await asyncio.gather(*(action(s) for s in sessions))
+    """Every session does ``action(session)`` at the same moment; their runs (a failed action: a run with its
+    error, so one session's failure is counted, not fatal)."""
+    async def attempt(session):
+        started = time.perf_counter()
+        try:
+            return await action(session)
+        except Exception as error:  # noqa: BLE001 - reported in the table
+            return Run(started=started, errors=[f"{type(error).__name__}: {error}"])
+    return await asyncio.gather(*(attempt(s) for s in sessions))
 
 
 async def _open_class(url: str, n: int, path: str) -> list[Session]:
@@ -98,8 +105,9 @@ async def reveal(url: str, n: int) -> list[Result]:
 async def explain(url: str, n: int, photos: list[bytes]) -> list[Result]:
     sessions = await _open_class(url, n, "/explain?lang=en")
     await _together(sessions, lambda s: s.choose("Image", "Upload"))
-    runs = await asyncio.gather(*(s.upload(UPLOAD_LABEL, f"student{i}.jpg", photos[i])
-                                  for i, s in enumerate(sessions)))
+    numbered = {id(s): i for i, s in enumerate(sessions)}
+    runs = await _together(sessions, lambda s: s.upload(UPLOAD_LABEL, f"student{numbered[id(s)]}.jpg",
+                                                        photos[numbered[id(s)]]))
     await _close(sessions)
     return [Result(f"Explain: upload a different photo, {n} sessions", runs)]
 

@@ -92,6 +92,7 @@ class Session:
         origin = self.base
         self.ws = await websockets.connect(
             ws_url, subprotocols=["streamlit", self.xsrf or "xsrf"], origin=origin, max_size=None,
+            ping_interval=None,  # a browser sends no pings; a busy server answering them late is not an error
             additional_headers={"Cookie": f"_streamlit_xsrf={self.xsrf}"} if self.xsrf else None,
             open_timeout=self.timeout)
         return self
@@ -210,10 +211,12 @@ class Session:
 
     async def _until_finished(self) -> None:
         run = self.run
+        started = False  # a script_finished before this run's new_session ends an earlier run
         while True:
             fwd = await self._receive()
             kind = fwd.WhichOneof("type")
             if kind == "new_session":
+                started = True
                 self.session_id = fwd.new_session.initialize.session_id or self.session_id
             elif kind == "navigation":  # the page st.navigation chose: later reruns name it by its hash
                 self.page_hash = fwd.navigation.page_script_hash
@@ -225,7 +228,7 @@ class Session:
                 run.figures.append("cached message")
                 if run.first_figure is None:
                     run.first_figure = time.perf_counter()
-            elif kind == "script_finished":
+            elif kind == "script_finished" and started:
                 status = ForwardMsg.ScriptFinishedStatus.Name(fwd.script_finished)
                 if status == "FINISHED_FRAGMENT_RUN_SUCCESSFULLY":
                     continue  # a fragment (a live view) ran by itself; the script run goes on

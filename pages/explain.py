@@ -17,6 +17,7 @@ from resnet_viz.models import TWINS, twin_label
 from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, load_image
 from ui.models import (IMAGENET_SOURCES, UPLOAD_SOURCE, available_sources, ensure_imagenet, session_models,
                        source_label, twins_for)
+from resnet_viz.chart_text import heatmap_text
 from ui.charts import show_chart
 from ui.routing import route_through_app
 from ui.url_state import Choice, ChoiceList, UrlState
@@ -287,7 +288,7 @@ for method in methods:
             picture = overlay(image, for_display(heatmap, pixel_method=not A.METHODS[method].layered), alpha=alpha,
                               mask=mask)
             st.image(picture, caption=map_caption(method, names[chosen], layer, smoothgrad), width="stretch",
-                     output_format="PNG")
+                     output_format="PNG", alt=heatmap_text(heatmap))
             if heatmap.max() == 0:
                 st.caption(_("No positive evidence for this class here: the map is empty."))
             if mask is not None:
@@ -433,4 +434,4 @@ if stored and stored[0] == sanity_key:
             for cell, step in zip(cells, steps):
                 cell.image(thumbnail(image, for_display(step.map, pixel_method=not A.METHODS[method].layered), alpha),
                            caption=(_("original") if step.layer == "original" else step.layer) +
-                           f" · ρ {step.spearman:.2f}", width="stretch")
+                           f" · ρ {step.spearman:.2f}", width="stretch", alt=heatmap_text(step.map))

@@ -102,7 +102,7 @@ else:
                 show_chart(fig, key=f"lesson_fig_{step.key}_{i}")
             if result.images:
                 for column, (image, caption) in zip(st.columns(len(result.images)), result.images):
-                    column.image(image, caption=caption, width="stretch", output_format="PNG")
+                    column.image(image, caption=caption, width="stretch", output_format="PNG", alt=caption)
         if step.key == "summary":
             st.markdown("**" + _("Further reading") + "**\n\n" + "\n".join(f"- {ref}" for ref in FURTHER_READING))
     link_row = st.columns([2, 2, 3])

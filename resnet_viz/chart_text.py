@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 import re
 
-from .i18n import _
+import numpy as np
+
+from .i18n import N_, _
 
 MAX_TRACES = 6  # a longer list is summarised by its count: nobody listens to twelve lines read out
 _TAGS = re.compile(r"<[^>]+>")
@@ -160,3 +162,23 @@ def _log10_ticks(values, texts) -> bool:
     values, texts = _numbers(values), _numbers(texts)
     return bool(values) and len(values) == len(texts) and all(
         v is not None and t is not None and math.isclose(10 ** v, t, rel_tol=0.01) for v, t in zip(values, texts))
+
+
+# Where a heatmap is strongest, on a 3 x 3 grid over the image (row by row).
+_PLACES = (N_("top left"), N_("top"), N_("top right"), N_("left"), N_("centre"), N_("right"),
+           N_("bottom left"), N_("bottom"), N_("bottom right"))
+
+
+def heatmap_text(heatmap) -> str:
+    """The text alternative of an attribution heatmap (H x W, larger = more evidence): where it peaks, and how
+    much of the image holds half of its heat."""
+    heat = np.clip(np.nan_to_num(np.asarray(heatmap, dtype=np.float64)), 0, None)
+    total = heat.sum()
+    if heat.ndim != 2 or total <= 0:
+        return _("Heatmap: empty, no evidence for this class.")
+    i, j = np.unravel_index(int(heat.argmax()), heat.shape)
+    place = _PLACES[3 * min(2, 3 * i // heat.shape[0]) + min(2, 3 * j // heat.shape[1])]
+    ranked = np.sort(heat.ravel())[::-1]
+    half = int(np.searchsorted(np.cumsum(ranked), total / 2)) + 1
+    return _("Heatmap: strongest at the {place} of the image; half of its heat lies on {share} of the image.").format(
+        place=_(place), share=f"{half / ranked.size:.0%}")
