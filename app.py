@@ -1,4 +1,6 @@
 """ResNet twins: the router and the shared sidebar.  Run with ``streamlit run app.py``."""
+import pandas  # noqa: F401 - imported once here: plotly imports it lazily, and 30 first visitors' threads
+# importing it at the same moment see a partially initialised module (AttributeError on pandas.Series)
 import streamlit as st
 
 from resnet_viz.i18n import LANGUAGES, _, browser_language, set_language
