@@ -21,7 +21,6 @@ import asyncio
 import os
 import statistics
 import sys
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,49 +28,10 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, ROOT)
 from conftest import CHROMIUM_ARGS as ARGS, running_app  # noqa: E402  (the browser tests' server and browser)
 from resnet_viz.teaching import lesson_steps  # noqa: E402
+from serverstats import MemoryWatch, rss_mb, server_pid  # noqa: E402
 
 FIGURE = "[data-testid=stMain] .js-plotly-plot"
 ERRORS = "[data-testid=stException], [data-testid=stAlertContentError]"
-
-
-def _server_pid(port: int) -> int | None:
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-        except OSError:
-            continue
-        if b"streamlit" in b" ".join(cmd) and str(port).encode() in cmd:
-            return int(pid)
-    return None
-
-
-def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-class MemoryWatch:
-    """Samples a process's resident memory in a thread; ``peak`` is the largest sample."""
-
-    def __init__(self, pid: int):
-        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss_mb(self.pid))
-            time.sleep(0.2)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self.thread.join()
 
 
 async def _student(browser, url: str, ready: asyncio.Barrier, go: asyncio.Event, rounds: int) -> dict:
@@ -98,7 +58,6 @@ async def _student(browser, url: str, ready: asyncio.Barrier, go: asyncio.Event,
         t0 = time.perf_counter()
         await page.get_by_role("button", name="Reveal the answer").click()
         await page.locator(FIGURE).first.wait_for(state="visible")
-        await page.wait_for_function("!document.querySelector('[data-testid=stStatusWidget]')")
         times.append(time.perf_counter() - t0)
     errors = await page.locator(ERRORS).count()
     await context.close()
@@ -148,18 +107,18 @@ def main() -> None:
     path = f"/lesson?step={number - 1}&lang=en"  # the warm-up step, then Next
 
     with running_app() as url:
-        pid = _server_pid(int(url.rsplit(":", 1)[1]))
+        pid = server_pid(int(url.rsplit(":", 1)[1]))
         with MemoryWatch(pid) as mem:
             alone = asyncio.run(_class(url + path, 1, 1))[0]
         alone_peak = mem.peak
     with running_app() as url:
-        pid = _server_pid(int(url.rsplit(":", 1)[1]))
-        idle = _rss_mb(pid)
+        pid = server_pid(int(url.rsplit(":", 1)[1]))
+        idle = rss_mb(pid)
         started = time.perf_counter()
         with MemoryWatch(pid) as mem:
             results = asyncio.run(_class(url + path, args.users, 2))
         wall = time.perf_counter() - started
-        after = _rss_mb(pid)
+        after = rss_mb(pid)
     base = alone["times"][0]
     print(f"one student alone: Reveal -> figure in {base:.2f} s (step {number}, '{args.step}', cold caches); "
           f"server peak {alone_peak:.0f} MB")

@@ -47,8 +47,7 @@ def _one_user(browser, url: str, photo: str, results: list, start: threading.Bar
         start.wait()
     t0 = time.perf_counter()
     page.locator("[data-testid=stMain] input[type=file]").set_input_files(photo)
-    page.wait_for_function("document.querySelectorAll('[data-testid=stImage] img').length >= 2 && "
-                           "!document.querySelector('[data-testid=stStatusWidget]')")
+    page.wait_for_function("document.querySelectorAll('[data-testid=stMain] [data-testid=stImage] img').length >= 2")
     results.append(time.perf_counter() - t0)
     context.close()
 

@@ -17,6 +17,8 @@ from resnet_viz.models import TWINS, twin_label
 from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, load_image
 from ui.models import (IMAGENET_SOURCES, UPLOAD_SOURCE, available_sources, ensure_imagenet, session_models,
                        source_label, twins_for)
+from resnet_viz.chart_text import heatmap_text
+from ui.charts import show_chart
 from ui.routing import route_through_app
 from ui.url_state import Choice, ChoiceList, UrlState
 from ui.widgets import keep_values
@@ -343,7 +345,7 @@ for method in methods:
             picture = overlay(image, for_display(heatmap, pixel_method=not A.METHODS[method].layered), alpha=alpha,
                               mask=mask)
             st.image(picture, caption=map_caption(method, names[chosen], layer, smoothgrad), width="stretch",
-                     output_format="PNG")
+                     output_format="PNG", alt=heatmap_text(heatmap))
             if heatmap.max() == 0:
                 st.caption(_("No positive evidence for this class here: the map is empty."))
             if mask is not None:
@@ -361,7 +363,7 @@ for method in methods:
 
 columns = st.columns(2)
 for column, twin in zip(columns, TWINS):
-    column.plotly_chart(topk_figure(top[twin], twin, highlight=chosen), width="stretch", key=f"topk-{twin}")
+    show_chart(topk_figure(top[twin], twin, highlight=chosen), where=column, key=f"topk-{twin}")
 
 with st.expander(_("How to read this")):
     st.markdown(
@@ -401,7 +403,7 @@ if precomputed is not None:
     st.markdown(pointing_summary(rows_by_twin, resnet.default_layer, skips_removed=skips_removed))
     shown_methods = methods + [r["method"] for r in rows_by_twin.get("resnet", []) if r["method"].startswith("Grad-CAM (")
                                and "Grad-CAM" in methods]
-    st.plotly_chart(perturbation_figure(rows_by_twin, shown_methods), width="stretch", key="curves-precomputed")
+    show_chart(perturbation_figure(rows_by_twin, shown_methods), key="curves-precomputed")
 
 live_key = ("evaluation", source, model_key, image_key, chosen, tuple(methods), layer, smoothgrad)
 shapes_checkpoint = (not source.startswith("shapes") and not imagenet
@@ -433,7 +435,7 @@ stored = st.session_state.get("explain-live-evaluation")
 if stored and stored[0] == live_key:
     st.subheader(_("Measured now") if shapes_checkpoint else _("Measured on this image"))
     show_table(stored[1], skips_removed=skips_removed, file_name="attributions-live.csv", key="dl-table-live")
-    st.plotly_chart(perturbation_figure(stored[1], methods), width="stretch", key="curves-live")
+    show_chart(perturbation_figure(stored[1], methods), key="curves-live")
 
 # --- sanity check ----------------------------------------------------------------------------------------------------
 st.header(_("Sanity check: does the map depend on the model?"))
@@ -448,7 +450,7 @@ if precomputed is not None:
     sanity = {t: precomputed["twins"][t]["sanity"] for t in TWINS if "sanity" in precomputed["twins"].get(t, {})}
     st.caption(_("Mean over {n} test images for the selected methods; ours below is for your image.").format(
         n=precomputed["sanity_images"]))
-    st.plotly_chart(sanity_figure(sanity, methods), width="stretch", key="sanity-precomputed")
+    show_chart(sanity_figure(sanity, methods), key="sanity-precomputed")
     verdicts = []
     for method in methods:
         for twin in TWINS:
@@ -483,7 +485,7 @@ if stored and stored[0] == sanity_key:
     result = stored[1]
     curves = {t: {m: {"layers": [s.layer for s in result[(m, t)]], "spearman": [s.spearman for s in result[(m, t)]],
                       "ssim": [s.ssim for s in result[(m, t)]]} for m in methods} for t in TWINS}
-    st.plotly_chart(sanity_figure(curves, methods), width="stretch", key="sanity-live")
+    show_chart(sanity_figure(curves, methods), key="sanity-live")
     for method in methods:
         for twin in TWINS:
             steps = result[(method, twin)]
@@ -492,4 +494,4 @@ if stored and stored[0] == sanity_key:
             for cell, step in zip(cells, steps):
                 cell.image(thumbnail(image, for_display(step.map, pixel_method=not A.METHODS[method].layered), alpha),
                            caption=(_("original") if step.layer == "original" else step.layer) +
-                           f" · ρ {step.spearman:.2f}", width="stretch")
+                           f" · ρ {step.spearman:.2f}", width="stretch", alt=heatmap_text(step.map))

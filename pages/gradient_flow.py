@@ -17,7 +17,7 @@ from resnet_viz.models import TWINS, twin_label
 from resnet_viz.teaching import EXPLANATIONS, GRADIENT_FLOW_DEFAULTS, PRESET_KEYS, PRESET_LABELS, PRESETS
 from ui.compute import cached_twin_flow, flow_depth, flow_options
 from ui.models import device, session_models
-from ui.presenter import for_projector
+from ui.charts import show_chart
 from ui.routing import route_through_app
 from ui.url_state import Choice, IntRange, Preset, UrlState
 from ui.work import work_slots
@@ -136,7 +136,7 @@ def describe(view: dict) -> str:
 def chart_beside_notes(fig, **kwargs):
     """Draw ``fig`` in a wide column and return the narrow column beside it, for the explanation."""
     chart, notes = st.columns([3, 1.3])
-    chart.plotly_chart(for_projector(fig), width="stretch", **kwargs)
+    show_chart(fig, where=chart, **kwargs)
     return notes
 
 

@@ -11,7 +11,7 @@ import logging
 import streamlit as st
 
 from ui.lesson_reveals import all_reveals, reveal
-from ui.presenter import for_projector
+from ui.charts import show_chart
 from ui.routing import route_through_app
 from ui.url_state import IntRange, UrlState
 from resnet_viz.i18n import _, get_language, language
@@ -99,11 +99,10 @@ else:
             if result.note:
                 st.caption(result.note)
             for i, fig in enumerate(result.figures):
-                st.plotly_chart(for_projector(fig), width="stretch", key=f"lesson_fig_{step.key}_{i}",
-                                config={"displaylogo": False})
+                show_chart(fig, key=f"lesson_fig_{step.key}_{i}")
             if result.images:
                 for column, (image, caption) in zip(st.columns(len(result.images)), result.images):
-                    column.image(image, caption=caption, width="stretch", output_format="PNG")
+                    column.image(image, caption=caption, width="stretch", output_format="PNG", alt=caption)
         if step.key == "summary":
             st.markdown("**" + _("Further reading") + "**\n\n" + "\n".join(f"- {ref}" for ref in FURTHER_READING))
     link_row = st.columns([2, 2, 3])

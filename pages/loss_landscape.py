@@ -19,6 +19,7 @@ from resnet_viz.landscape_plots import (convexity_figure, line_figure, slice_fig
                                         twin_surface_figure)
 from ui.curvature_panel import curvature_panel
 from ui.models import UPLOAD_SOURCE, bundled_twins, device, session_models
+from ui.charts import show_chart
 from ui.routing import route_through_app
 from ui.url_state import Choice, UrlState
 from ui.work import wait_message, work_slots
@@ -246,7 +247,7 @@ if view_key == "path":
     else:
         pca = {twin: p.surface for twin, p in paths.items() if p.surface is not None}
         metrics(pca)
-        st.plotly_chart(twin_contour_figure(pca, trajectory=paths), width="stretch", key="ll-path")
+        show_chart(twin_contour_figure(pca, trajectory=paths), key="ll-path")
         first = next(iter(paths.values()))
         recipe = first.recipe
         if model_key == FILE_SOURCE or set(paths) != {"resnet", "plain"}:
@@ -275,19 +276,19 @@ elif surfaces is None:
 else:
     metrics(surfaces)
     if view_key == "contour":
-        st.plotly_chart(twin_contour_figure(surfaces), width="stretch", key="ll-contour")
+        show_chart(twin_contour_figure(surfaces), key="ll-contour")
     elif view_key == "3d":
-        st.plotly_chart(twin_surface_figure(surfaces), width="stretch", key="ll-3d")
+        show_chart(twin_surface_figure(surfaces), key="ll-3d")
     elif view_key == "slices":
-        st.plotly_chart(slice_figure(surfaces), width="stretch", key="ll-slices")
+        show_chart(slice_figure(surfaces), key="ll-slices")
         lines = doc["lines"] if doc is not None and origin != "live" else {}
         if lines:
-            st.plotly_chart(line_figure(lines), width="stretch", key="ll-lines")
+            show_chart(line_figure(lines), key="ll-lines")
             st.caption(_("The straight line from each twin's initial weights (t = 0) to its trained weights (t = 1), "
                          "Goodfellow et al. (2015). Along this one line the descent looks easy for both; the "
                          "difficulties lie off it."))
     else:
-        st.plotly_chart(convexity_figure(surfaces), width="stretch", key="ll-convexity")
+        show_chart(convexity_figure(surfaces), key="ll-convexity")
         st.caption(_("Blue where the surface curves down in some direction (Li et al., Fig. 9): |λmin/λmax| of the "
                      "2×2 Hessian at each interior grid point, 0 where both eigenvalues are positive."))
     st.caption(settings_caption(next(iter(surfaces.values())), ORIGINS[origin]))

@@ -16,7 +16,7 @@ from resnet_viz.models import TWINS, twin_label
 from resnet_viz.residual import block_contributions, gradient_split
 from ui.compute import SHAPES_POOL, lesion_lab, mean_lesion_drops, shapes_pool
 from ui.models import UPLOAD_SOURCE, session_models, source_label, twins_for
-from ui.presenter import for_projector
+from ui.charts import show_chart
 from ui.routing import route_through_app
 from ui.work import wait_message, work_slots
 
@@ -95,7 +95,7 @@ def choose_input(model):
 
 
 def chart(fig, **kwargs):
-    st.plotly_chart(for_projector(fig), config=PLOT_CONFIG, **kwargs)
+    show_chart(fig, config=PLOT_CONFIG, **kwargs)
 
 
 # -- page -----------------------------------------------------------------------------------------

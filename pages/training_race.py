@@ -13,6 +13,7 @@ from resnet_viz.i18n import N_, _
 from resnet_viz.models import twin_label
 from resnet_viz.training import OPTIMIZERS, SCHEDULES, Recipe
 from ui.models import device
+from ui.charts import show_chart
 from ui.routing import route_through_app
 from ui.url_state import ChoiceList, IntRange, UrlState
 from ui.work import session_races
@@ -198,8 +199,8 @@ def _progress(race: rr.Race) -> None:
 
 def _curves(figures: tuple, key: str) -> None:
     c1, c2 = st.columns(2)
-    c1.plotly_chart(figures[0], key=f"{key}_loss", width="stretch")
-    c2.plotly_chart(figures[1], key=f"{key}_error", width="stretch")
+    show_chart(figures[0], where=c1, key=f"{key}_loss")
+    show_chart(figures[1], where=c2, key=f"{key}_error")
 
 
 def _figures(result: dict) -> tuple:
@@ -372,10 +373,8 @@ if result and not (shown == LIVE and running):
         else:
             step = r2.select_slider(_("Training step"), steps, value=steps[-1], key=f"replay_step_{shown}_{depth}")
             g, r = st.columns(2)
-            g.plotly_chart(race_plots.gradient_snapshot_figure(result, depth, step, seed), width="stretch",
-                           key="replay_grad")
-            r.plotly_chart(race_plots.ratio_snapshot_figure(result, depth, step, seed), width="stretch",
-                           key="replay_ratio")
+            show_chart(race_plots.gradient_snapshot_figure(result, depth, step, seed), where=g, key="replay_grad")
+            show_chart(race_plots.ratio_snapshot_figure(result, depth, step, seed), where=r, key="replay_ratio")
             st.caption(_("Left: how large the gradient is at each layer, from the input (left) to the output "
                          "(right). Right: how much each block's branch F(x) changes its input x. Slide through "
                          "training to see both evolve for the two twins."))

@@ -19,9 +19,10 @@ METHOD_COLORS = {"Grad-CAM": "#1f77b4", "Saliency": "#2ca02c", "Integrated Gradi
                  "Guided Grad-CAM": "#bcbd22", "Occlusion": "#17becf", "Random": "#7f7f7f"}
 RANDOM_LABEL = N_("Random")  # the random baseline's row
 
-# Anchor colours of a perceptually ordered dark-blue -> yellow -> red map.
-_ANCHORS = np.array([[48, 18, 59], [70, 117, 237], [27, 207, 212], [97, 252, 108], [210, 233, 53],
-                     [254, 155, 45], [217, 56, 6], [122, 4, 3]], dtype=np.float64) / 255
+# Anchor colours of matplotlib's "inferno" (black -> purple -> orange -> pale yellow): its lightness rises
+# monotonically, so a heatmap reads the same in greyscale and for red-green colour blindness.
+_ANCHORS = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21],
+                     [250, 193, 39], [252, 255, 164]], dtype=np.float64) / 255
 
 
 def colormap(values: np.ndarray) -> np.ndarray:

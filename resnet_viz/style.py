@@ -7,8 +7,9 @@ import plotly.io as pio
 
 COLORS = {"resnet": "#1f77b4", "plain": "#ff7f0e"}
 DASH = {"resnet": "solid", "plain": "dash"}
-# One colour per depth in multi-depth charts (training race, depth sweeps).
-DEPTH_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+# One colour per depth in multi-depth charts (training race, depth sweeps): Okabe & Ito's colour-blind-safe set,
+# in an order whose neighbours also differ in lightness (blue, orange, bluish green, vermilion, sky blue, purple).
+DEPTH_PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7"]
 TEMPLATE = "plotly_white"
 
 

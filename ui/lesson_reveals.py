@@ -15,10 +15,11 @@ from resnet_viz import race_plots
 from resnet_viz import residual_plots
 from resnet_viz.data import TEST_SEED, make_shapes_raw
 from resnet_viz.gradients_plots import format_ratio, forward_signal_figure, gradient_norm_figure
-from resnet_viz.i18n import _
+from resnet_viz.i18n import _, get_language, language
 from resnet_viz.models import TWINS
 from resnet_viz.lesion import path_length_distribution
 from resnet_viz.teaching import Reveal, compare, preset_view
+from ui.charts import share
 from ui.compute import lesion_lab, mean_lesion_drops, view_flows
 from ui.models import bundled_twins, twins_for
 from ui.work import work_slots
@@ -174,8 +175,20 @@ REVEALS = {"block": reveal_block, "vanishing": reveal_vanishing, "exploding": re
            "summary": reveal_summary}
 
 
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _shared_reveal(key: str, lang: str) -> Reveal | None:
+    """One step's reveal in one language, computed once for every session: a class revealing a step together
+    builds and serialises its figures once (:func:`ui.charts.share`), not once per student."""
+    with language(lang):
+        result = REVEALS[key]()
+    for fig in result.figures if result else []:
+        share(fig)
+    return result
+
+
 def reveal(key: str) -> Reveal | None:
-    return REVEALS[key]()
+    """The step's reveal in the session's language; shared, so its figures must not be changed."""
+    return _shared_reveal(key, get_language())
 
 
 def all_reveals(steps) -> dict[str, Reveal | None]:

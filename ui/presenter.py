@@ -8,8 +8,12 @@ def presenting() -> bool:
 
 
 def for_projector(fig):
-    """Larger text and a taller chart in presenter mode; the figure unchanged otherwise."""
-    if presenting():
+    """Larger text and a taller chart in presenter mode; the figure unchanged otherwise.
+
+    Enlarges a figure once: one that a page keeps between reruns (the live race) is not enlarged again.
+    """
+    if presenting() and not getattr(fig, "_for_projector", False):
         height = fig.layout.height or 450
         fig.update_layout(font=dict(size=20), height=int(height * 1.35), title_font_size=26)
+        fig._for_projector = True
     return fig
