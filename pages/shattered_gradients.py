@@ -16,7 +16,7 @@ from resnet_viz.models import TWINS, twin_label
 from resnet_viz.shattered_plots import autocorrelation_figure, line_gradient_figure, sweep_figure
 from ui.compute import cached_shattered_line
 from ui.models import UPLOAD_SOURCE, bundled_twins, device, session_models
-from ui.presenter import for_projector
+from ui.charts import show_chart
 from ui.routing import route_through_app
 from ui.url_state import Choice, IntRange, UrlState
 from ui.work import work_slots
@@ -127,7 +127,7 @@ def sweep_csv(sweep: sh.ShatterSweep) -> str:
 def chart_beside_notes(fig, key: str, file_name: str):
     chart, notes = st.columns([3, 1.3])
     config = {**PLOT_CONFIG, "toImageButtonOptions": {**PLOT_CONFIG["toImageButtonOptions"], "filename": file_name}}
-    chart.plotly_chart(for_projector(fig), width="stretch", key=key, config=config)
+    show_chart(fig, where=chart, key=key, config=config)
     return notes
 
 
