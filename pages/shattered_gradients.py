@@ -15,7 +15,7 @@ from resnet_viz.i18n import N_, Labels, _
 from resnet_viz.models import TWINS, twin_label
 from resnet_viz.shattered_plots import autocorrelation_figure, line_gradient_figure, sweep_figure
 from ui.compute import cached_shattered_line
-from ui.models import UPLOAD_SOURCE, bundled_twins, device, session_models
+from ui.models import UPLOAD_SOURCE, bundled_twins, session_models
 from ui.charts import show_chart
 from ui.routing import route_through_app
 from ui.url_state import Choice, IntRange, UrlState
