@@ -169,6 +169,21 @@ def table_frame(rows_by_twin: dict[str, list[dict]], *, skips_removed: bool) -> 
     return shown, raw.to_csv(index=False, float_format="%.4f")
 
 
+def unmeasured_notice(rows_by_twin: dict[str, list[dict]], methods: list[str], source: str, *,
+                      skips_removed: bool) -> None:
+    """Say which chosen methods the shipped table has no row for, and how to get them."""
+    for twin in TWINS:
+        measured = {row["method"] for row in rows_by_twin.get(twin, [])}
+        missing = [m for m in methods if m not in measured]
+        if missing:
+            command = (f"python -m resnet_viz attributions {source} --twins {twin} --methods "
+                       + " ".join(f'"{m}"' if " " in m else m for m in missing))
+            st.info(_("The shipped table has no row for {methods} on the {twin}. Measure them on this image with "
+                      "the button below, or add them to the table with `{command}`.").format(
+                methods=", ".join(missing), twin=twin_label(twin, lowercase=True, skips_removed=skips_removed),
+                command=command), icon=":material/info:")
+
+
 def show_table(rows_by_twin, *, skips_removed: bool, file_name: str, key: str) -> None:
     shown, csv = table_frame(rows_by_twin, skips_removed=skips_removed)
     percent = st.column_config.NumberColumn(format="percent")
@@ -400,6 +415,7 @@ if precomputed is not None:
         n=precomputed["images"], command=precomputed["command"]))
     show_table(rows_by_twin, skips_removed=skips_removed, file_name=f"attributions-{source}.csv",
                key="dl-table")
+    unmeasured_notice(rows_by_twin, methods, source, skips_removed=skips_removed)
     st.markdown(pointing_summary(rows_by_twin, resnet.default_layer, skips_removed=skips_removed))
     shown_methods = methods + [r["method"] for r in rows_by_twin.get("resnet", []) if r["method"].startswith("Grad-CAM (")
                                and "Grad-CAM" in methods]

@@ -161,3 +161,13 @@ def test_cam_methods_come_from_the_url_and_a_stopped_score_cam_waits_to_be_asked
     assert not at.exception and len(_captions(at)) == 2 and "Score-CAM" in at.info[0].value
     at.button(key="explain-cams-resume").click().run()
     assert not at.exception and len(_captions(at)) == 4
+
+
+def test_a_method_missing_from_the_shipped_table_is_named_with_the_command_that_adds_it():
+    table = A.load_precomputed("shapes-56")
+    shipped = {row["method"] for row in table["twins"]["resnet"]["rows"]}
+    missing = next(m for m in rv.ATTRIBUTION_METHODS if m not in shipped)
+    at = open_app_page("pages/explain.py", {"model": "shapes-56", "methods": f"Grad-CAM,{missing}"})
+    notices = [i.value for i in at.info if "The shipped table has no row" in i.value]
+    assert notices and all(missing in n and "Grad-CAM," not in n for n in notices)
+    assert "attributions shapes-56 --twins resnet --methods" in notices[0]
