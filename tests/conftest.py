@@ -61,7 +61,8 @@ def running_app():
     log = open(os.path.join(root, "streamlit-test.log"), "a")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],  # the tests change no source; a watcher over .venv overflows inotify
         cwd=root, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -110,6 +111,12 @@ def page(browser):
     pg.set_default_timeout(60_000)
     yield pg
     context.close()
+
+
+def wait_for_idle(page) -> None:
+    """Wait until the app's script run has finished: a click during a rerun may hit an element the run replaces."""
+    page.wait_for_function("document.querySelector('[data-testid=stApp]')"
+                           "?.getAttribute('data-test-script-state') === 'notRunning'")
 
 
 def screenshot(page, name: str) -> str:

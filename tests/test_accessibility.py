@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from conftest import screenshot
+from conftest import screenshot, wait_for_idle
 
 AXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor", "axe-core", "axe.min.js")
 PAGES = ["", "lesson?step=3", "explain", "gradient_flow", "residual_vs_identity", "training_race", "loss_landscape"]
@@ -35,8 +35,7 @@ def _url(base: str, page: str, lang: str, presenter: bool) -> str:
 def _settled(page) -> None:
     """The script run has finished and the page's title is drawn."""
     page.locator("[data-testid=stMain] h1").first.wait_for()
-    page.wait_for_function("document.querySelector('[data-testid=stApp]')"
-                           "?.getAttribute('data-test-script-state') === 'notRunning'")
+    wait_for_idle(page)
     page.wait_for_timeout(500)  # charts draw after the run ends
 
 

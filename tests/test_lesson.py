@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import resnet_viz as rv
-from conftest import screenshot
+from conftest import screenshot, wait_for_idle
 from resnet_viz import race as rr
 from resnet_viz.i18n import _, language
 from resnet_viz.teaching import STEPS, Choice, Step, compare, handout_html, lesson_steps
@@ -214,6 +214,7 @@ def test_lesson_in_a_browser(page, app_url, tmp_path):
     fresh.wait_for_function("getComputedStyle(document.documentElement).fontSize === '22px'")
     assert not fresh.get_by_text("Your own model").is_visible()
     screenshot(fresh, "lesson-presenter")
+    wait_for_idle(fresh)  # the handout's file belongs to the finished run; a rerun's click would ask for a stale one
     with fresh.expect_download(timeout=120_000) as download:
         fresh.get_by_role("button", name="Download the handout").click()
     path = tmp_path / "handout.html"
