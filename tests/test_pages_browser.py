@@ -8,6 +8,7 @@ to its own default unless the page sends its value again).
 """
 import os
 import re
+import time
 from urllib.parse import parse_qsl, urlparse
 
 import pytest
@@ -94,6 +95,20 @@ def url(page) -> dict[str, str]:
     return dict(parse_qsl(urlparse(page.url).query, keep_blank_values=True))
 
 
+def url_settles(page, expected: dict[str, str], timeout_s: float = 30) -> dict[str, str]:
+    """The URL's values for ``expected``'s keys, once they equal ``expected`` or ``timeout_s`` has passed.
+
+    The browser rewrites the URL after the script run that a widget change starts; on a loaded machine
+    that run can begin after ``idle`` has already returned.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        now = {k: url(page).get(k) for k in expected}
+        if now == expected or time.monotonic() > deadline:
+            return now
+        page.wait_for_timeout(250)
+
+
 def captions(page) -> list[str]:
     return main(page).locator("[data-testid=stImageCaption]").all_inner_texts()
 
@@ -163,8 +178,8 @@ def test_explain_widgets_url_and_maps_agree_through_every_select_and_radio(page,
 
     def agree(maps_shown: bool = True, lang: str = "en") -> None:
         no_exception(page)
-        assert url(page)["model"] == view["model"] and url(page)["methods"] == ",".join(view["methods"])
-        assert url(page)["stage"] == view["stage"]
+        wanted = {"model": view["model"], "methods": ",".join(view["methods"]), "stage": view["stage"]}
+        assert url_settles(page, wanted) == wanted
         model_label = EXPLAIN_MODELS[view["model"]]
         assert shown(page, "Model" if lang == "en" else zh("Model")) == (model_label if lang == "en" else
                                                                           zh(model_label))
@@ -246,7 +261,8 @@ def test_gradient_flow_widgets_url_and_view_agree_through_every_select_and_radio
 
     def agree(lang: str = "en") -> None:
         no_exception(page)
-        assert {k: url(page)[k] for k in view} == {k: str(v) for k, v in view.items()}
+        wanted = {k: str(v) for k, v in view.items()}
+        assert url_settles(page, wanted) == wanted
         tr = (lambda text: text) if lang == "en" else zh
         for key, (label, options) in GF.items():
             assert shown(page, tr(label)) == tr(options[view[key]]), key
@@ -295,7 +311,7 @@ def test_loss_landscape_widgets_url_and_view_agree_through_every_select_and_radi
 
     def agree(lang: str = "en") -> None:
         no_exception(page)
-        assert {k: url(page)[k] for k in view} == view
+        assert url_settles(page, view) == view
         tr = (lambda text: text) if lang == "en" else zh
         assert checked(page, tr("Twins")) == tr(LL_MODELS[view["model"]])
         assert checked(page, tr("View")) == tr(LL_VIEWS[view["view"]])
@@ -338,7 +354,7 @@ def test_training_race_settings_and_url_agree_through_every_select(page, app_url
 
     def agree() -> None:
         no_exception(page)
-        assert {k: url(page)[k] for k in settings} == settings
+        assert url_settles(page, settings) == settings
         assert ",".join(chips(page, "Depths")) == settings["depths"]
         assert main(page).get_by_label("Steps", exact=True).input_value() == settings["steps"]
         assert main(page).get_by_label("Batch size", exact=True).input_value() == settings["batch"]
@@ -360,7 +376,7 @@ def test_training_race_settings_and_url_agree_through_every_select(page, app_url
     to_chinese(page)
     no_exception(page)
     expand(page, zh("Race settings"), main(page).get_by_role("combobox", name=zh("Depths"), exact=True))
-    assert {k: url(page)[k] for k in settings} == settings and ",".join(chips(page, zh("Depths"))) == "20,56,8"
+    assert url_settles(page, settings) == settings and ",".join(chips(page, zh("Depths"))) == "20,56,8"
     screenshot(page, "training-race-walk")
 
 
