@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 
 import streamlit as st
@@ -255,6 +256,22 @@ def _choice_label(choice: str) -> str:
 shown = st.selectbox(_("Show"), choices, key="race_show", label_visibility="collapsed", format_func=_choice_label)
 
 
+def _twin_downloads(race: rr.Race) -> None:
+    """The finished live race's trained twins, one checkpoint per depth, for the other pages (sidebar upload)."""
+    pairs = rr.race_pairs(race)
+    if not pairs:
+        return
+    st.markdown(_("**This race's trained twins** (seed {seed}): download a depth's pair, then upload it in the "
+                  "sidebar under *Your own model* to see its curvature and loss landscape, its shattered gradients, "
+                  "its explanations and its residual branches.").format(seed=race.runs[0].seed))
+    cols = st.columns(max(len(pairs), 3))
+    for col, depth in zip(cols, pairs):
+        col.download_button(_("Depth {depth} (.safetensors)").format(depth=depth),
+                            functools.partial(rr.race_twins_bytes, race, depth), file_name=f"race-{depth}.safetensors",
+                            mime="application/octet-stream", icon=":material/download:", key=f"race_twins_{depth}",
+                            on_click="ignore")
+
+
 def _recipe_text(result: dict) -> str:
     """The recipe in one line: optimiser, learning rate, steps and batch, precision."""
     recipe = result.get("recipe") or {}
@@ -384,6 +401,8 @@ if result and not (shown == LIVE and running):
                        icon=":material/download:")
     d2.download_button(_("Download JSON"), rr.race_to_json(result), file_name="race.json", mime="application/json",
                        icon=":material/download:")
+    if live is not None and live.done and shown == live.saved_name:
+        _twin_downloads(live)
 
 with st.expander(_("Load a race file (JSON)")):
     upload = st.file_uploader(_("A race saved from this page or made with `python -m resnet_viz race`"), type=["json"],

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save, save_file
 
 from .i18n import N_, _
 from .models import TwinNet, build_twins
@@ -22,21 +22,30 @@ MAX_CHECKPOINT_BYTES = 200 * 1024 * 1024
 _SAFETENSORS_MAGIC_MAX_HEADER = 100 * 1024 * 1024
 
 
+def _twin_tensors(resnet: TwinNet, plain: TwinNet, info: dict) -> dict[str, torch.Tensor]:
+    if "build" not in info:
+        raise ValueError("info needs a 'build' entry with the build_twins() arguments")
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous()
+            for prefix, model in (("resnet", resnet), ("plain", plain))
+            for k, v in model.state_dict().items()}
+
+
 def save_twins(path: str | os.PathLike, resnet: TwinNet, plain: TwinNet, info: dict) -> Path:
     """Write both twins to one safetensors file (``resnet.*`` and ``plain.*`` keys).
 
     ``info`` must hold ``build`` (the keyword arguments of :func:`build_twins`)
     and may hold ``class_names`` and anything else worth keeping (recipe, accuracy).
     """
-    if "build" not in info:
-        raise ValueError("info needs a 'build' entry with the build_twins() arguments")
-    tensors = {f"{prefix}.{k}": v.detach().cpu().contiguous()
-               for prefix, model in (("resnet", resnet), ("plain", plain))
-               for k, v in model.state_dict().items()}
+    tensors = _twin_tensors(resnet, plain, info)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"info": json.dumps(info)})
     return path
+
+
+def twins_bytes(resnet: TwinNet, plain: TwinNet, info: dict) -> bytes:
+    """The file :func:`save_twins` writes, as bytes (for a download)."""
+    return save(_twin_tensors(resnet, plain, info), metadata={"info": json.dumps(info)})
 
 
 def read_info(path: str | os.PathLike) -> dict:

@@ -318,6 +318,35 @@ def test_bad_race_files_raise_a_readable_error(bad, words):
         rr.load_race(bad)
 
 
+def test_a_finished_race_hands_out_each_depths_trained_twins_as_a_checkpoint(tiny_data, tmp_path):
+    from resnet_viz import curvature as cv
+    from resnet_viz.checkpoints import load_checkpoint
+
+    race = tiny_race(tiny_data, depths=(8,), seeds=2)
+    with pytest.raises(ValueError, match="still running"):
+        rr.race_twins_bytes(race, 8)  # not started: nothing trained yet
+    race.start()
+    assert race.join(120) and race.status == "finished"
+    with pytest.raises(ValueError, match="no pair of twins at depth 14"):
+        rr.race_twins_bytes(race, 14)
+    runs = {(r.arch, r.seed): r for r in race.runs}
+    for seed in (0, 1):
+        path = tmp_path / f"race-8-seed{seed}.safetensors"
+        path.write_bytes(rr.race_twins_bytes(race, 8, seed=None if seed == 0 else seed))  # default: the first seed
+        resnet, plain, info = load_checkpoint(path)
+        assert info["seed"] == seed and info["build"]["depth"] == 8
+        for loaded in (resnet, plain):
+            trained = runs[(loaded.twin, seed)].model.state_dict()
+            assert all(torch.equal(v, trained[k]) for k, v in loaded.state_dict().items())
+    # the twins that left the race have its curvature: the same Hessian-vector products give the same numbers
+    x, y, _ = make_shapes(8, seed=0)
+    mine = cv.twin_curvatures(resnet, plain, x, y, steps=4)
+    theirs = cv.twin_curvatures(runs[("resnet", 1)].model, runs[("plain", 1)].model, x, y, steps=4)
+    for twin in ("resnet", "plain"):
+        assert mine[twin].lambda_max == pytest.approx(theirs[twin].lambda_max, rel=1e-4)
+    assert [p.name for p in rr.save_race_models(race, tmp_path / "saved")] == ["race-8.safetensors"]
+
+
 def test_config_rejects_bad_depths():
     with pytest.raises(ValueError, match="6n\\+2"):
         rr.RaceConfig(depths=(21,))

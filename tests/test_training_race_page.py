@@ -100,7 +100,7 @@ def test_start_trains_a_race_that_stays_in_the_session():
     assert "Race 1: ResNet-8, Plain-8 (" in name  # each net named once, not once per seed
     at.checkbox(key="race_each_seed").check().run()  # each seed's curve on request
     assert not at.exception
-    assert {b.label for b in at.get("download_button")} >= {"Download CSV", "Download JSON"}
+    assert {b.label for b in at.get("download_button")} >= {"Download CSV", "Download JSON", "Depth 8 (.safetensors)"}
 
 
 @pytest.mark.browser

@@ -60,9 +60,11 @@ def curvature_panel(model_key: str) -> None:
         _explain(shipped, _("Shipped ({command})").format(command=shipped_curvature().get("command", "")))
         return
     if model_key != UPLOAD_SOURCE or session_models().twins is None:
-        st.info(_("The eigenvalues are shipped for the bundled twins; for a race's saved twins upload them in the "
-                  "sidebar, or run `python -m resnet_viz curvature --checkpoint DIR/race-56.safetensors --out "
-                  "curvature.json`."), icon=":material/info:")
+        st.info(_("The eigenvalues are shipped for the bundled twins. For a race's twins: when a live race on the "
+                  "Training race page has finished, download a depth's pair there, upload it in the sidebar under "
+                  "*Your own model* and choose *Your checkpoint* here; or run `python -m resnet_viz curvature "
+                  "--checkpoint DIR/race-56.safetensors --out curvature.json` on twins saved by `python -m "
+                  "resnet_viz race --save DIR`."), icon=":material/info:")
         return
     store = session_models()
     key = f"ll_curv_{store.digest}"

@@ -16,8 +16,8 @@ from .config import (ENGINES, MAX_SEEDS, QUICK_DATASET, QUICK_IMAGE_SIZE, QUICK_
                      run_label)
 from .data import DATASETS, FOLDER_ENV, IMAGE_SIZES, DatasetUnavailable, RaceData, describe_dataset, load_race_data
 from .engine import Race, run_race
-from .files import (CSV_COLUMNS, RECORDED_RACE, RaceFileError, load_race, race_to_csv, race_to_json, recorded_race,
-                    save_race_models)
+from .files import (CSV_COLUMNS, RECORDED_RACE, RaceFileError, load_race, race_pairs, race_to_csv, race_to_json,
+                    race_twins_bytes, recorded_race, save_race_models)
 from .results import (LEFT_CHANCE_MARGIN, PAPER_CIFAR10_TEST_ERROR, RESNET_TIE, chance_loss, fig6_checks,
                       final_test_error, final_train_loss, for_seed, mean_curves, nets, race_seeds, run_seed,
                       seed_summary, summary, thin_history)
@@ -28,8 +28,8 @@ __all__ = [
     "ENGINES", "MAX_SEEDS", "QUICK_DATASET", "QUICK_IMAGE_SIZE", "QUICK_RECIPE", "RaceConfig", "quick_recipe", "run_label",
     "DATASETS", "FOLDER_ENV", "IMAGE_SIZES", "DatasetUnavailable", "RaceData", "describe_dataset", "load_race_data",
     "Race", "run_race",
-    "CSV_COLUMNS", "RECORDED_RACE", "RaceFileError", "load_race", "race_to_csv", "race_to_json", "recorded_race",
-    "save_race_models",
+    "CSV_COLUMNS", "RECORDED_RACE", "RaceFileError", "load_race", "race_pairs", "race_to_csv", "race_to_json",
+    "race_twins_bytes", "recorded_race", "save_race_models",
     "LEFT_CHANCE_MARGIN", "PAPER_CIFAR10_TEST_ERROR", "RESNET_TIE", "chance_loss", "fig6_checks", "final_test_error",
     "final_train_loss", "summary", "thin_history", "for_seed", "mean_curves", "nets", "race_seeds", "run_seed",
     "seed_summary",

@@ -13,6 +13,7 @@ from ..models import TWINS
 from .config import run_label
 
 if TYPE_CHECKING:
+    from ..models import TwinNet
     from .engine import Race
     from .run import Run
 
@@ -96,23 +97,53 @@ def recorded_race() -> dict | None:
         return None
 
 
-def save_race_models(race: Race, folder: str | os.PathLike) -> list[Path]:
-    """Save each depth's trained twins as ``race-<depth>.safetensors`` (readable by ``load_checkpoint``)."""
-    from ..checkpoints import save_twins
+def race_pairs(race: Race, seed: int | None = None) -> dict[int, tuple[TwinNet, TwinNet, dict]]:
+    """Per depth, the trained twins of one seed (default: the race's first) with the info a checkpoint keeps.
 
+    Depths where one twin is missing (a race of one architecture) have no pair and are left out.
+    """
+    seed = race.runs[0].seed if seed is None and race.runs else seed
     by_depth: dict[int, dict[str, Run]] = {}
     for run in race.runs:
-        by_depth.setdefault(run.depth, {})[run.arch] = run
-    written = []
+        if run.seed == seed:
+            by_depth.setdefault(run.depth, {})[run.arch] = run
+    pairs = {}
     for depth, runs in sorted(by_depth.items()):
         if set(runs) != {"resnet", "plain"}:
-            continue  # a lone twin has no partner to save with
+            continue
         resnet, plain = runs["resnet"].model, runs["plain"].model
         build = {k: v for k, v in resnet.config.items() if k != "weights"}
-        info = {"name": f"race-{depth}", "build": build, "recipe": race.config.recipe.to_dict(),
+        info = {"name": f"race-{depth}", "build": build, "recipe": race.config.recipe.to_dict(), "seed": seed,
                 "class_names": list(race.data.classes) if race.data else None,
                 "dataset": race.data.description if race.data else None,
                 "race": {run.arch: {"status": run.status, "steps": len(run.history)} for run in runs.values()}}
+        pairs[depth] = (resnet, plain, info)
+    return pairs
+
+
+def race_twins_bytes(race: Race, depth: int, seed: int | None = None) -> bytes:
+    """One depth's trained twins as a checkpoint file's bytes (what :func:`save_race_models` writes), for a
+    download that the app's sidebar (or ``load_checkpoint``) reads back. The race must be over."""
+    from ..checkpoints import twins_bytes
+
+    if not race.done or not race.join(timeout=10):
+        raise ValueError("the race is still running: its weights are changing")
+    pairs = race_pairs(race, seed)
+    if depth not in pairs:
+        raise ValueError(f"this race has no pair of twins at depth {depth}")
+    resnet, plain, info = pairs[depth]
+    for model in (resnet, plain):
+        model.eval()
+    return twins_bytes(resnet, plain, info)
+
+
+def save_race_models(race: Race, folder: str | os.PathLike, seed: int | None = None) -> list[Path]:
+    """Save each depth's trained twins (of ``seed``, default the first) as ``race-<depth>.safetensors``
+    (readable by ``load_checkpoint``)."""
+    from ..checkpoints import save_twins
+
+    written = []
+    for depth, (resnet, plain, info) in race_pairs(race, seed).items():
         for model in (resnet, plain):
             model.eval()
         written.append(save_twins(Path(folder) / f"race-{depth}.safetensors", resnet, plain, info))
