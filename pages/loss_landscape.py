@@ -102,8 +102,10 @@ def live_models(key: str):
     return bundled_twins(key)
 
 
-def checkpoint_problem(resnet) -> str | None:
+def checkpoint_problem(resnet, info: dict) -> str | None:
     size = int(resnet.preprocess.get("size", 0))
+    if ls.trained_on_offline_shapes(info) and resnet.fc.out_features == len(SHAPE_CLASSES):
+        return None  # a race's twins: measured on their own training images
     if resnet.fc.out_features != len(SHAPE_CLASSES) or resnet.conv1.in_channels != 3 or size != 32:
         return _("This checkpoint has {classes} classes at {size} px. The landscape is measured on the bundled "
                  "shapes images, which needs a model for their 8 classes at 32×32. For other data, use the library: "
@@ -135,8 +137,8 @@ def live_panel(model_key: str) -> None:
         if twins is None:
             st.error(_("Your checkpoint is no longer loaded; upload it again in the sidebar."))
             return
-        resnet, plain, _info = twins
-        problem = checkpoint_problem(resnet)
+        resnet, plain, info = twins
+        problem = checkpoint_problem(resnet, info)
         if problem:
             st.error(problem, icon=":material/error:")
             return
@@ -144,7 +146,7 @@ def live_panel(model_key: str) -> None:
         st.session_state["ll_running"] = True
         status = st.empty()
         bar = st.progress(0.0, text=_("Waiting for a work slot…"))
-        x, y = batch(int(images))
+        x, y = batch(int(images)) if model_key != UPLOAD_SOURCE else ls.training_batch(info, int(images))
         x, y = x.to(device()), y.to(device())
 
         def progress(done: int, total: int) -> None:

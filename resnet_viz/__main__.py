@@ -98,7 +98,7 @@ def _curvature(args: argparse.Namespace) -> int:
     from . import curvature as cv
     from .bundled import list_bundled, load_bundled
     from .checkpoints import load_checkpoint
-    from .landscape import landscape_batch
+    from .landscape import trained_on_offline_shapes, training_batch
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -106,11 +106,14 @@ def _curvature(args: argparse.Namespace) -> int:
         print("error: --checkpoint needs --out (the shipped file holds the bundled twins only)", file=sys.stderr)
         return 2
     try:
-        x, y = landscape_batch(args.images)
         sources = {args.checkpoint: None} if args.checkpoint else {name: None for name in args.names or list_bundled()}
-        results = {}
+        results, data = {}, f"shapes training set (seed 1), first {args.images} images"
         for name in sources:
-            resnet, plain, _info = load_checkpoint(name) if args.checkpoint else load_bundled(name)
+            resnet, plain, info = load_checkpoint(name) if args.checkpoint else load_bundled(name)
+            x, y = training_batch(info, args.images)  # a race's twins: their own training data
+            if trained_on_offline_shapes(info):
+                race_data = info["race_data"]
+                data = f"{race_data['name']} training set at {race_data['image_size']} px, first {args.images} images"
             with ProgressBar(unit="H·v") as bar:
                 def progress(twin: str, done: int, total: int, name=name) -> None:
                     if bar.label != f"{name} {twin}":
@@ -125,8 +128,7 @@ def _curvature(args: argparse.Namespace) -> int:
     options = [*args.names, *(["--checkpoint", args.checkpoint] if args.checkpoint else []),
                "--images", str(args.images), "--steps", str(args.steps), *(["--out", args.out] if args.out else [])]
     command = "python -m resnet_viz curvature " + shlex.join(options)
-    doc = cv.curvature_doc(results, data=f"shapes training set (seed 1), first {args.images} images",
-                           command=command)
+    doc = cv.curvature_doc(results, data=data, command=command)
     path = cv.write_curvature_file(doc, args.out or cv.CURVATURE_FILE)
     for name, twins in results.items():
         for twin, c in twins.items():

@@ -126,3 +126,45 @@ def test_loss_landscape_page_shows_the_shipped_eigenvalues():
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Plain twin: |λmin/λmax|"] == f"{shipped['plain'].ratio:.3g}"
     assert metrics["ResNet: λmax"] == f"{shipped['resnet'].lambda_max:.3g}"
+
+
+def test_a_race_s_downloaded_twins_get_their_curvature_on_the_loss_landscape_page(one_thread):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import APP
+    from resnet_viz import race as rr
+    from resnet_viz.checkpoints import load_checkpoint
+    from resnet_viz.landscape import training_batch
+    from resnet_viz.training import Recipe
+    from ui.curvature_panel import LIVE_IMAGES, LIVE_STEPS
+
+    config = rr.RaceConfig(depths=(8,), recipe=Recipe(steps=4, batch_size=8, lr=0.05, warmup_steps=0), seeds=1,
+                           train_size=64, test_size=16, eval_every=0, snapshot_every=0)  # the quick race's data: 16 px
+    race = rr.Race(config, scheduler=rr.RaceScheduler(1)).start()
+    assert race.join(120) and race.status == "finished"
+    checkpoint = rr.race_twins_bytes(race, 8)
+
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.run()
+    at.switch_page("pages/loss_landscape.py")
+    at.run()
+    at.file_uploader(key="checkpoint").set_value(("race-8.safetensors", checkpoint, "application/octet-stream"))
+    at.run()
+    # AppTest can't map the radio's value back through format_func: give it the label before each run
+    label = next(o for o in at.radio(key="ll_model").options if o.startswith("Your checkpoint"))
+    at.radio(key="ll_model").set_value(label).run()
+    at.radio(key="ll_model").set_value(label)
+    next(b for b in at.button if b.key == "ll_curv_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+
+    import tempfile
+    with tempfile.NamedTemporaryFile(suffix=".safetensors") as f:
+        f.write(checkpoint)
+        f.flush()
+        resnet, plain, info = load_checkpoint(f.name)
+    x, y = training_batch(info, LIVE_IMAGES)
+    assert x.shape[-1] == 16  # the race's own images, not the bundled 32 px batch
+    expected = cv.twin_curvatures(resnet, plain, x, y, steps=LIVE_STEPS)
+    assert metrics["ResNet: λmax"] == f"{expected['resnet'].lambda_max:.3g}"
+    assert metrics["Plain twin: λmin"] == f"{expected['plain'].lambda_min:.3g}"

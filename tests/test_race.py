@@ -338,8 +338,15 @@ def test_a_finished_race_hands_out_each_depths_trained_twins_as_a_checkpoint(tin
         for loaded in (resnet, plain):
             trained = runs[(loaded.twin, seed)].model.state_dict()
             assert all(torch.equal(v, trained[k]) for k, v in loaded.state_dict().items())
+    # their loss is measured on their own training images (the race's data at its size), not the bundled batch
+    from resnet_viz.landscape import training_batch
+    x, y = training_batch(info, 8)
+    assert torch.equal(x, tiny_data.train_x[:8]) and torch.equal(y, tiny_data.train_y[:8])
+    quick = training_batch({**info, "race_data": {"name": "shapes-easy", "image_size": 16, "train_size": 64}}, 4)
+    assert quick[0].shape == (4, 3, 16, 16)
+    from resnet_viz.landscape import landscape_batch
+    assert torch.equal(training_batch({"build": info["build"]}, 4)[0], landscape_batch(4)[0])  # not from a race
     # the twins that left the race have its curvature: the same Hessian-vector products give the same numbers
-    x, y, _ = make_shapes(8, seed=0)
     mine = cv.twin_curvatures(resnet, plain, x, y, steps=4)
     theirs = cv.twin_curvatures(runs[("resnet", 1)].model, runs[("plain", 1)].model, x, y, steps=4)
     for twin in ("resnet", "plain"):

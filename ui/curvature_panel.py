@@ -7,7 +7,7 @@ import streamlit as st
 
 from resnet_viz import curvature as cv
 from resnet_viz.i18n import N_, _
-from resnet_viz.landscape import landscape_batch
+from resnet_viz.landscape import trained_on_offline_shapes, training_batch
 from resnet_viz.models import TWINS, twin_label
 from ui.models import UPLOAD_SOURCE, session_models
 from ui.work import wait_message, work_slots
@@ -72,13 +72,14 @@ def curvature_panel(model_key: str) -> None:
         if not st.button(_("Compute the eigenvalues ({n} Hessian-vector products per twin)").format(n=2 * LIVE_STEPS),
                          key="ll_curv_go"):
             return
-        resnet, plain, _info = store.twins
-        if resnet.fc.out_features != 8 or int(resnet.preprocess.get("size", 0)) != 32:
+        resnet, plain, info = store.twins
+        own_data = trained_on_offline_shapes(info) and resnet.fc.out_features == 8
+        if not own_data and (resnet.fc.out_features != 8 or int(resnet.preprocess.get("size", 0)) != 32):
             st.error(_("The loss is measured on the bundled shapes images: this checkpoint needs 8 classes at "
                        "32×32."))
             return
         bar = st.progress(0.0, text=_("Waiting for a work slot…"))
-        x, y = landscape_batch(LIVE_IMAGES)
+        x, y = training_batch(info, LIVE_IMAGES)  # a race's twins: their own training images
 
         def progress(twin: str, done: int, total: int) -> None:
             share = (TWINS.index(twin) + done / total) / len(TWINS)

@@ -13,7 +13,7 @@ from ..progress import ProgressBar
 from .distributed import broadcast_path, gather_surface
 from .evaluate import check_grid
 from .files import write_landscape_file
-from .inputs import initial_twins, landscape_batch
+from .inputs import initial_twins, training_batch
 from .line import loss_line
 from .path import OptimizerPath, path_surface, record_path
 from .surface import NONCONVEX_TOL, loss_surface
@@ -81,7 +81,7 @@ def cli(args) -> int:
             if args.path:
                 check_grid(args.path_grid, 1.0)
             resnet, plain, info = _cli_models(args)
-            x, y = landscape_batch(args.images)
+            x, y = training_batch(info, args.images)  # a race's twins: their own training data
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

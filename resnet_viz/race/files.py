@@ -113,9 +113,12 @@ def race_pairs(race: Race, seed: int | None = None) -> dict[int, tuple[TwinNet, 
             continue
         resnet, plain = runs["resnet"].model, runs["plain"].model
         build = {k: v for k, v in resnet.config.items() if k != "weights"}
+        data = race.data
         info = {"name": f"race-{depth}", "build": build, "recipe": race.config.recipe.to_dict(), "seed": seed,
-                "class_names": list(race.data.classes) if race.data else None,
-                "dataset": race.data.description if race.data else None,
+                "race_data": None if data is None else {"name": data.name, "image_size": int(data.train_x.shape[-1]),
+                                                        "train_size": len(data.train_x)},
+                "class_names": list(data.classes) if data else None,
+                "dataset": data.description if data else None,
                 "race": {run.arch: {"status": run.status, "steps": len(run.history)} for run in runs.values()}}
         pairs[depth] = (resnet, plain, info)
     return pairs
