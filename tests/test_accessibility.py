@@ -12,7 +12,8 @@ import pytest
 from conftest import screenshot, wait_for_idle
 
 AXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor", "axe-core", "axe.min.js")
-PAGES = ["", "lesson?step=3", "explain", "gradient_flow", "residual_vs_identity", "training_race", "loss_landscape"]
+PAGES = ["", "lesson?step=3", "explain", "gradient_flow", "shattered_gradients", "residual_vs_identity", "training_race",
+         "loss_landscape"]
 VIEWS = ([(p, "en", False) for p in PAGES] + [(p, "zh", False) for p in PAGES] + [(p, "en", True) for p in PAGES])
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 

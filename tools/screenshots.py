@@ -30,6 +30,7 @@ PAGES = [
     ("lesson", "/lesson", "Lesson"),
     ("explain", "/explain", "Explain"),
     ("gradient-flow", "/gradient_flow", "Gradient flow"),
+    ("shattered-gradients", "/shattered_gradients", "Shattered gradients"),
     ("residual-vs-identity", "/residual_vs_identity", "Residual vs identity"),
     ("training-race", "/training_race", "Training race"),
     ("loss-landscape", "/loss_landscape", "Loss landscape"),
