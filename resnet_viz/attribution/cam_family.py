@@ -273,7 +273,7 @@ def cams(model, image: Image.Image | torch.Tensor, *, methods: Sequence[str] | N
     stacked = torch.cat([m.float() for m in raw.values()])[:, None]
     up = F.interpolate(stacked, size=out_size, mode="bilinear", align_corners=False)[:, 0]
     peak = up.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
-    scaled = (up.clamp_min(0) / peak).clamp_(0, 1).cpu().numpy()
+    scaled = up.clamp_min_(0).div_(peak).clamp_(0, 1).cpu().numpy()  # in place: these maps are large
     k = len(p.class_ids)
     maps = {name: scaled[i * k:(i + 1) * k] for i, name in enumerate(raw)}
     probs = torch.softmax(p.logits[0].float(), dim=0)[p.class_ids].cpu().numpy()
