@@ -24,6 +24,7 @@ outputs gives every point's gradient.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -200,8 +201,17 @@ def paper_line(points: int = PAPER_POINTS) -> tuple[torch.Tensor, torch.Tensor, 
 
 def fc_line_gradients(depth: int, residual: bool, *, norm: str = "batch", seed: int = 0,
                       points: int = PAPER_POINTS) -> LineGradients:
-    """f'(x) of one of the paper's fully connected nets at initialisation, on its 256 inputs in [-2, 2]."""
-    net = FullyConnectedNet(depth, residual=residual, norm=norm, seed=seed)
+    """f'(x) of one of the paper's fully connected nets at initialisation, on its 256 inputs in [-2, 2].
+
+    Deterministic, so remembered (the figure's three nets are also points of the depth sweep); the result is
+    shared: read it, don't change its lists.
+    """
+    return _fc_line_gradients(depth, residual, norm, seed, points)
+
+
+@functools.lru_cache(maxsize=128)
+def _fc_line_gradients(depth: int, residual: bool, norm: str, seed: int, points: int) -> LineGradients:
+    net = FullyConnectedNet(depth, residual=residual, norm=norm, seed=seed).requires_grad_(False)
     x0, v, t = paper_line(points)
     return line_gradients(net, x0, v, t, batch_stats=norm == "batch", label=f"{net.twin}-{depth}",
                           copy_model=False,
@@ -254,7 +264,7 @@ def cifar_twin_line_gradients(depth: int, twin: str, *, init: str = "kaiming", n
     if twin not in TWINS:
         raise ValueError(f"twin must be one of {list(TWINS)}, got {twin!r}")
     resnet, plain = build_twins(CIFAR_ARCH, seed=seed, depth=depth, init=init, norm=norm, num_classes=8)
-    model = (resnet if twin == "resnet" else plain).to(device)
+    model = (resnet if twin == "resnet" else plain).requires_grad_(False).to(device)  # gradients of the input only
     x0, label = example_image(0)
     x0, v, t = image_line(x0, seed=seed, points=points)
     result = line_gradients(model, x0.to(device), v.to(device), t.to(device), output=label, batch_stats=True,
