@@ -37,6 +37,9 @@ def pytest_collection_modifyitems(config, items):
 
 CHROMIUM_ARGS = ["--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--no-sandbox", "--disable-dev-shm-usage"]
+# True while the browser still draws: a skeleton, a spinner, or a chart without its SVG yet.
+DRAWING = """() => !!document.querySelector('[data-testid=stSkeleton], [data-testid=stSpinner]')
+    || [...document.querySelectorAll('.js-plotly-plot')].some(p => !p.querySelector('.main-svg'))"""
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "test-artifacts")
 
 

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from conftest import screenshot, wait_for_idle
+from conftest import DRAWING, screenshot, wait_for_idle
 
 AXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor", "axe-core", "axe.min.js")
 PAGES = ["", "lesson?step=3", "explain", "gradient_flow", "shattered_gradients", "residual_vs_identity", "training_race",
@@ -34,10 +34,11 @@ def _url(base: str, page: str, lang: str, presenter: bool) -> str:
 
 
 def _settled(page) -> None:
-    """The script run has finished and the page's title is drawn."""
+    """The script run has finished, the page's title is drawn and so is every chart (they draw after the run)."""
     page.locator("[data-testid=stMain] h1").first.wait_for()
     wait_for_idle(page)
-    page.wait_for_timeout(500)  # charts draw after the run ends
+    page.wait_for_function(f"() => !({DRAWING})()")
+    page.wait_for_timeout(100)
 
 
 def _is_streamlit_own(violation: dict) -> bool:

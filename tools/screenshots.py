@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from conftest import CHROMIUM_ARGS, running_app  # noqa: E402  (the browser tests' server and browser flags)
+from conftest import CHROMIUM_ARGS, DRAWING, running_app  # noqa: E402  (the browser tests' server and browser flags)
 
 # (file name, URL path, label on the contact sheet), in the sidebar's order.
 PAGES = [
@@ -36,9 +36,6 @@ PAGES = [
     ("loss-landscape", "/loss_landscape", "Loss landscape"),
 ]
 LOCALES = {"en": "en-US", "zh": "zh-CN"}
-# True while the browser still draws: a skeleton, a spinner, or a chart without its SVG yet.
-DRAWING = """() => !!document.querySelector('[data-testid=stSkeleton], [data-testid=stSpinner]')
-    || [...document.querySelectorAll('.js-plotly-plot')].some(p => !p.querySelector('.main-svg'))"""
 
 
 class ScriptWatcher:
