@@ -123,10 +123,11 @@ def engine_race(recipe: Recipe, data, depths, device: torch.device, *, eval_ever
     return sum(run.images for run in race.runs) / race.elapsed_s
 
 
-def seeded_race(recipe: Recipe, data, depths, device: torch.device, *, seeds: int, engine: str) -> tuple[float, str]:
+def seeded_race(recipe: Recipe, data, depths, device: torch.device, *, seeds: int, engine: str,
+                precision: str = "auto") -> tuple[float, str]:
     """Wall seconds of a whole race with ``seeds`` seeds per net (test checkpoints and snapshots included) and
     the engine it trained with."""
-    config = RaceConfig(depths=depths, recipe=recipe, seeds=seeds, engine=engine)
+    config = RaceConfig(depths=depths, recipe=recipe, seeds=seeds, engine=engine, precision=precision)
     race = Race(config, device=device, data=data, scheduler=RaceScheduler(1)).start()
     race.join()
     assert race.status == "finished", race.message
@@ -136,14 +137,15 @@ def seeded_race(recipe: Recipe, data, depths, device: torch.device, *, seeds: in
 def seed_rounds(args, recipe: Recipe, data, device: torch.device) -> None:
     """The quick race with 1 seed (engine auto) against 3 seeds fused and 3 seeds unfused, round by round."""
     depths = tuple(args.race_depths)
-    seeded_race(replace(recipe, steps=3), data, depths, device, seeds=3, engine="fused")  # warm-up
+    race = functools.partial(seeded_race, data=data, depths=depths, device=device, precision=args.precision)
+    race(replace(recipe, steps=3), seeds=3, engine="fused")  # warm-up
     rows = []
     for i in range(args.rounds):
-        one, one_engine = seeded_race(recipe, data, depths, device, seeds=1, engine="auto")
-        fused, _ = seeded_race(recipe, data, depths, device, seeds=3, engine="fused")
-        unfused, _ = seeded_race(recipe, data, depths, device, seeds=3, engine="unfused")
-        auto, auto_engine = seeded_race(recipe, data, depths, device, seeds=3, engine="auto")
-        one_2, _ = seeded_race(recipe, data, depths, device, seeds=1, engine="auto")  # bracket: load drifts
+        one, one_engine = race(recipe, seeds=1, engine="auto")
+        fused, _ = race(recipe, seeds=3, engine="fused")
+        unfused, _ = race(recipe, seeds=3, engine="unfused")
+        auto, auto_engine = race(recipe, seeds=3, engine="auto")
+        one_2, _ = race(recipe, seeds=1, engine="auto")  # bracket: load drifts
         ref = (one + one_2) / 2
         rows.append((ref, fused, unfused, auto))
         print(f"round {i + 1}: 1 seed ({one_engine}) {ref:6.1f} s; 3 seeds fused {fused:6.1f} s, unfused "
@@ -151,7 +153,8 @@ def seed_rounds(args, recipe: Recipe, data, device: torch.device) -> None:
               f"fused / unfused speed-up {unfused / fused:.2f}x", flush=True)
     nets = len(depths) * len(TWINS)
     print(f"seeds: depths {list(depths)} x both twins, batch {recipe.batch_size}, {args.image_size} px, "
-          f"{recipe.steps} steps, {recipe.optimizer}, {describe_device(device)}, median of {args.rounds} rounds")
+          f"{recipe.steps} steps, {recipe.optimizer}, {describe_device(device)}, precision "
+          f"{resolve_precision(device, args.precision)}, median of {args.rounds} rounds")
     print(f"wall ratio 3-seed race ({3 * nets} nets, auto) / 1-seed race ({nets} nets): "
           f"{statistics.median(r[3] / r[0] for r in rows):.2f}")
     print(f"wall ratio 3-seed race fused / 1-seed race: {statistics.median(r[1] / r[0] for r in rows):.2f}")
@@ -265,6 +268,8 @@ def main() -> None:
     parser.add_argument("--seeds", action="store_true",
                         help="time the race with 3 seeds per net, fused and unfused, against the 1-seed race")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="the races' precision for --seeds (auto: bfloat16 where the CPU computes it natively)")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(min(2, torch.get_num_threads()))
