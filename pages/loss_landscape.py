@@ -12,7 +12,6 @@ import streamlit as st
 
 import resnet_viz as rv
 from resnet_viz import landscape as ls
-from resnet_viz.data import SHAPE_CLASSES
 from resnet_viz.i18n import N_, Labels, _
 from resnet_viz.models import twin_label
 from resnet_viz.landscape_plots import (convexity_figure, line_figure, slice_figure, twin_contour_figure,
@@ -67,11 +66,6 @@ def shipped(name: str) -> dict:
     return ls.read_landscape_file(ls.ASSETS_DIR / f"{name}.json")
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def batch(n: int):
-    return ls.landscape_batch(n)
-
-
 def settings_caption(surface: ls.Surface, source: str) -> str:
     return _("{source}: {steps}×{steps} grid over [−{span:g}, {span:g}]², seed {seed}, {images} training images, "
              "BatchNorm with its running statistics.").format(source=source, steps=surface.steps, span=surface.span,
@@ -104,9 +98,7 @@ def live_models(key: str):
 
 def checkpoint_problem(resnet, info: dict) -> str | None:
     size = int(resnet.preprocess.get("size", 0))
-    if ls.trained_on_offline_shapes(info) and resnet.fc.out_features == len(SHAPE_CLASSES):
-        return None  # a race's twins: measured on their own training images
-    if resnet.fc.out_features != len(SHAPE_CLASSES) or resnet.conv1.in_channels != 3 or size != 32:
+    if not ls.fits_training_batch(resnet, info):  # a race's twins are measured on their own training images
         return _("This checkpoint has {classes} classes at {size} px. The landscape is measured on the bundled "
                  "shapes images, which needs a model for their 8 classes at 32×32. For other data, use the library: "
                  "`rv.twin_surfaces(resnet, plain, images, labels)`.").format(classes=resnet.fc.out_features,
@@ -146,7 +138,7 @@ def live_panel(model_key: str) -> None:
         st.session_state["ll_running"] = True
         status = st.empty()
         bar = st.progress(0.0, text=_("Waiting for a work slot…"))
-        x, y = batch(int(images)) if model_key != UPLOAD_SOURCE else ls.training_batch(info, int(images))
+        x, y = ls.training_batch(info, int(images))  # the bundled batch, or a race's own training images
         x, y = x.to(device()), y.to(device())
 
         def progress(done: int, total: int) -> None:

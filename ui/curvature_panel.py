@@ -7,7 +7,7 @@ import streamlit as st
 
 from resnet_viz import curvature as cv
 from resnet_viz.i18n import N_, _
-from resnet_viz.landscape import trained_on_offline_shapes, training_batch
+from resnet_viz.landscape import fits_training_batch, training_batch
 from resnet_viz.models import TWINS, twin_label
 from ui.models import UPLOAD_SOURCE, session_models
 from ui.work import wait_message, work_slots
@@ -73,8 +73,7 @@ def curvature_panel(model_key: str) -> None:
                          key="ll_curv_go"):
             return
         resnet, plain, info = store.twins
-        own_data = trained_on_offline_shapes(info) and resnet.fc.out_features == 8
-        if not own_data and (resnet.fc.out_features != 8 or int(resnet.preprocess.get("size", 0)) != 32):
+        if not fits_training_batch(resnet, info):
             st.error(_("The loss is measured on the bundled shapes images: this checkpoint needs 8 classes at "
                        "32×32."))
             return

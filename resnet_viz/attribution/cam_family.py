@@ -156,9 +156,10 @@ def score_cam(p: LayerPass, job: Perturbation) -> torch.Tensor:
     # On the CPU a channels-last batch runs the convolutions faster; the model's own weights stay as they are.
     layout = torch.channels_last if job.x.device.type == "cpu" else torch.contiguous_format
     with torch.no_grad():
-        blank = job.model(torch.zeros_like(job.x))[0, ids]
-        scores = blank.expand(len(channels), -1).clone()  # C x k
-        job.done += len(channels) - len(varying)
+        scores = torch.empty(len(channels), len(ids), device=act.device, dtype=p.logits.dtype)  # C x k
+        if len(varying) < len(channels):
+            scores[:] = job.model(torch.zeros_like(job.x))[0, ids]
+            job.done += len(channels) - len(varying)
         for start, stop in _batches(job, len(varying)):
             chunk = varying[start:stop]
             up = F.interpolate(act[0, chunk, None], size=size, mode="bilinear", align_corners=False)

@@ -53,6 +53,17 @@ def trained_on_offline_shapes(info: dict | None) -> bool:
             and isinstance(race_data.get("image_size"), int) and 8 <= race_data["image_size"] <= 64)
 
 
+def fits_training_batch(model, info: dict | None) -> bool:
+    """Whether :func:`training_batch` suits ``model`` (a twin with checkpoint ``info``): a race's twins on the
+    bundled shapes (any size), or any 8-class RGB model at the bundled twins' 32 px."""
+    from ..data import SHAPE_CLASSES
+
+    if model.fc.out_features != len(SHAPE_CLASSES):
+        return False
+    return trained_on_offline_shapes(info) or (model.conv1.in_channels == 3
+                                               and int(model.preprocess.get("size", 0)) == 32)
+
+
 def initial_twins(info: dict):
     """The initial weights of twins whose ``info`` records how they were built (``build`` with its seed)."""
     from ..models import build_twins
