@@ -22,7 +22,7 @@ from ui.charts import show_chart
 from ui.routing import route_through_app
 from ui.url_state import Choice, ChoiceList, UrlState
 from ui.widgets import keep_values
-from ui.work import wait_message, work_slots
+from ui.work import wait_message, work_slot
 
 route_through_app()
 N_SHAPES_SAMPLES = 200
@@ -282,7 +282,7 @@ if any(A.METHODS[m].expensive for m in methods) and not source.startswith("shape
 image_key = hashlib.sha1(np.asarray(image).tobytes()).hexdigest()
 model_key = session_models().cache_key(source)
 status = st.empty()
-with work_slots().hold(on_wait=wait_message(status, N_("explanations"))), st.spinner(_("Explaining…")):
+with work_slot(on_wait=wait_message(status, N_("explanations"))), st.spinner(_("Explaining…")):
     top = {twin: cached_explain(source, twin, image_key, image, layer, None, model_key) for twin in TWINS}
 status.empty()
 candidates = list(dict.fromkeys([*map(int, top["resnet"].indices), *map(int, top["plain"].indices)]))
@@ -308,7 +308,7 @@ stop_slot = st.empty()
 perturbation_key = (source, model_key, image_key, chosen, layer, tuple(perturbing))
 if st.session_state.get("explain-cams-stop"):  # Stop was pressed while they ran: keep them off until asked
     st.session_state["explain-cams-stopped"] = perturbation_key
-with work_slots().hold(on_wait=wait_message(status, N_("explanations"))):
+with work_slot(on_wait=wait_message(status, N_("explanations"))):
     for twin in TWINS:
         if one_pass:
             maps.update({(m, twin): heat for m, heat in cached_cams(source, twin, image_key, image, one_pass, chosen,
@@ -434,7 +434,7 @@ if st.button(label, key="explain-evaluate",
         x_eval, y_eval, m_eval = rv.make_shapes(LIVE_SHAPES_IMAGES, seed=TEST_SEED)
     specs = [(m, m, dict(options_for(m, layer, smoothgrad))) for m in methods]
     result = {}
-    with work_slots().hold(on_wait=wait_message(status, N_("explanations"))):
+    with work_slot(on_wait=wait_message(status, N_("explanations"))):
         for i, twin in enumerate(TWINS):
             def report(done, total, i=i):
                 bar.progress((i + done / total) / 2, text=_("Measuring… {done} of {total} maps for the {twin}").format(
@@ -486,7 +486,7 @@ if st.button(_("Run the sanity check on this image"), key="explain-sanity",
     granularity = A.granularity_for(resnet)
     jobs = [(m, t) for m in methods for t in TWINS]
     result = {}
-    with work_slots().hold(on_wait=wait_message(status, N_("explanations"))):
+    with work_slot(on_wait=wait_message(status, N_("explanations"))):
         for j, (method, twin) in enumerate(jobs):
             def report(done, total, j=j, method=method):
                 bar.progress((j + done / total) / len(jobs), text=_("Sanity check: {method}, step {done} of {total}").format(

@@ -20,7 +20,7 @@ from ui.models import device, session_models
 from ui.charts import show_chart
 from ui.routing import route_through_app
 from ui.url_state import Choice, IntRange, Preset, UrlState
-from ui.work import work_slots
+from ui.work import work_slot
 
 route_through_app()
 
@@ -207,7 +207,7 @@ def checkpoint_flows(digest: str) -> dict[str, grad.GradientFlow]:
     else:
         x = torch.randn(8, resnet.conv1.in_channels, size, size, generator=torch.Generator().manual_seed(0))
     x = x.to(device())
-    with work_slots().hold():
+    with work_slot():
         flows = {}
         for model in (resnet, plain):
             with torch.no_grad():

@@ -21,7 +21,7 @@ from ui.models import UPLOAD_SOURCE, bundled_twins, device, session_models
 from ui.charts import show_chart
 from ui.routing import route_through_app
 from ui.url_state import Choice, UrlState
-from ui.work import wait_message, work_slots
+from ui.work import wait_message, work_slot
 
 route_through_app()
 
@@ -146,7 +146,7 @@ def live_panel(model_key: str) -> None:
             bar.progress(done / total, text=_("Grid point {done} of {total}").format(done=done, total=total))
 
         try:
-            with work_slots().hold(on_wait=wait_message(status, N_("computations"))):
+            with work_slot(on_wait=wait_message(status, N_("computations"))):
                 status.empty()
                 surfaces = ls.twin_surfaces(resnet, plain, x, y, span=float(span), steps=int(steps), seed=int(seed),
                                             progress=progress)

@@ -18,7 +18,7 @@ from ui.compute import SHAPES_POOL, lesion_lab, mean_lesion_drops, shapes_pool
 from ui.models import UPLOAD_SOURCE, session_models, source_label, twins_for
 from ui.charts import show_chart
 from ui.routing import route_through_app
-from ui.work import wait_message, work_slots
+from ui.work import wait_message, work_slot
 
 route_through_app()
 
@@ -49,7 +49,7 @@ def finished_labs() -> set:
 def bounded_work():
     """Share the server's pool of work slots with the other pages; say so while waiting."""
     waiting = st.empty()
-    with work_slots().hold(on_wait=wait_message(waiting, N_("computations"))):
+    with work_slot(on_wait=wait_message(waiting, N_("computations"))):
         waiting.empty()
         yield
 

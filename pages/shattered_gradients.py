@@ -19,7 +19,7 @@ from ui.models import UPLOAD_SOURCE, bundled_twins, session_models
 from ui.charts import show_chart
 from ui.routing import route_through_app
 from ui.url_state import Choice, IntRange, UrlState
-from ui.work import work_slots
+from ui.work import work_slot
 
 route_through_app()
 
@@ -63,7 +63,7 @@ def paper_lines(norm: str, seed: int) -> dict[str, sh.LineGradients]:
 def trained_twin_lines(source: str, seed: int, digest: str = "") -> dict[str, sh.LineGradients]:
     """Both trained twins (bundled, or the session's checkpoint named by ``digest``) along the seed's line."""
     resnet, plain, _info = session_models().twins if source == UPLOAD_SOURCE else bundled_twins(source)
-    with work_slots().hold():
+    with work_slot():
         return sh.twins_line_gradients(resnet, plain, at_init=False, seed=seed)
 
 

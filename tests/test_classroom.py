@@ -206,3 +206,30 @@ def test_a_closed_tab_frees_its_trainer_for_the_next_student(browser, monkeypatc
         assert not other.get_by_text("Waiting for a free trainer").is_visible()
         other.get_by_role("button", name="Stop").click()
         second.close()
+
+
+def test_a_session_that_leaves_releases_its_model_its_race_and_its_place_in_line():
+    """Two visitors on a real server (tests/leaving_sessions.py): one uploads twins and starts a race, one waits
+    for a work slot. Both close their tabs; the server keeps none of it and computes nothing for them."""
+    import json
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "leaving_sessions.py")
+    out = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=240)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("REPORT ")]
+    assert lines, out.stdout[-2000:] + out.stderr[-2000:]
+    report = json.loads(lines[-1][len("REPORT "):])
+    assert "error" not in report, report
+    assert report["a_errors"] == []
+    # What they held while there ...
+    assert report["a_uploaded_models"] == 1 and report["a_running_races"] == 1 and report["race_threads"]
+    assert report["b_waiting"] == 1
+    # ... and what is left once they left.
+    assert report["uploaded_models_after_leaving"] == 0
+    assert report["uploaded_nets_still_alive"] == 0, "something still holds the uploaded twins"
+    assert report["races_running_after_leaving"] == 0 and report["race_status_after_leaving"] == ["stopped"]
+    assert report["race_threads_after_leaving"] == []
+    assert report["waiting_after_leaving"] == 0 and report["b_left_line_s"] < 5
+    assert report["slots_active_with_ours"] == report["slots_held_here"]  # B took none of them
+    assert report["slots_active_after_leaving"] == 0, "a slot is still taken for a visitor who left"

@@ -13,14 +13,14 @@ from resnet_viz import gradients as grad
 from resnet_viz.data import TEST_SEED
 from resnet_viz.lesion import keeps_shape, lesion_accuracies, random_deletion_accuracies
 from ui.models import device, twins_for
-from ui.work import work_slots
+from ui.work import work_slot
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def cached_twin_flow(arch: str, depth: int, twin: str, norm: str, activation: str, block: str, init: str,
                      batch: str, seed: int) -> grad.GradientFlow:
     """:func:`resnet_viz.gradients.twin_flow` on the app's device; only a cache miss takes a work slot."""
-    with work_slots().hold():
+    with work_slot():
         return grad.twin_flow(arch, depth, twin, norm=norm, activation=activation, block=block, init=init,
                               batch=batch, seed=seed, device=device())
 
@@ -79,5 +79,5 @@ def cached_shattered_line(depth: int, twin: str, init: str, seed: int):
     """:func:`resnet_viz.shattered.cifar_twin_line_gradients` on the app's device; a cache miss takes a work slot."""
     from resnet_viz import shattered
 
-    with work_slots().hold():
+    with work_slot():
         return shattered.cifar_twin_line_gradients(depth, twin, init=init, seed=seed, device=device())

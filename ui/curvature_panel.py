@@ -10,7 +10,7 @@ from resnet_viz.i18n import N_, _
 from resnet_viz.landscape import fits_training_batch, training_batch
 from resnet_viz.models import TWINS, twin_label
 from ui.models import UPLOAD_SOURCE, session_models
-from ui.work import wait_message, work_slots
+from ui.work import wait_message, work_slot
 
 LIVE_IMAGES, LIVE_STEPS = 16, 12
 
@@ -85,7 +85,7 @@ def curvature_panel(model_key: str) -> None:
             bar.progress(min(share, 1.0), text=_("{twin}: Hessian-vector product {done} of {total}").format(
                 twin=twin_label(twin), done=done, total=total))
 
-        with work_slots().hold(on_wait=wait_message(st.empty(), N_("computations"))):
+        with work_slot(on_wait=wait_message(st.empty(), N_("computations"))):
             st.session_state[key] = cv.twin_curvatures(resnet, plain, x, y, steps=LIVE_STEPS, progress=progress)
         bar.empty()
     curv = st.session_state[key]

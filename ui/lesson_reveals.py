@@ -22,7 +22,7 @@ from resnet_viz.teaching import Reveal, compare, preset_view
 from ui.charts import share
 from ui.compute import lesion_lab, mean_lesion_drops, view_flows
 from ui.models import bundled_twins, twins_for
-from ui.work import work_slots
+from ui.work import work_slot
 
 # The lesion lab's defaults, so "open the full page" shows the same lab; Grad-CAM on test image #1 of Explain's pool.
 LESION_MODEL, LESION_IMAGES, LESION_SAMPLES = "shapes-20", 100, 3
@@ -98,7 +98,7 @@ def reveal_race() -> Reveal | None:
 
 
 def reveal_lesion() -> Reveal:
-    with work_slots().hold():
+    with work_slot():
         single, curves = lesion_lab(LESION_MODEL, LESION_IMAGES, LESION_SAMPLES)
     resnet = twins_for(LESION_MODEL)[0]
     names = [name for name, _block in resnet.blocks()]
@@ -132,7 +132,7 @@ def _gradcam(model: str, index: int):
     images, labels, masks = make_shapes_raw(GRADCAM_POOL, seed=TEST_SEED)
     image = Image.fromarray(images[index])
     resnet, plain, _info = bundled_twins(model)
-    with work_slots().hold():
+    with work_slot():
         exps = {m.twin: rv.explain(m, image, topk=1) for m in (resnet, plain)}
     return image, masks[index], rv.SHAPE_CLASSES[int(labels[index])], exps
 

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import resnet_viz as rv
 from resnet_viz.i18n import _
@@ -13,6 +17,29 @@ from resnet_viz.i18n import _
 def work_slots() -> rv.Slots:
     """Server-wide bound on heavy computations (explanations, gradients, landscapes) at once; the rest wait in line."""
     return rv.Slots(max(2, os.cpu_count() or 2))
+
+
+@st.cache_resource(scope="session", on_release=threading.Event.set, show_spinner=False)
+def _session_left() -> threading.Event:
+    """Set when the visitor's session ends (tab closed): it gives up its place in line for a work slot."""
+    return threading.Event()
+
+
+@contextmanager
+def work_slot(on_wait: Callable[[int], None] | None = None) -> Iterator[None]:
+    """Hold one of the server's work slots for a block.
+
+    A visitor who leaves while waiting gives up their place in line, and the script stops rather than compute
+    for nobody: the next in line gets the slot.
+    """
+    slots = work_slots()
+    left = _session_left() if get_script_run_ctx(suppress_warning=True) is not None else None
+    if not slots.acquire(object(), cancelled=left, on_wait=on_wait):
+        st.stop()
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def wait_message(placeholder, what: str):
