@@ -1,12 +1,12 @@
 """An hour of class: lightweight sessions (``loadgen.py``) join, work and leave, while the server is watched.
 
 Each simulated student joins, walks the lesson (Next, Reveal on every step), opens every page, uploads a photo to
-Explain, starts a training race and stops it, then leaves; a new student takes the place of one who left, so
+Explain and a checkpoint (the bundled twins) to Gradient flow, starts a training race and stops it, then leaves; a new student takes the place of one who left, so
 ``--users`` sessions are connected at any time. The server's resident memory is sampled every 2 s.
 
 Prints the errors, the memory after warm-up (the first ``--warmup`` minutes) against the end, and, once every
 session has left, the server's threads and open files against the same counts before the first session joined
-(what a session that left would have held). ``--png`` saves the memory curve.
+(what a session that left would have held), and the temporary files that appeared meanwhile. ``--png`` saves the memory curve.
 
 Usage: ``python benchmarks/soak.py --minutes 60 --users 30 --png docs/soak-memory.png``.
 """
@@ -18,6 +18,7 @@ import itertools
 import os
 import random
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,7 +29,14 @@ from conftest import running_app  # noqa: E402
 from loadgen import Session  # noqa: E402
 from serverstats import MemoryWatch, open_files, rss_mb, server_pid, thread_count  # noqa: E402
 
-LESSON_STEPS = 8
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+from resnet_viz.teaching import lesson_steps  # noqa: E402
+
+LESSON_STEPS = len(lesson_steps())
+CHECKPOINT_LABEL = "Checkpoint (.safetensors or a torch state dict)"
+with open(os.path.join(ROOT, "resnet_viz", "assets", "models", "shapes-20.safetensors"), "rb") as _f:
+    CHECKPOINT = _f.read()
 
 
 async def student(url: str, number: int, photo: bytes, errors: list, counts: dict) -> None:
@@ -54,6 +62,9 @@ async def student(url: str, number: int, photo: bytes, errors: list, counts: dic
             await act(s, "open", "/explain?lang=en")
             await act(s, "choose", "Image", "Upload")
             await act(s, "upload", UPLOAD_LABEL, f"student{number}.jpg", photo)
+            if number % 3 == 0:  # a third of the class also brings a model
+                await act(s, "open", "/gradient_flow?lang=en")
+                await act(s, "upload", CHECKPOINT_LABEL, "twins.safetensors", CHECKPOINT, "application/octet-stream")
             await act(s, "open", "/training_race?lang=en")
             await act(s, "click", "Start")
             await asyncio.sleep(rng.uniform(1, 3))
@@ -113,11 +124,13 @@ def main() -> None:
         asyncio.run(student(url, 0, photos[0], errors, counts))
         time.sleep(15)
         threads_before, files_before = thread_count(pid), open_files(pid)
+        temp_before = set(os.listdir(tempfile.gettempdir()))
         with MemoryWatch(pid, every=2.0) as mem:
             visits = asyncio.run(class_hour(url, args.users, args.minutes, photos, errors, counts))
         time.sleep(15)  # the server releases a closed session's resources shortly after it leaves
         threads_after, files_after = thread_count(pid), open_files(pid)
         final = rss_mb(pid)
+        temp_new = sorted(set(os.listdir(tempfile.gettempdir())) - temp_before)
     after_warmup = [mb for t, mb in mem.samples if t >= warmup]
     start_mb, end_mb = after_warmup[0], after_warmup[-1]
     print(f"{args.minutes:g} minutes, {args.users} sessions at a time, {visits} visits; runs: {counts}")
@@ -127,6 +140,8 @@ def main() -> None:
     print(f"server threads: {threads_before} after one warm-up visit, {threads_after} after everyone left")
     left = sorted(set(files_after) - set(files_before))
     print(f"files the server holds open that it did not before: {len(left)}" + "".join(f"\n  {f}" for f in left))
+    print(f"new entries in {tempfile.gettempdir()} (any process's): {len(temp_new)}"
+          + "".join(f"\n  {f}" for f in temp_new[:10]))
     if args.png:
         _plot(mem.samples, warmup, args.png,
               f"{args.users} sessions for {args.minutes:g} min: {visits} visits ({time.strftime('%Y-%m-%d')})")
