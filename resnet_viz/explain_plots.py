@@ -8,15 +8,21 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from PIL import Image
 
+from .attribution.methods import METHODS
 from .explain import Explanation
 from .i18n import N_, _
 from .models import twin_label
 from .style import COLORS, DASH, apply_template, base_layout
 
-# One colour per attribution method in curve charts; the twins differ by dash (ResNet solid, plain dashed).
-METHOD_COLORS = {"Grad-CAM": "#1f77b4", "Saliency": "#2ca02c", "Integrated Gradients": "#9467bd",
-                 "Gradient SHAP": "#8c564b", "DeepLift": "#e377c2", "Guided Backprop": "#d62728",
-                 "Guided Grad-CAM": "#bcbd22", "Occlusion": "#17becf", "Random": "#7f7f7f"}
+# In curve charts each method has a colour of Okabe & Ito's colour-blind-safe set (without its yellow, too light
+# on white), the same in every chart, and each curve of a chart its own marker symbol: the symbols tell methods
+# apart where colours cannot (colour-vision deficiency, greyscale print). A method's stages ("Grad-CAM (layer2)")
+# share its colour. The twins differ by dash (ResNet solid, plain dashed); the random baseline is grey and dotted.
+METHOD_PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#000000"]
+METHOD_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "triangle-down", "pentagon",
+                  "hexagram", "hourglass", "triangle-left", "diamond-wide", "triangle-right", "hexagon", "bowtie",
+                  "star-square", "diamond-tall", "star-triangle-up", "square-x"]
+RANDOM_COLOR = "#7f7f7f"
 RANDOM_LABEL = N_("Random")  # the random baseline's row
 
 # Anchor colours of matplotlib's "inferno" (black -> purple -> orange -> pale yellow): its lightness rises
@@ -61,7 +67,7 @@ def overlay(image: Image.Image, heatmap: np.ndarray, *, alpha: float = 0.5, mask
     out = (1 - alpha) * rgb + alpha * colormap(heatmap)
     if mask is not None:
         edge = _outline(mask)
-        for _ in range(max(0, scale // 4)):  # thicken the line on enlarged images
+        for _step in range(max(0, scale // 4)):  # thicken the line on enlarged images
             edge = _outline(edge | np.roll(edge, 1, 0) | np.roll(edge, 1, 1)) | edge
         out[edge] = 1.0
     return Image.fromarray((out * 255 + 0.5).astype(np.uint8))
@@ -94,8 +100,27 @@ def for_display(heatmap: np.ndarray, *, pixel_method: bool, percentile: float = 
     return np.clip(heatmap / top, 0, 1) if top > 0 else heatmap
 
 
-def _method_color(name: str) -> str:
-    return METHOD_COLORS.get(name, METHOD_COLORS.get(name.split(" (")[0], "#444444"))
+def method_color(name: str) -> str:
+    """A method's colour in every curve chart (its stages share it); grey for the random baseline."""
+    if name == "Random":
+        return RANDOM_COLOR
+    names = list(METHODS)
+    base = name.split(" (")[0]
+    return METHOD_PALETTE[(names.index(base) if base in names else len(names)) % len(METHOD_PALETTE)]
+
+
+def method_styles(names) -> dict[str, tuple[str, str | None]]:
+    """``{name: (colour, marker symbol)}`` for the curves of one chart: the symbols differ from curve to curve
+    (up to 20 methods), the random baseline has none."""
+    styles, symbols = {}, iter(METHOD_SYMBOLS * (1 + len(names) // len(METHOD_SYMBOLS)))
+    for name in dict.fromkeys(names):
+        styles[name] = (method_color(name), None if name == "Random" else next(symbols))
+    return styles
+
+
+def _marker(symbol: str | None, color: str) -> dict:
+    # At most 8 markers a curve: enough to tell it apart, few enough to keep the curve readable.
+    return dict(symbol=symbol, color=color, size=7, maxdisplayed=8) if symbol else dict(size=0)
 
 
 def _legend(method: str, twin: str) -> str:
@@ -110,17 +135,21 @@ def perturbation_figure(rows_by_twin: dict[str, list[dict]], methods: list[str] 
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=(_("Deletion: most important pixels removed first (lower is better)"),
                                                         _("Insertion: most important pixels revealed first (higher is better)")))
+    shown = [row["method"] for rows in rows_by_twin.values() for row in rows
+             if methods is None or row["method"] in methods or row["method"] == "Random"]
+    styles = method_styles(shown)
     for twin, rows in rows_by_twin.items():
         for row in rows:
             name = row["method"]
-            if methods is not None and name not in methods and name != "Random":
+            if name not in styles:
                 continue
-            color = _method_color(name)
+            color, symbol = styles[name]
             for col, key in ((1, "deletion_curve"), (2, "insertion_curve")):
                 curve = row[key]
                 xs = np.linspace(0, 1, len(curve))
                 fig.add_trace(go.Scatter(
-                    x=xs, y=curve, mode="lines", name=_legend(name, twin), legendgroup=f"{name}-{twin}",
+                    x=xs, y=curve, mode="lines+markers" if symbol else "lines", name=_legend(name, twin),
+                    legendgroup=f"{name}-{twin}", marker=_marker(symbol, color),
                     showlegend=col == 1, line=dict(color=color, dash="dot" if name == "Random" else DASH[twin],
                                                    width=2.5 if twin == "resnet" else 2),
                     hovertemplate=_("{name}: {p} of pixels, probability {q}").format(
@@ -142,16 +171,19 @@ def sanity_figure(curves_by_twin: dict[str, dict[str, dict]], methods: list[str]
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=(_("Rank correlation (Spearman, absolute values)"),
                                                         _("Structural similarity (SSIM)")))
+    styles = method_styles([method for curves in curves_by_twin.values() for method in curves
+                            if methods is None or method in methods])
     for twin, curves in curves_by_twin.items():
         for method, curve in curves.items():
-            if methods is not None and method not in methods:
+            if method not in styles:
                 continue
             layers = [_("original") if layer == "original" else layer for layer in curve["layers"]]
+            color, symbol = styles[method]
             for col, key in ((1, "spearman"), (2, "ssim")):
                 fig.add_trace(go.Scatter(
                     x=layers, y=curve[key], mode="lines+markers", name=_legend(method, twin),
-                    legendgroup=f"{method}-{twin}", showlegend=col == 1,
-                    line=dict(color=_method_color(method), dash=DASH[twin]),
+                    legendgroup=f"{method}-{twin}", showlegend=col == 1, marker=dict(symbol=symbol, size=8),
+                    line=dict(color=color, dash=DASH[twin]),
                     hovertemplate=_("{name}: randomised down to {layer}, similarity {value}").format(
                         name=_legend(method, twin), layer="%{x}", value="%{y:.2f}") + "<extra></extra>"), row=1, col=col)
     apply_template(fig)
