@@ -9,7 +9,8 @@ import streamlit as st
 
 from resnet_viz import race as rr
 from resnet_viz import race_plots
-from resnet_viz.device import resolve_precision
+from resnet_viz.device import cpu_has_native_bf16, resolve_precision
+from resnet_viz.race.autotune import describe_choice
 from resnet_viz.i18n import N_, _
 from resnet_viz.models import twin_label
 from resnet_viz.training import OPTIMIZERS, SCHEDULES, Recipe
@@ -79,6 +80,8 @@ def race_url(base: Recipe) -> UrlState:
 def _precision_label(choice: str) -> str:
     if choice == "fp32":
         return _("float32 (forced)")
+    if device().type == "cpu" and cpu_has_native_bf16():
+        return _("Automatic: bfloat16 or float32, whichever trains faster here (measured)")
     return _("Automatic: {precision} on this machine").format(
         precision=PRECISION_NAMES[resolve_precision(device(), "auto")])
 
@@ -182,7 +185,8 @@ def _progress(race: rr.Race) -> None:
         st.info(_("Waiting for a free trainer: position {position} in the queue. Other classes are racing.").format(
             position=pos or 1), icon=":material/hourglass_top:")
     elif p["status"] == "preparing":
-        st.info(_("Preparing the data and the networks…"), icon=":material/hourglass_top:")
+        st.info(_("Preparing the data and the networks, and measuring which engine trains them fastest on this "
+                  "machine (a few seconds, once per race size)…"), icon=":material/hourglass_top:")
     elif p["status"] == "failed":
         st.error(p["message"] or _("The race could not run."))
     else:
@@ -191,6 +195,8 @@ def _progress(race: rr.Race) -> None:
         text = _("Step {step} of {total} · {rate:.0f} images/s · {precision}").format(
             step=p["step"], total=p["total"], rate=p["images_per_second"], precision=PRECISION_NAMES[race.precision])
         st.progress(min(1.0, p["fraction"]), text=text + eta + paused)
+        if race.engine_choice is not None:
+            st.caption(_("Training with the {choice}.").format(choice=describe_choice(race.engine_choice.to_dict())))
     diverged = [_("{label} (seed {seed})").format(label=r.label, seed=r.seed) for r in race.runs
                 if r.status == "diverged"]
     if diverged:

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# The race remembers its measured engine choice in a cache folder: the tests' own, never the user's.
+os.environ.setdefault("RESNET_VIZ_CACHE", os.path.join(__import__("tempfile").mkdtemp(prefix="resnet-viz-tests-")))
 
 
 @pytest.fixture(scope="module")

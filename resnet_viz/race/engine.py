@@ -20,10 +20,11 @@ from ..device import autocast_for, describe_device, describe_precision, release_
 from ..models import TwinNet, build_twins
 from ..training import batch_indices, evaluate
 from .config import RaceConfig, run_label
+from .autotune import EngineChoice, choose_engine
 from .crew import Crew
 from .data import DatasetUnavailable, RaceData, load_race_data
 from .files import save_race_models
-from .fusion import FusedRuns, should_fuse
+from .fusion import FusedRuns
 from .run import Run, instrumented_step, residual_ratios
 from .scheduler import RaceScheduler, default_scheduler
 
@@ -40,7 +41,8 @@ class Race:
     """
 
     def __init__(self, config: RaceConfig | None = None, *, device: torch.device | str | None = None,
-                 scheduler: RaceScheduler | None = None, data: RaceData | None = None):
+                 scheduler: RaceScheduler | None = None, data: RaceData | None = None,
+                 stop_event: threading.Event | None = None):
         self.config = config or RaceConfig()
         self.device = torch.device(device or "cpu")
         self.scheduler = scheduler or default_scheduler()
@@ -57,12 +59,14 @@ class Race:
         # What the race computes in, resolved for the device ("bf16" or "fp32"), and its autocast.
         self.precision = resolve_precision(self.device, self.config.precision)
         self._autocast = autocast_for(self.device, self.precision)
-        self._stop = threading.Event()
+        self._stop = stop_event or threading.Event()  # shared by a throwaway race that measures for this one
         self._resume = threading.Event()
         self._resume.set()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.fused = False  # whether the runs of each depth train as one fused network (set when preparing)
+        self.engine_choice: EngineChoice | None = None  # how fused and precision were chosen (set when preparing)
+        self.step_seconds: list[float] = []  # wall seconds of each training step (test evaluations included)
         self._units: list = []
 
     # -- control -----------------------------------------------------------------------------------------
@@ -114,6 +118,14 @@ class Race:
             if not acquired:
                 self.status = "stopped"
                 return
+            self.run_here()
+        finally:
+            if acquired:
+                self.scheduler.release()
+
+    def run_here(self) -> None:
+        """Prepare and train in the calling thread, without waiting for a trainer (see :meth:`start`)."""
+        try:
             self.status = "preparing"
             self._prepare()
             self._train()
@@ -121,9 +133,6 @@ class Race:
             self.status, self.message = "failed", str(e)
         except Exception as e:  # noqa: BLE001 - the UI shows the message instead of a traceback
             self.status, self.message = "failed", f"The race stopped with an error: {e}"
-        finally:
-            if acquired:
-                self.scheduler.release()
 
     def _prepare(self) -> None:
         cfg = self.config
@@ -149,7 +158,9 @@ class Race:
                         label = run_label(model.twin, depth)
                         runs.append(Run(model, replace(cfg.recipe, seed=seed), depth, cfg.lr_overrides.get(label)))
         self.runs = runs
-        self.fused = should_fuse(cfg.engine, self.device, len(cfg.twins) * cfg.seeds, cfg.image_size)
+        self.engine_choice = choose_engine(cfg, self.device, d, stop=self._stop)
+        self.fused, self.precision = self.engine_choice.fused, self.engine_choice.precision
+        self._autocast = autocast_for(self.device, self.precision)
 
     def _train(self) -> None:
         self.status = "running"
@@ -240,6 +251,7 @@ class Race:
             if self._stop.is_set():
                 break
             now = time.perf_counter()
+            self.step_seconds.append(now - t0)
             window = (window + [(now - t0, images)])[-20:]
             busy = sum(t for t, _ in window)
             self.images_per_second = sum(n for _, n in window) / busy if busy > 0 else 0.0
@@ -354,6 +366,7 @@ class Race:
                 "recipe": {**self.config.recipe.to_dict(), "precision": self.precision},
                 "config": self.config.to_dict(), "device": describe_device(self.device),
                 "engine": "fused" if self.fused else "unfused",
+                "engine_choice": self.engine_choice.to_dict() if self.engine_choice else None,
                 "precision": describe_precision(self.device, self.precision), "elapsed_s": round(self.elapsed_s, 2),
                 "runs": [{**run.to_dict(), "history": list(run.history), "snapshots": list(run.snapshots)}
                          for run in self.runs]}

@@ -1,0 +1,139 @@
+"""A race measures which engine and precision train it fastest here, keeps the fastest and remembers it."""
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+import torch
+
+import resnet_viz.device as devices
+import resnet_viz.race as rr
+from resnet_viz.data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes
+from resnet_viz.race import autotune
+from resnet_viz.race.autotune import EngineChoice, candidate_name, choose_engine, measure_candidate
+from resnet_viz.training import Recipe
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def data():
+    tx, ty, _ = make_shapes(64, seed=TRAIN_SEED)
+    vx, vy, _ = make_shapes(16, seed=TEST_SEED)
+    return rr.RaceData("shapes", tx[:, :, ::2, ::2], ty, vx[:, :, ::2, ::2], vy, list(SHAPE_CLASSES), "tiny")
+
+
+@pytest.fixture(autouse=True)
+def fresh_memory():
+    autotune.forget_choices()
+    yield
+    autotune.forget_choices()
+
+
+def config(steps=200, **kw):
+    kw.setdefault("seeds", 2)
+    return rr.RaceConfig(depths=(8,), recipe=Recipe(steps=steps, batch_size=8, lr=0.05, warmup_steps=0),
+                         image_size=16, **kw)
+
+
+def fake_times(times):
+    calls = []
+
+    def measure(cfg, fused, precision):
+        calls.append((fused, precision))
+        value = times[(fused, precision)]
+        if isinstance(value, Exception):
+            raise value
+        return value
+    return measure, calls
+
+
+def test_the_fastest_candidate_wins_and_is_remembered_in_the_process_and_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    measure, calls = fake_times({(False, "fp32"): 0.5, (False, "bf16"): 0.6, (True, "fp32"): 0.3,
+                                 (True, "bf16"): 0.4})
+    choice = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    assert (choice.fused, choice.precision, choice.how) == (True, "fp32", "measured")
+    assert len(calls) == 4 and choice.seconds_per_step[candidate_name(True, "fp32")] == 0.3
+    assert choice.speedup == pytest.approx(0.6 / 0.3)
+    again = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    assert len(calls) == 4 and again.how == "remembered" and (again.fused, again.precision) == (True, "fp32")
+    autotune.forget_choices()  # a new process: the file remembers
+    from_file = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    assert len(calls) == 4 and from_file.how == "remembered" and from_file.seconds_per_step == choice.seconds_per_step
+    other_shape = choose_engine(config(seeds=3), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    assert len(calls) == 8 and other_shape.how == "measured"
+
+
+def test_unfused_float32_wins_where_it_is_fastest_and_a_failing_candidate_is_left_out(tmp_path, monkeypatch):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    measure, _calls = fake_times({(False, "fp32"): 0.2, (False, "bf16"): 0.3, (True, "fp32"): RuntimeError("no"),
+                                  (True, "bf16"): 0.25})
+    choice = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    assert (choice.fused, choice.precision) == (False, "fp32")
+    assert candidate_name(True, "fp32") not in choice.seconds_per_step and len(choice.seconds_per_step) == 3
+
+
+def test_nothing_is_measured_for_one_candidate_a_short_race_or_a_stopped_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    measure, calls = fake_times({(False, "fp32"): 0.2, (True, "fp32"): 0.1})
+    fixed = choose_engine(config(engine="unfused"), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    assert fixed.how == "fixed" or fixed.how == "default"
+    assert not fixed.fused and calls == []  # unfused, float32 (no native bfloat16): one candidate
+    short = choose_engine(config(steps=20), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    assert short.how == "default" and calls == []
+    stop = threading.Event()
+    stop.set()
+    stopped = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure, stop=stop)
+    assert stopped.how == "default" and calls == []
+    measured = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    assert measured.fused and measured.precision == "fp32" and len(calls) == 2  # no bfloat16 candidate
+
+
+def test_a_broken_cache_file_is_measured_again_and_rewritten(tmp_path, monkeypatch):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    (tmp_path / autotune.CACHE_FILE).write_text("{not json")
+    measure, calls = fake_times({(False, "fp32"): 0.2, (True, "fp32"): 0.1})
+    assert choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure).how == "measured"
+    autotune.forget_choices()
+    assert choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure).how == "remembered"
+    assert len(calls) == 2
+
+
+def test_measuring_a_candidate_trains_a_throwaway_race_of_the_same_nets(data, monkeypatch):
+    steps = []
+    original = rr.Race._train_steps
+
+    def spy(self, crew, groups):
+        original(self, crew, groups)
+        steps.append((self.fused, self.precision, self.step, len(self.runs)))
+
+    monkeypatch.setattr(rr.Race, "_train_steps", spy)
+    for fused in (False, True):
+        seconds = measure_candidate(config(), CPU, data, fused, "fp32")
+        assert 0 < seconds < 30
+    total = autotune.WARMUP_STEPS + autotune.TIMED_STEPS + 1
+    assert steps == [(False, "fp32", total, 4), (True, "fp32", total, 4)]
+
+
+def test_a_long_race_trains_with_the_measured_choice_and_reports_it(data, tmp_path, monkeypatch):
+    monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    measured = []
+
+    def measure(cfg, device, data_, fused, precision, stop=None):
+        measured.append(fused)
+        return 0.1 if fused else 0.2  # the fused engine measures faster: the race must train fused
+
+    monkeypatch.setattr(autotune, "measure_candidate", measure)
+    race = rr.Race(replace(config(steps=120), eval_every=0, snapshot_every=0), data=data)
+    race.start()
+    end = time.time() + 60
+    while race.step < 2 and not race.done and time.time() < end:
+        time.sleep(0.05)
+    race.stop()
+    assert race.join(30)
+    assert measured == [False, True]
+    assert race.fused and race.engine_choice.how == "measured" and race.engine_choice.fused
+    assert race.to_dict()["engine_choice"]["seconds_per_step"] == {"unfused fp32": 0.2, "fused fp32": 0.1}
+    assert isinstance(race.engine_choice, EngineChoice)
