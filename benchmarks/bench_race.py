@@ -34,10 +34,11 @@ the engine's automatic precision; ``--device cuda`` runs both on the GPU.
     python benchmarks/bench_race.py --race [--race-depths 20 56] [--steps 150] [--rounds 3] [--device cuda]
     python benchmarks/bench_race.py --seeds [--race-depths 20 56] [--steps 60] [--rounds 2] [--device cuda]
 
-``--seeds`` times, in one run, the quick race with 1 seed per net (as the CLI chooses its engine) against the
-same race with 3 seeds per net (12 nets) trained by the fused engine (``resnet_viz.fused``: each depth's twins
-and seeds as one grouped network), by the unfused engine, and as the CLI chooses: wall seconds, test
-checkpoints and snapshots included.
+``--seeds`` times, in one run, the quick race with 1 seed per net and with 3 seeds per net (12 nets), each with
+every engine and precision a race chooses from (``resnet_viz.race.autotune``: the fused engine of
+``resnet_viz.fused``, each depth's twins and seeds as one grouped network, or the unfused one; bfloat16 where the
+CPU has it natively, float32): wall seconds, test checkpoints and snapshots included. Then the time a quick race
+spends measuring its choice on a machine that has not measured it before.
 """
 from __future__ import annotations
 
@@ -134,32 +135,62 @@ def seeded_race(recipe: Recipe, data, depths, device: torch.device, *, seeds: in
     return race.elapsed_s, "fused" if race.fused else "unfused"
 
 
+def probe_cost(data, depths, device: torch.device, *, seeds: int, precision: str):
+    """Wall seconds a quick race of ``seeds`` seeds spends choosing its engine and precision on a machine that has
+    not measured it before, and the choice."""
+    import tempfile
+
+    from resnet_viz.race import autotune
+
+    config = RaceConfig(depths=depths, recipe=QUICK_RECIPE, seeds=seeds, precision=precision)
+    autotune.forget_choices()
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        choice = autotune.choose_engine(config, device, data, cache_dir=cache)
+        spent = time.perf_counter() - start
+    autotune.forget_choices()
+    return spent, choice
+
+
 def seed_rounds(args, recipe: Recipe, data, device: torch.device) -> None:
-    """The quick race with 1 seed (engine auto) against 3 seeds fused and 3 seeds unfused, round by round."""
+    """The quick race with 1 seed and with 3 seeds per net, with every engine and precision the race chooses
+    from, round by round; and what choosing costs a race."""
+    from resnet_viz.race.autotune import candidate_name, candidates
+
     depths = tuple(args.race_depths)
-    race = functools.partial(seeded_race, data=data, depths=depths, device=device, precision=args.precision)
-    race(replace(recipe, steps=3), seeds=3, engine="fused")  # warm-up
-    rows = []
+    race = functools.partial(seeded_race, data=data, depths=depths, device=device)
+    race(replace(recipe, steps=3), seeds=3, engine="fused", precision="fp32")  # warm-up
+    options = {seeds: candidates(RaceConfig(depths=depths, seeds=seeds, precision=args.precision), device)
+               for seeds in (1, 3)}
+    times: dict[tuple[int, str], list[float]] = {}
     for i in range(args.rounds):
-        one, one_engine = race(recipe, seeds=1, engine="auto")
-        fused, _ = race(recipe, seeds=3, engine="fused")
-        unfused, _ = race(recipe, seeds=3, engine="unfused")
-        auto, auto_engine = race(recipe, seeds=3, engine="auto")
-        one_2, _ = race(recipe, seeds=1, engine="auto")  # bracket: load drifts
-        ref = (one + one_2) / 2
-        rows.append((ref, fused, unfused, auto))
-        print(f"round {i + 1}: 1 seed ({one_engine}) {ref:6.1f} s; 3 seeds fused {fused:6.1f} s, unfused "
-              f"{unfused:6.1f} s, auto ({auto_engine}) {auto:6.1f} s; 3 seeds auto / 1 seed {auto / ref:.2f}x, "
-              f"fused / unfused speed-up {unfused / fused:.2f}x", flush=True)
+        line = []
+        for seeds in (1, 3):
+            for fused, precision in options[seeds]:
+                wall, _engine = race(recipe, seeds=seeds, engine="fused" if fused else "unfused", precision=precision)
+                times.setdefault((seeds, candidate_name(fused, precision)), []).append(wall)
+                line.append(f"{seeds} seed{'s' if seeds > 1 else ''} {candidate_name(fused, precision)} {wall:.1f} s")
+        print(f"round {i + 1}: " + "; ".join(line), flush=True)
+    med = {key: statistics.median(v) for key, v in times.items()}
     nets = len(depths) * len(TWINS)
     print(f"seeds: depths {list(depths)} x both twins, batch {recipe.batch_size}, {args.image_size} px, "
-          f"{recipe.steps} steps, {recipe.optimizer}, {describe_device(device)}, precision "
-          f"{resolve_precision(device, args.precision)}, median of {args.rounds} rounds")
-    print(f"wall ratio 3-seed race ({3 * nets} nets, auto) / 1-seed race ({nets} nets): "
-          f"{statistics.median(r[3] / r[0] for r in rows):.2f}")
-    print(f"wall ratio 3-seed race fused / 1-seed race: {statistics.median(r[1] / r[0] for r in rows):.2f}")
-    print(f"speed-up fused / unfused engine, same {3 * nets} nets and steps: "
-          f"{statistics.median(r[2] / r[1] for r in rows):.2f}")
+          f"{recipe.steps} steps, {recipe.optimizer}, {describe_device(device)}, median of {args.rounds} rounds "
+          f"(wall seconds of the race's training, test checkpoints and snapshots included)")
+    for key in sorted(med):
+        print(f"  {key[0]} seed(s), {key[1]:14s} {med[key]:7.1f} s")
+    best = {seeds: min((v, name) for (s, name), v in med.items() if s == seeds) for seeds in (1, 3)}
+    for seeds in (1, 3):
+        print(f"fastest with {seeds} seed(s): {best[seeds][1]} ({best[seeds][0]:.1f} s)")
+    for precision in sorted({p for _f, p in options[3]}):
+        fused, unfused = med.get((3, candidate_name(True, precision))), med.get((3, candidate_name(False, precision)))
+        if fused and unfused:
+            print(f"speed-up fused / unfused engine, {3 * nets} nets, {precision}: {unfused / fused:.2f}x")
+    print(f"wall ratio 3-seed race ({3 * nets} nets) / 1-seed race ({nets} nets), each at its fastest: "
+          f"{best[3][0] / best[1][0]:.2f}")
+    for seeds in (1, 3):
+        spent, choice = probe_cost(data, depths, device, seeds=seeds, precision=args.precision)
+        print(f"choosing for a {seeds}-seed quick race ({QUICK_RECIPE.steps} steps): {spent:.1f} s, chose "
+              f"{candidate_name(choice.fused, choice.precision)} ({choice.how}; {choice.seconds_per_step})")
 
 
 def race_rounds(args, recipe: Recipe, data, device: torch.device) -> None:
