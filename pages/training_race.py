@@ -122,10 +122,11 @@ def _settings() -> tuple[rr.RaceConfig | None, str | None]:
                                              "many steps fit in the same time."))
             precision = e2.selectbox(_("Precision"), ["auto", "fp32"], format_func=_precision_label,
                                      key="race_precision",
-                                     help=_("Automatic trains with bfloat16 autocast on processors that compute "
-                                            "bfloat16 natively (recent CPUs with AVX-512 BF16 or AMX), where it is "
-                                            "about 1.5x faster; float32 elsewhere, on GPUs too (there these small "
-                                            "networks wait on kernel launches, not arithmetic)."))
+                                     help=_("Automatic: on processors that compute bfloat16 natively (CPUs with "
+                                            "AVX-512 BF16 or AMX) the race first times a few steps in bfloat16 and "
+                                            "in float32 and trains in the faster (with AMX bfloat16 usually wins, "
+                                            "without it float32 can); float32 elsewhere, on GPUs too (there these "
+                                            "small networks wait on kernel launches, not arithmetic)."))
             seeds = e3.number_input(_("Seeds per net"), 1, rr.MAX_SEEDS, 3, key="race_seeds",
                                     help=_("Each net trains on this many seeds (its own initial weights and batch "
                                            "order): seed, seed + 1, ... The charts show each net's mean over its "
@@ -319,7 +320,8 @@ def _checks(result: dict) -> None:
         if check["seeds"] > 1:
             text += " " + _("({agree} of {seeds} seeds show it on their own.)").format(agree=check["seeds_agree"],
                                                                                       seeds=check["seeds"])
-        lines.append(f"- {'✅' if check['holds'] else '❌'} {text}")
+        mark = ":green[:material/check_circle:]" if check["holds"] else ":red[:material/cancel:]"  # no emoji font needed
+        lines.append(f"- {mark} {text}")
     seeds = rr.race_seeds(result)
     if len(seeds) > 1:
         head = _("**In this race** (final training loss, mean of the last 10% of steps, averaged over seeds "

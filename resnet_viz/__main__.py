@@ -212,8 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep every k-th step in the file (averaging the steps in between)")
     r.add_argument("--device", help="cpu (default), cuda, ...")
     r.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                   help="auto (default): bfloat16 autocast on CPUs that compute bfloat16 natively "
-                        "(AVX-512 BF16/AMX), float32 elsewhere (on CUDA with TF32 convolutions)")
+                   help="auto (default): on CPUs that compute bfloat16 natively (AVX-512 BF16/AMX) the faster of "
+                        "bfloat16 autocast and float32, measured at the start; float32 elsewhere (on CUDA with TF32 "
+                        "convolutions)")
     r.add_argument("--fp32", action="store_true", help="train in float32 (same as --precision fp32)")
     r.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
     r.add_argument("--out", required=True, help="where to write the race JSON")

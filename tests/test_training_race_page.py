@@ -39,9 +39,12 @@ def test_page_shows_the_recorded_race_with_controls_and_context():
     assert f"{recipe['steps']} steps of {recipe['batch_size']} images, {precision}" in captions
 
 
+HOLDS, FAILS = "- :green[:material/check_circle:]", "- :red[:material/cancel:]"
+
+
 def check_lines(at: AppTest) -> list[str]:
     """The Fig. 6 checks the page lists for the race on show."""
-    return [line for m in at.markdown for line in m.value.splitlines() if line.startswith(("- ✅", "- ❌"))]
+    return [line for m in at.markdown for line in m.value.splitlines() if line.startswith((HOLDS, FAILS))]
 
 
 def test_the_checks_on_screen_are_those_of_the_shown_race_with_their_seed_counts():
@@ -52,7 +55,7 @@ def test_the_checks_on_screen_are_those_of_the_shown_race_with_their_seed_counts
     assert len(lines) == len(checks) == 4  # both halves of Fig. 6, two checks each
     seeds = rr.race_seeds(result)
     for line, check in zip(lines, checks):
-        assert line.startswith("- ✅" if check["holds"] else "- ❌")
+        assert line.startswith(HOLDS if check["holds"] else FAILS)
         for value in check["values"].values():
             if isinstance(value, float):
                 assert f"{value:.2f}" in line, (check["check"], line)

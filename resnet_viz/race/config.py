@@ -12,8 +12,8 @@ MAX_DEPTH = 110
 MAX_SEEDS = 10
 ENGINES = ("auto", "fused", "unfused")
 
-# The quick race (He et al.'s depths 20 and 56): about 45 s per seed on 2 CPU cores with bfloat16 (see README), and
-# the same on every device, so races on a laptop and a GPU compare. It trains 3 seeds of each net (RaceConfig.seeds).
+# The quick race (He et al.'s depths 20 and 56): about a minute and a half per seed on 2 CPU cores (measured in
+# docs/training-race.md), and the same on every device, so races on a laptop and a GPU compare. It trains 3 seeds of each net (RaceConfig.seeds).
 # Easy shapes at 16x16 px: a quarter of the work per image. Adam at lr 0.01 without weight decay: in a few
 # hundred steps plain-56 leaves chance only with a large Adam step (SGD at 0.005-0.5 and Adam at 5e-4-2e-3
 # left it at chance); with coupled L2 decay Adam keeps shrinking the scale-invariant weights instead.
