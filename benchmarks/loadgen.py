@@ -232,6 +232,8 @@ class Session:
                 status = ForwardMsg.ScriptFinishedStatus.Name(fwd.script_finished)
                 if status == "FINISHED_FRAGMENT_RUN_SUCCESSFULLY":
                     continue  # a fragment (a live view) ran by itself; the script run goes on
+                if status == "FINISHED_EARLY_FOR_RERUN":
+                    continue  # the script asked for a rerun (st.rerun, e.g. a race that just ended): it follows
                 run.status, run.finished = status, time.perf_counter()
                 if status != "FINISHED_SUCCESSFULLY":
                     run.errors.append(status)

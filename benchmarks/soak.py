@@ -1,14 +1,16 @@
 """An hour of class: lightweight sessions (``loadgen.py``) join, work and leave, while the server is watched.
 
 Each simulated student joins, walks the lesson (Next, Reveal on every step), opens every page, uploads a photo to
-Explain and a checkpoint (the bundled twins) to Gradient flow, starts a training race and stops it, then leaves; a new student takes the place of one who left, so
-``--users`` sessions are connected at any time. The server's resident memory is sampled every 2 s.
+Explain and a checkpoint (the bundled twins) to Gradient flow, starts a training race and stops it, then leaves;
+a new student takes the place of one who left, so ``--users`` sessions are connected at any time. The server's
+resident memory is sampled every 2 s.
 
-Prints the errors, the memory after warm-up (the first ``--warmup`` minutes) against the end, and, once every
-session has left, the server's threads and open files against the same counts before the first session joined
-(what a session that left would have held), and the temporary files that appeared meanwhile. ``--png`` saves the memory curve.
+Prints the errors; the memory after warm-up (the first ``--warmup`` minutes): the median of the first tenth of
+the rest against the median of the last tenth, and the trend; and, once every session has left, the server's
+threads and open files against the same counts after one warm-up visit (what a session that left would have
+held), and the temporary files that appeared meanwhile. ``--png`` saves the memory curve, ``--csv`` its samples.
 
-Usage: ``python benchmarks/soak.py --minutes 60 --users 30 --png docs/soak-memory.png``.
+Usage: ``python benchmarks/soak.py --minutes 60 --users 30 --png docs/soak-memory.png [--csv memory.csv]``.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import asyncio
 import itertools
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -90,6 +93,15 @@ async def class_hour(url: str, users: int, minutes: float, photos: list[bytes], 
     return sum(await asyncio.gather(*(seat() for _ in range(users))))
 
 
+def _slope(samples) -> float:
+    """Least-squares slope of memory over time, MB per second."""
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_mb = sum(mb for _, mb in samples) / n
+    var = sum((t - mean_t) ** 2 for t, _ in samples)
+    return sum((t - mean_t) * (mb - mean_mb) for t, mb in samples) / var if var else 0.0
+
+
 def _plot(samples, warmup_s: float, path: str, title: str) -> None:
     import matplotlib
 
@@ -113,6 +125,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=30)
     parser.add_argument("--warmup", type=float, default=None, help="minutes of warm-up (default: a sixth)")
     parser.add_argument("--png", default=None)
+    parser.add_argument("--csv", default=None, help="also write the memory samples (seconds, MB)")
     args = parser.parse_args()
     warmup = 60 * (args.warmup if args.warmup is not None else args.minutes / 6)
     photos = photo_variants(16)
@@ -131,17 +144,24 @@ def main() -> None:
         threads_after, files_after = thread_count(pid), open_files(pid)
         final = rss_mb(pid)
         temp_new = sorted(set(os.listdir(tempfile.gettempdir())) - temp_before)
-    after_warmup = [mb for t, mb in mem.samples if t >= warmup]
-    start_mb, end_mb = after_warmup[0], after_warmup[-1]
+    after = [(t, mb) for t, mb in mem.samples if t >= warmup]
+    span = max(60.0, (after[-1][0] - after[0][0]) / 10)  # a tenth of the time after warm-up, at least a minute
+    start_mb = statistics.median(mb for t, mb in after if t < after[0][0] + span)
+    end_mb = statistics.median(mb for t, mb in after if t > after[-1][0] - span)
+    slope = _slope(after) * 3600
     print(f"{args.minutes:g} minutes, {args.users} sessions at a time, {visits} visits; runs: {counts}")
     print(f"errors: {len(errors)}" + "".join(f"\n  {e[:160]}" for e in sorted(set(errors))[:10]))
-    print(f"server memory after warm-up ({warmup / 60:.1f} min): {start_mb:.0f} MB; at the end {end_mb:.0f} MB "
-          f"({100 * (end_mb / start_mb - 1):+.1f} %); peak {mem.peak:.0f} MB; idle after everyone left {final:.0f} MB")
+    print(f"server memory after warm-up ({warmup / 60:.1f} min), median of the first {span / 60:.1f} min: "
+          f"{start_mb:.0f} MB; of the last {span / 60:.1f} min: {end_mb:.0f} MB ({100 * (end_mb / start_mb - 1):+.1f} %); "
+          f"trend {slope:+.0f} MB per hour; peak {mem.peak:.0f} MB; idle after everyone left {final:.0f} MB")
     print(f"server threads: {threads_before} after one warm-up visit, {threads_after} after everyone left")
     left = sorted(set(files_after) - set(files_before))
     print(f"files the server holds open that it did not before: {len(left)}" + "".join(f"\n  {f}" for f in left))
     print(f"new entries in {tempfile.gettempdir()} (any process's): {len(temp_new)}"
           + "".join(f"\n  {f}" for f in temp_new[:10]))
+    if args.csv:
+        with open(args.csv, "w") as f:
+            f.write("seconds,rss_mb\n" + "".join(f"{t:.1f},{mb:.1f}\n" for t, mb in mem.samples))
     if args.png:
         _plot(mem.samples, warmup, args.png,
               f"{args.users} sessions for {args.minutes:g} min: {visits} visits ({time.strftime('%Y-%m-%d')})")

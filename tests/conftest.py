@@ -7,7 +7,12 @@ import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 # The race remembers its measured engine choice in a cache folder: the tests' own, never the user's.
-os.environ.setdefault("RESNET_VIZ_CACHE", os.path.join(__import__("tempfile").mkdtemp(prefix="resnet-viz-tests-")))
+if "RESNET_VIZ_CACHE" not in os.environ:
+    import atexit
+    import tempfile
+
+    os.environ["RESNET_VIZ_CACHE"] = tempfile.mkdtemp(prefix="resnet-viz-tests-")
+    atexit.register(shutil.rmtree, os.environ["RESNET_VIZ_CACHE"], True)
 
 
 @pytest.fixture(scope="module")
