@@ -137,3 +137,20 @@ def test_a_long_race_trains_with_the_measured_choice_and_reports_it(data, tmp_pa
     assert race.fused and race.engine_choice.how == "measured" and race.engine_choice.fused
     assert race.to_dict()["engine_choice"]["seconds_per_step"] == {"unfused fp32": 0.2, "fused fp32": 0.1}
     assert isinstance(race.engine_choice, EngineChoice)
+
+
+def test_the_choice_is_told_with_every_measured_candidate_in_the_reader_s_language():
+    from resnet_viz.i18n import language
+    from resnet_viz.race.autotune import describe_choice
+
+    choice = EngineChoice(False, "bf16", "measured", {"unfused bf16": 0.075, "fused bf16": 0.108,
+                                                      "unfused fp32": 0.118}).to_dict()
+    text = describe_choice(choice)
+    assert text.startswith("unfused engine, bfloat16: the fastest of 3 ways")
+    assert all(f"{ms} ms" in text for ms in (75, 108, 118))
+    with language("zh"):
+        zh = describe_choice(choice)
+        assert "非融合引擎" in zh and "fused" not in zh and "108 ms" in zh
+        assert "沿用" in describe_choice({**choice, "how": "remembered"})
+    assert "not measured" in describe_choice({**choice, "how": "default", "seconds_per_step": {}})
+    assert describe_choice(None) == ""

@@ -154,19 +154,30 @@ def describe_choice(choice: dict | None) -> str:
     if not choice:
         return ""
     engine = _("fused engine") if choice["fused"] else _("unfused engine")
-    precision = {"bf16": "bfloat16", "fp32": "float32"}.get(choice["precision"], choice["precision"])
+    precision = PRECISION_WORDS.get(choice["precision"], choice["precision"])
     seconds = choice.get("seconds_per_step") or {}
     if choice["how"] in ("measured", "remembered") and len(seconds) >= 2:
         chosen = seconds.get(candidate_name(choice["fused"], choice["precision"]))
-        others = ", ".join(f"{name} {value * 1000:.0f} ms" for name, value in sorted(seconds.items(), key=lambda kv: kv[1]))
-        text = _("{engine}, {precision}: the fastest of {n} ways measured on this machine ({steps}; ms per "
-                 "step)").format(engine=engine, precision=precision, n=len(seconds), steps=others)
+        others = ", ".join(f"{_short(name)} {value * 1000:.0f} ms"
+                           for name, value in sorted(seconds.items(), key=lambda kv: kv[1]))
+        text = _("{engine}, {precision}: the fastest of {n} ways measured on this machine (per training step: "
+                 "{steps})").format(engine=engine, precision=precision, n=len(seconds), steps=others)
         if choice["how"] == "remembered":
             text += " " + _("(remembered from this machine's first race of this size)")
         return text if chosen else f"{engine}, {precision}"
     if choice["how"] == "fixed":
         return _("{engine}, {precision} (as set)").format(engine=engine, precision=precision)
     return _("{engine}, {precision} (default for this race, not measured)").format(engine=engine, precision=precision)
+
+
+def _short(name: str) -> str:
+    """A candidate's name (:func:`candidate_name`) in the reader's language: "fused bf16" -> "fused bfloat16"."""
+    engine, _sep, precision = name.partition(" ")
+    words = {"fused": _("fused"), "unfused": _("unfused")}
+    return f"{words.get(engine, engine)} {PRECISION_WORDS.get(precision, precision)}"
+
+
+PRECISION_WORDS = {"bf16": "bfloat16", "fp32": "float32"}
 
 
 # -- remembering ---------------------------------------------------------------------------------------------
