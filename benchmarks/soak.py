@@ -93,15 +93,6 @@ async def class_hour(url: str, users: int, minutes: float, photos: list[bytes], 
     return sum(await asyncio.gather(*(seat() for _ in range(users))))
 
 
-def _slope(samples) -> float:
-    """Least-squares slope of memory over time, MB per second."""
-    n = len(samples)
-    mean_t = sum(t for t, _ in samples) / n
-    mean_mb = sum(mb for _, mb in samples) / n
-    var = sum((t - mean_t) ** 2 for t, _ in samples)
-    return sum((t - mean_t) * (mb - mean_mb) for t, mb in samples) / var if var else 0.0
-
-
 def _plot(samples, warmup_s: float, path: str, title: str) -> None:
     import matplotlib
 
@@ -148,7 +139,7 @@ def main() -> None:
     span = max(60.0, (after[-1][0] - after[0][0]) / 10)  # a tenth of the time after warm-up, at least a minute
     start_mb = statistics.median(mb for t, mb in after if t < after[0][0] + span)
     end_mb = statistics.median(mb for t, mb in after if t > after[-1][0] - span)
-    slope = _slope(after) * 3600
+    slope = statistics.linear_regression([t for t, _ in after], [mb for _, mb in after]).slope * 3600  # MB/hour
     print(f"{args.minutes:g} minutes, {args.users} sessions at a time, {visits} visits; runs: {counts}")
     print(f"errors: {len(errors)}" + "".join(f"\n  {e[:160]}" for e in sorted(set(errors))[:10]))
     print(f"server memory after warm-up ({warmup / 60:.1f} min), median of the first {span / 60:.1f} min: "

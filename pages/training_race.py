@@ -9,7 +9,7 @@ import streamlit as st
 
 from resnet_viz import race as rr
 from resnet_viz import race_plots
-from resnet_viz.device import cpu_has_native_bf16, resolve_precision
+from resnet_viz.device import PRECISION_NAMES, cpu_has_native_bf16, resolve_precision
 from resnet_viz.race.autotune import describe_choice
 from resnet_viz.i18n import N_, _
 from resnet_viz.models import twin_label
@@ -24,7 +24,6 @@ DEPTH_CHOICES = [8, 14, 20, 32, 44, 56, 110]
 STEPS_RANGE, BATCH_RANGE = (10, 20000), (4, 1024)  # the widgets' bounds, also for settings from the URL
 DATASET_LABELS = {"shapes-easy": N_("Bundled shapes, easy variant (offline)"), "shapes": N_("Bundled shapes (offline)"),
                   "cifar10": N_("CIFAR-10 (downloaded once)"), "folder": N_("Server image folder")}
-PRECISION_NAMES = {"bf16": "bfloat16", "fp32": "float32"}
 OPTIMIZER_NAMES = {"sgd": N_("SGD with momentum"), "adam": "Adam"}
 SCHEDULE_NAMES = {"constant": N_("constant"), "step": N_("step (÷10 at 50% and 75%)"), "cosine": N_("cosine")}
 route_through_app()

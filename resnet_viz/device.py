@@ -9,10 +9,11 @@ from typing import Callable, ContextManager
 import torch
 
 # Training precision: "auto" picks bfloat16 autocast on CPUs that compute bfloat16 natively (AVX-512 BF16 or AMX),
-# float32 elsewhere (a race measures both where bfloat16 is native: resnet_viz/race/autotune.py); "fp32" forces float32, "bf16" forces bfloat16. On CUDA "auto" is float32 with TF32
-# convolutions: the race's small networks are bound by kernel launches there, and autocast's casts only add
+# float32 elsewhere (a race measures both where bfloat16 is native: resnet_viz/race/autotune.py); "fp32" forces
+# float32, "bf16" forces bfloat16. On CUDA "auto" is float32 with TF32 convolutions: the race's small networks are bound by kernel launches there, and autocast's casts only add
 # launches (H200, quick race: bfloat16 trained at 0.93x the speed of float32).
 PRECISIONS = ("auto", "bf16", "fp32")
+PRECISION_NAMES = {"bf16": "bfloat16", "fp32": "float32"}  # a resolved precision, as a reader calls it
 
 
 def best_device() -> torch.device:

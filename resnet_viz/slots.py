@@ -7,6 +7,10 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 
+class LeftTheLine(Exception):
+    """A waiter gave up its place in line (its ``cancelled`` event was set) before it got a slot."""
+
+
 class Slots:
     """At most ``capacity`` holders at once; waiters are served first come, first served.
 
@@ -74,8 +78,11 @@ class Slots:
             return None
 
     @contextmanager
-    def hold(self, on_wait: Callable[[int], None] | None = None, poll: float = 0.5) -> Iterator[None]:
-        self.acquire(object(), on_wait=on_wait, poll=poll)
+    def hold(self, on_wait: Callable[[int], None] | None = None, poll: float = 0.5,
+             cancelled: threading.Event | None = None) -> Iterator[None]:
+        """A slot for the block; raises :class:`LeftTheLine` instead when ``cancelled`` is set while waiting."""
+        if not self.acquire(object(), cancelled=cancelled, on_wait=on_wait, poll=poll):
+            raise LeftTheLine("the wait for a work slot was cancelled")
         try:
             yield
         finally:

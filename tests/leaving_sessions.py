@@ -15,24 +15,18 @@ import asyncio
 import gc
 import json
 import os
-import socket
 import sys
 import threading
 import time
 import weakref
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "benchmarks")]
+sys.path[:0] = [ROOT, os.path.join(ROOT, "benchmarks"), os.path.join(ROOT, "tests")]
+from conftest import _free_port  # noqa: E402
 
 CHECKPOINT_LABEL = "Checkpoint (.safetensors or a torch state dict)"
 LONG_RACE = "/training_race?depths=20&steps=20000&lang=en"
 COLD_FLOW = "/gradient_flow?seed=7&lang=en"  # a view no other step of this run computes
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(port: int):

@@ -116,3 +116,32 @@ def test_a_waiter_knows_its_place_and_leaves_the_line_when_cancelled():
     assert result == [False] and slots.position(second) is None and slots.waiting == 0
     slots.release()
     assert slots.active == 0
+
+
+def test_a_held_block_is_skipped_when_its_wait_is_cancelled():
+    """``hold(cancelled=...)`` raises LeftTheLine instead of running the block, and leaves the line."""
+    from resnet_viz.slots import LeftTheLine
+
+    slots = Slots(1)
+    assert slots.acquire(object())
+    cancel, ran, raised = threading.Event(), [], []
+
+    def wait():
+        try:
+            with slots.hold(cancelled=cancel, poll=0.01):
+                ran.append(True)
+        except LeftTheLine:
+            raised.append(True)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while slots.waiting != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cancel.set()
+    waiter.join(5)
+    assert raised == [True] and ran == [] and slots.waiting == 0 and slots.active == 1
+    slots.release()
+    with slots.hold(cancelled=cancel):  # a free slot is taken even when the event is already set
+        assert slots.active == 1
+    assert slots.active == 0

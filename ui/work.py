@@ -10,6 +10,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import resnet_viz as rv
+from resnet_viz.slots import LeftTheLine
 from resnet_viz.i18n import _
 
 
@@ -32,14 +33,12 @@ def work_slot(on_wait: Callable[[int], None] | None = None) -> Iterator[None]:
     A visitor who leaves while waiting gives up their place in line, and the script stops rather than compute
     for nobody: the next in line gets the slot.
     """
-    slots = work_slots()
     left = _session_left() if get_script_run_ctx(suppress_warning=True) is not None else None
-    if not slots.acquire(object(), cancelled=left, on_wait=on_wait):
-        st.stop()
     try:
-        yield
-    finally:
-        slots.release()
+        with work_slots().hold(on_wait=on_wait, cancelled=left):
+            yield
+    except LeftTheLine:
+        st.stop()
 
 
 def wait_message(placeholder, what: str):

@@ -154,7 +154,7 @@ def describe_choice(choice: dict | None) -> str:
     if not choice:
         return ""
     engine = _("fused engine") if choice["fused"] else _("unfused engine")
-    precision = PRECISION_WORDS.get(choice["precision"], choice["precision"])
+    precision = devices.PRECISION_NAMES.get(choice["precision"], choice["precision"])
     seconds = choice.get("seconds_per_step") or {}
     if choice["how"] in ("measured", "remembered") and len(seconds) >= 2:
         chosen = seconds.get(candidate_name(choice["fused"], choice["precision"]))
@@ -174,10 +174,7 @@ def _short(name: str) -> str:
     """A candidate's name (:func:`candidate_name`) in the reader's language: "fused bf16" -> "fused bfloat16"."""
     engine, _sep, precision = name.partition(" ")
     words = {"fused": _("fused"), "unfused": _("unfused")}
-    return f"{words.get(engine, engine)} {PRECISION_WORDS.get(precision, precision)}"
-
-
-PRECISION_WORDS = {"bf16": "bfloat16", "fp32": "float32"}
+    return f"{words.get(engine, engine)} {devices.PRECISION_NAMES.get(precision, precision)}"
 
 
 # -- remembering ---------------------------------------------------------------------------------------------
