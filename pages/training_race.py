@@ -11,7 +11,7 @@ from resnet_viz import race as rr
 from resnet_viz import race_plots
 from resnet_viz.device import PRECISION_NAMES, cpu_has_native_bf16, resolve_precision
 from resnet_viz.race.autotune import describe_choice
-from resnet_viz.i18n import N_, _
+from resnet_viz.i18n import N_, _, get_language, set_language
 from resnet_viz.models import twin_label
 from resnet_viz.training import OPTIMIZERS, SCHEDULES, Recipe
 from ui.models import device
@@ -228,7 +228,9 @@ def _live_figures(race: rr.Race) -> tuple:
 
 
 @st.fragment(run_every=0.5 if running else None)
-def live_view(show_curves: bool) -> None:
+def live_view(show_curves: bool, lang: str) -> None:
+    # A fragment's own reruns skip app.py, which sets the language: the full run passes its language along.
+    set_language(lang)
     race: rr.Race = state["race_live"]
     _progress(race)
     if race.runs and show_curves:
@@ -334,7 +336,7 @@ chart_col, text_col = st.columns([3, 1])
 result: dict | None = None
 with chart_col:
     if running:  # poll while training, even when another race is on show, to notice the end
-        live_view(shown == LIVE)
+        live_view(shown == LIVE, get_language())
     if not (shown == LIVE and running):
         if shown == RECORDED:
             result = rr.recorded_race()

@@ -1,4 +1,5 @@
 """The Training race page: AppTest for the flow, a browser test for the live curves."""
+import re
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,24 @@ def test_start_grows_the_curves_and_stop_freezes_them(page, app_url):
     assert page.get_by_role("button", name="Stop").is_disabled()
     assert "(stopped" in page.content()  # kept in the session as a finished race
     screenshot(page, "training_race_stopped")
+
+
+@pytest.mark.browser
+def test_the_live_race_stays_in_the_visitor_s_language_between_polls(page, app_url):
+    """The live view redraws itself (a fragment that skips app.py); its progress line stays Chinese."""
+    page.goto(app_url + "/training_race?lang=zh&depths=8&steps=20000&batch=4")
+    page.get_by_text("观察要点").first.wait_for()
+    page.get_by_role("button", name="开始").click()
+    progress = page.get_by_text(re.compile(r"第 \d+ / 20000 步"))
+    progress.first.wait_for(timeout=180_000)  # the first line can come from the full run after the click
+    step = re.compile(r"第 (\d+) / 20000 步")
+    first = int(step.search(progress.first.inner_text()).group(1))
+    page.wait_for_function(
+        f"""() => {{ const m = document.body.innerText.match(/第 (\\d+) \\/ 20000 步/);
+                    return m && Number(m[1]) > {first}; }}""", timeout=60_000)  # redrawn by the fragment
+    assert not page.get_by_text(re.compile(r"Step \d+ of 20000")).count()
+    assert page.get_by_text("训练方式").count()  # how the race trains, in Chinese too
+    page.get_by_role("button", name="停止").click()
 
 
 def test_url_presets_fill_the_settings_and_bad_values_are_ignored():
