@@ -1,8 +1,8 @@
 """Lesson: residual learning in a few steps a teacher can project. Predict, then reveal.
 
-The step is in the URL (``?step=4``), so any step can be bookmarked or shared. Figures come from the same library
-calls, presets and caches as the full pages (see ``ui/lesson_reveals.py``); texts from
-``resnet_viz.teaching``.
+The step is in the URL (``?step=race``; a number, ``?step=4``, opens that step too), so any step can be
+bookmarked or shared. Figures come from the same library calls, presets and caches as the full pages (see
+``ui/lesson_reveals.py``); texts from ``resnet_viz.teaching``.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import streamlit as st
 from ui.lesson_reveals import all_reveals, reveal
 from ui.charts import show_chart
 from ui.routing import route_through_app
-from ui.url_state import IntRange, UrlState
+from ui.url_state import Choice, UrlState
 from resnet_viz.i18n import _, get_language, language
 from resnet_viz.teaching import BLOCK_CODE, FURTHER_READING, handout_html, lesson_steps, plain_block_dot, \
     residual_block_dot
@@ -25,11 +25,14 @@ steps = lesson_steps()
 count = len(steps)
 
 
-URL = UrlState("lesson", [IntRange("step", 1, count, 1, key="lesson_step")])
+keys = [s.key for s in steps]
+# The step's key is in the URL (?step=race): a link stays right when a step is added; a number still opens a step.
+URL = UrlState("lesson", [Choice("step", keys, keys[0], key="lesson_step",
+                                 aliases={str(n): key for n, key in enumerate(keys, start=1)})])
 
 
 def _go(number: int) -> None:
-    state["lesson_step"] = number  # the URL follows when the page runs (URL.write)
+    state["lesson_step"] = keys[number - 1]  # the URL follows when the page runs (URL.write)
 
 
 def _reveal(key: str) -> None:
@@ -42,7 +45,7 @@ def _hide(key: str) -> None:
 
 URL.read()
 URL.write()
-number = state["lesson_step"]
+number = keys.index(state["lesson_step"]) + 1
 step = steps[number - 1]
 
 st.title(_("Lesson: why residual networks work"))

@@ -196,7 +196,7 @@ def _progress(race: rr.Race) -> None:
             step=p["step"], total=p["total"], rate=p["images_per_second"], precision=PRECISION_NAMES[race.precision])
         st.progress(min(1.0, p["fraction"]), text=text + eta + paused)
         if race.engine_choice is not None:
-            st.caption(_("Training with the {choice}.").format(choice=describe_choice(race.engine_choice.to_dict())))
+            st.caption(_("Training with the {choice}.").format(choice=describe_choice(race.engine_choice_dict())))
     diverged = [_("{label} (seed {seed})").format(label=r.label, seed=r.seed) for r in race.runs
                 if r.status == "diverged"]
     if diverged:

@@ -39,7 +39,7 @@ def _attributions(args: argparse.Namespace) -> int:
 def _race(args: argparse.Namespace) -> int:
     from .race import (DatasetUnavailable, RaceConfig, fig6_checks, quick_recipe, race_to_json, run_race, seed_summary,
                        thin_history)
-    from .race.autotune import describe_choice
+    from .race.autotune import candidate_name, describe_choice
     from .training import Recipe
 
     device = args.device or "cpu"
@@ -70,7 +70,12 @@ def _race(args: argparse.Namespace) -> int:
     print(f"{result['device']}, {result['precision']}, {result['engine']} engine: {result['elapsed_s']:.1f} s of training",
           file=sys.stderr)
     if result.get("engine_choice"):
-        print(f"engine: {describe_choice(result['engine_choice'])}", file=sys.stderr)
+        choice = result["engine_choice"]
+        print(f"engine: {describe_choice(choice)}", file=sys.stderr)
+        measured = choice["seconds_per_step"].get(candidate_name(choice["fused"], choice["precision"]))
+        if measured and choice.get("race_median_step_s"):
+            print(f"median training step {choice['race_median_step_s'] * 1000:.0f} ms "
+                  f"(measured before the race: {measured * 1000:.0f} ms)", file=sys.stderr)
     with open(args.out, "w") as f:
         f.write(race_to_json(thin_history(result, args.history_every)))
     for row in seed_summary(result):

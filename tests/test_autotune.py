@@ -154,3 +154,47 @@ def test_the_choice_is_told_with_every_measured_candidate_in_the_reader_s_langua
         assert "沿用" in describe_choice({**choice, "how": "remembered"})
     assert "not measured" in describe_choice({**choice, "how": "default", "seconds_per_step": {}})
     assert describe_choice(None) == ""
+    with language("zh"):
+        assert "重新测量" in describe_choice({**choice, "forgotten": True})
+    assert "measures again" in describe_choice({**choice, "forgotten": True})
+
+
+def test_a_race_much_faster_than_its_measurement_forgets_it_and_the_next_race_measures_again(tmp_path):
+    measure, calls = fake_times({(False, "fp32"): 0.2, (True, "fp32"): 0.1})  # fused measured (busy) faster
+    cfg = config(precision="fp32")
+    choice = choose_engine(cfg, CPU, None, cache_dir=str(tmp_path), measure=measure)
+    assert choice.fused and len(calls) == 2
+    steps = autotune.MIN_STEPS_TO_MEASURE
+    # slower than measured (the machine is busy now), or about as fast: the choice stays
+    assert not autotune.review_choice(cfg, CPU, choice, [0.3] * steps, cache_dir=str(tmp_path))
+    assert not autotune.review_choice(cfg, CPU, choice, [0.08] * steps, cache_dir=str(tmp_path))
+    assert not autotune.review_choice(cfg, CPU, choice, [0.01] * (steps - 1), cache_dir=str(tmp_path))  # too short
+    autotune.forget_choices()
+    assert choose_engine(cfg, CPU, None, cache_dir=str(tmp_path), measure=measure).how == "remembered"
+    # the race ran its steps at 1/2 of the measured time: the measurement was slowed by something else
+    assert autotune.review_choice(cfg, CPU, choice, [0.05] * steps, cache_dir=str(tmp_path))
+    again = choose_engine(cfg, CPU, None, cache_dir=str(tmp_path), measure=measure)
+    assert again.how == "measured" and len(calls) == 4
+    autotune.forget_choices()  # a new process: the file was rewritten with the new measurement
+    assert choose_engine(cfg, CPU, None, cache_dir=str(tmp_path), measure=measure).how == "remembered"
+    assert not autotune.review_choice(cfg, CPU, EngineChoice(True, "fp32", "default"), [0.01] * steps,
+                                      cache_dir=str(tmp_path))
+
+
+def test_a_finished_race_reviews_its_choice_and_reports_that_it_forgot_it(data, tmp_path, monkeypatch):
+    monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    measured = []
+
+    def measure(cfg, device, data_, fused, precision, stop=None):
+        measured.append(fused)
+        return 60.0 if fused else 50.0  # far slower than any real step of these tiny nets
+
+    monkeypatch.setattr(autotune, "measure_candidate", measure)
+    cfg = replace(config(steps=autotune.MIN_STEPS_TO_MEASURE), eval_every=0, snapshot_every=0)
+    race = rr.Race(cfg, data=data)
+    race.run_here()
+    assert race.status == "finished" and measured == [False, True]
+    assert race.choice_forgotten and race.to_dict()["engine_choice"]["forgotten"] is True
+    rr.Race(cfg, data=data).run_here()
+    assert measured == [False, True, False, True]  # measured again, not remembered

@@ -1,4 +1,4 @@
-"""The Lesson page: every step asks, reveals a live figure, links to its page; ?step=N; the handout."""
+"""The Lesson page: every step asks, reveals a live figure, links to its page; ?step=key; the handout."""
 import dataclasses
 import os
 import re
@@ -24,7 +24,7 @@ EXPECTED = {"block": (0, 0), "vanishing": (1, 0), "exploding": (2, 0), "shattere
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def open_lesson(step: int | None = None, lang: str = "en") -> AppTest:
+def open_lesson(step: int | str | None = None, lang: str = "en") -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
     at.query_params["lang"] = lang
     at.run()
@@ -89,14 +89,14 @@ def test_every_step_asks_then_reveals_its_figure(lang):
             named = _(step.choices[ord(letter) - ord("A")].text)
         assert f"{letter}. {named}" in verdicts[0], (key, verdicts)  # the letter shown is the choice named
         assert (len(at.success) == 1) == (letter == "A"), (key, verdicts)  # "Right!" exactly when A was predicted
-        assert at.query_params["step"] == str(number)
+        assert at.query_params["step"] == key
         if number < len(STEP_KEYS):
             with language(lang):
                 at.button(key="lesson_next").click().run()
     assert at.button(key="lesson_next").disabled
     with language(lang):
         at.button(key="lesson_previous").click().run()
-    assert at.query_params["step"] == str(len(STEP_KEYS) - 1)
+    assert at.query_params["step"] == STEP_KEYS[-2]
     assert at.query_params["lang"] == lang  # the lesson writes only its own key
 
 
@@ -118,7 +118,23 @@ def test_the_race_answer_comes_from_the_recorded_data():
 def test_a_bad_step_in_the_url_says_so(raw):
     at = open_lesson(raw)
     assert at.warning and f"step={raw}" in at.warning[0].value
-    assert at.query_params["step"] == "1"
+    assert at.query_params["step"] == STEP_KEYS[0]
+
+
+def test_the_lesson_guide_lists_every_step_key_a_link_can_use():
+    with open(os.path.join(ROOT, "docs", "lesson.md"), encoding="utf-8") as f:
+        guide = f.read()
+    listed = re.search(r"Keys: (.*?)\.", guide, re.DOTALL).group(1)
+    assert re.findall(r"`(\w+)`", listed) == [s.key for s in STEPS]
+
+
+def test_a_step_opens_by_its_key_and_an_old_link_by_its_number():
+    at = open_lesson("race")
+    assert not at.warning and at.header[0].value == next(s.title for s in STEPS if s.key == "race")
+    number = STEP_KEYS.index("gradcam") + 1
+    at = open_lesson(number)
+    assert not at.warning and at.header[0].value == next(s.title for s in STEPS if s.key == "gradcam")
+    assert at.query_params["step"] == "gradcam"  # the URL shows the key from then on
 
 
 @pytest.fixture(scope="module")
@@ -199,14 +215,13 @@ def test_lesson_in_a_browser(page, app_url, tmp_path):
     assert page.get_by_text("首层/末层梯度比值").first.is_visible()
     page.get_by_role("button", name="下一步").click()
     page.get_by_role("heading", name="梯度爆炸，以及普通网络为什么仍然退化").wait_for()
-    page.wait_for_function("location.search.includes('step=3')")
+    page.wait_for_function("location.search.includes('step=exploding')")
     page.get_by_role("button", name="上一步").click()
     page.get_by_role("heading", name="梯度消失").wait_for()
     screenshot(page, "lesson-zh")
 
     fresh = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    number = STEP_KEYS.index("race") + 1
-    fresh.goto(app_url + f"/lesson?step={number}&lang=en")
+    fresh.goto(app_url + "/lesson?step=race&lang=en")
     fresh.get_by_role("heading", name="The degradation problem: a training race").wait_for()
     fresh.get_by_role("button", name="Reveal the answer").click()
     fresh.locator("[data-testid=stMain] .js-plotly-plot").first.wait_for()

@@ -92,6 +92,15 @@ def test_kept_values_stay_while_allowed_and_private_ones_never_reach_the_url():
     assert table[0].to_url("upload") is None and table[0].to_url("b") == "b"
 
 
+def test_an_alias_opens_its_option_and_the_url_then_names_the_option():
+    steps = Choice("step", ["intro", "race"], aliases={"1": "intro", "2": "race", "3": "gone"})
+    assert parse_view([steps], {"step": "2"})[0] == {"step": "race"}
+    assert parse_view([steps], {"step": "race"})[0] == {"step": "race"}
+    view, problems, _waiting = parse_view([steps], {"step": "3"})  # an alias of an option that is not there
+    assert view == {"step": "intro"} and [p.raw for p in problems] == ["3"]
+    assert steps.to_url("race") == "race"
+
+
 def test_widget_keys_default_to_the_page_and_the_name():
     url = UrlState("gf", [Choice("arch", ["cifar"], "cifar"), Choice("model", ["x"], key="explain-model")])
     assert url.key("arch") == "gf_arch" and url.key("model") == "explain-model"

@@ -76,7 +76,8 @@ class Choice:
     ``format_func``) or a callable of the view so far, for a set that depends on a property above it; the
     callable returns None while the set is not known yet (the URL's value then waits until it is).
     ``default`` is a value, or a callable of the options; None means the first option. ``private`` values may
-    be chosen in the widget but never travel in a URL (a visitor's upload).
+    be chosen in the widget but never travel in a URL (a visitor's upload). ``aliases`` maps other raw values
+    to options, so older links keep working (a lesson step's number for its key); the URL then shows the option.
     """
 
     name: str
@@ -84,6 +85,7 @@ class Choice:
     default: Any = None
     key: str | None = None
     private: frozenset = field(default_factory=frozenset)
+    aliases: Mapping[str, Any] = field(default_factory=dict)
 
     def allowed(self, view: dict) -> list | None:
         options = self.options(view) if callable(self.options) else self.options
@@ -96,6 +98,8 @@ class Choice:
         for option in self.shareable(allowed):
             if _matches(raw, option):
                 return option
+        if self.aliases.get(raw) in self.shareable(allowed):
+            return self.aliases[raw]
         raise Invalid()
 
     def accepts(self, value, allowed: list) -> bool:

@@ -8,6 +8,11 @@ and batches, and keeps the fastest. The choice is remembered per machine and rac
 small JSON file (``$RESNET_VIZ_CACHE``, default ``~/.cache/resnet_viz``), so only the first race of a shape on a
 machine pays for it. Short races (under :data:`MIN_STEPS_TO_MEASURE` steps) and choices with one candidate take
 the default rules instead.
+
+A measurement taken while the machine was busy (another program, other visitors) can crown the wrong candidate
+and would be remembered. So a finished race compares its own median step with the measurement it trained by
+(:func:`review_choice`): when the race ran much faster than measured, the measurement was slowed by something that
+has since gone, and it is forgotten, so the next race of that shape measures again.
 """
 from __future__ import annotations
 
@@ -29,6 +34,10 @@ from .fusion import should_fuse
 WARMUP_STEPS = 1  # oneDNN builds its kernels on the first step
 TIMED_STEPS = 2
 MIN_STEPS_TO_MEASURE = 100  # below this a measurement would cost more than a wrong choice could
+# A race whose median step beats its measurement by this factor forgets it. The default 1- and 3-seed races' median
+# steps took 0.93x and 1.13x their measurement on an idle 2-core Xeon (docs/training-race.md), so an idle
+# measurement stays and only a much slowed one is forgotten.
+FASTER_THAN_MEASURED = 1.5
 CACHE_ENV = "RESNET_VIZ_CACHE"
 CACHE_FILE = "race-engines.json"
 FORMAT = 1
@@ -149,6 +158,24 @@ def measure_candidate(config, device: torch.device, data, fused: bool, precision
     return statistics.median(probe.step_seconds[WARMUP_STEPS:steps - 1])
 
 
+def review_choice(config, device: torch.device, choice: EngineChoice | None, step_seconds: list[float], *,
+                  cache_dir: str | None = None) -> bool:
+    """Forget ``choice`` when a finished race of ``config`` ran its steps (``step_seconds``) at least
+    :data:`FASTER_THAN_MEASURED` times faster than the measurement said; True when it was forgotten.
+
+    A race that ran slower than measured keeps the choice: the machine is busy now, and the calm measurement
+    is the better guide.
+    """
+    if choice is None or choice.how not in ("measured", "remembered") or len(step_seconds) < MIN_STEPS_TO_MEASURE:
+        return False
+    measured = choice.seconds_per_step.get(candidate_name(choice.fused, choice.precision))
+    observed = statistics.median(step_seconds)
+    if not measured or observed <= 0 or measured / observed < FASTER_THAN_MEASURED:
+        return False
+    _forget(shape_key(config, torch.device(device)), cache_dir)
+    return True
+
+
 def describe_choice(choice: dict | None) -> str:
     """One sentence on how a race trains and why, from :meth:`EngineChoice.to_dict` (as a race file keeps it)."""
     if not choice:
@@ -164,6 +191,9 @@ def describe_choice(choice: dict | None) -> str:
                  "{steps})").format(engine=engine, precision=precision, n=len(seconds), steps=others)
         if choice["how"] == "remembered":
             text += " " + _("(remembered from this machine's first race of this size)")
+        if choice.get("forgotten"):
+            text += ". " + _("This race ran much faster than that measurement (the machine was busier while "
+                             "measuring), so the next race of this size measures again")
         return text if chosen else f"{engine}, {precision}"
     if choice["how"] == "fixed":
         return _("{engine}, {precision} (as set)").format(engine=engine, precision=precision)
@@ -228,6 +258,23 @@ def _remember(key: str, choice: EngineChoice, cache_dir: str | None) -> None:
             os.replace(tmp, path)
         except OSError:
             pass  # a read-only home: the choice is still remembered for this process
+
+
+def _forget(key: str, cache_dir: str | None) -> None:
+    with _memory_lock:
+        _memory.pop(key, None)
+        path = _cache_path(cache_dir)
+        try:
+            with open(path) as f:
+                stored = json.load(f)
+            if stored.get("choices", {}).pop(key, None) is None:
+                return
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(stored, f, indent=1, sort_keys=True)
+            os.replace(tmp, path)
+        except (OSError, ValueError, AttributeError):
+            pass  # nothing on disk to forget, or a read-only home
 
 
 def forget_choices() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import threading
 import time
 from dataclasses import replace
@@ -20,7 +21,7 @@ from ..device import autocast_for, describe_device, describe_precision, release_
 from ..models import TwinNet, build_twins
 from ..training import batch_indices, evaluate
 from .config import RaceConfig, run_label
-from .autotune import EngineChoice, choose_engine
+from .autotune import EngineChoice, choose_engine, review_choice
 from .crew import Crew
 from .data import DatasetUnavailable, RaceData, load_race_data
 from .files import save_race_models
@@ -67,6 +68,7 @@ class Race:
         self.fused = False  # whether the runs of each depth train as one fused network (set when preparing)
         self.engine_choice: EngineChoice | None = None  # how fused and precision were chosen (set when preparing)
         self.step_seconds: list[float] = []  # wall seconds of each training step (test evaluations included)
+        self.choice_forgotten = False  # this race ran much faster than its engine measurement: it was forgotten
         self._units: list = []
 
     # -- control -----------------------------------------------------------------------------------------
@@ -181,6 +183,8 @@ class Race:
             if run.status == "running":
                 run.status = "stopped" if stopped else "finished"
         self.status = "stopped" if stopped else "finished"
+        if not stopped:
+            self.choice_forgotten = review_choice(self.config, self.device, self.engine_choice, self.step_seconds)
         if self.started_at is not None:
             self.elapsed_s = time.perf_counter() - self.started_at
 
@@ -357,6 +361,16 @@ class Race:
                 "eta_s": eta, "images_per_second": self.images_per_second, "elapsed_s": self.elapsed_s,
                 "queue_position": self.queue_position(), "message": self.message}
 
+    def engine_choice_dict(self) -> dict | None:
+        """How the race chose its engine (:meth:`EngineChoice.to_dict`), with ``forgotten``: whether this race ran
+        so much faster than measured that the measurement was dropped (:func:`review_choice`), and this race's median
+        step (``race_median_step_s``)."""
+        if self.engine_choice is None:
+            return None
+        median = statistics.median(self.step_seconds) if self.step_seconds else None
+        return {**self.engine_choice.to_dict(), "forgotten": self.choice_forgotten,
+                "race_median_step_s": None if median is None else round(median, 5)}
+
     def to_dict(self) -> dict:
         """The race as JSON-ready data (safe to call while it trains: lists are only appended to)."""
         d = self.data
@@ -366,7 +380,7 @@ class Race:
                 "recipe": {**self.config.recipe.to_dict(), "precision": self.precision},
                 "config": self.config.to_dict(), "device": describe_device(self.device),
                 "engine": "fused" if self.fused else "unfused",
-                "engine_choice": self.engine_choice.to_dict() if self.engine_choice else None,
+                "engine_choice": self.engine_choice_dict(),
                 "precision": describe_precision(self.device, self.precision), "elapsed_s": round(self.elapsed_s, 2),
                 "runs": [{**run.to_dict(), "history": list(run.history), "snapshots": list(run.snapshots)}
                          for run in self.runs]}
