@@ -186,7 +186,8 @@ def _progress(race: rr.Race) -> None:
             position=pos or 1), icon=":material/hourglass_top:")
     elif p["status"] == "preparing":
         st.info(_("Preparing the data and the networks, and measuring which engine trains them fastest on this "
-                  "machine (a few seconds, once per race size)…"), icon=":material/hourglass_top:")
+                  "machine (a few seconds, once per race size)…") + (_(" · paused") if race.paused else ""),
+                icon=":material/pause:" if race.paused else ":material/hourglass_top:")
     elif p["status"] == "failed":
         st.error(p["message"] or _("The race could not run."))
     else:

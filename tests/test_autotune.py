@@ -121,7 +121,7 @@ def test_a_long_race_trains_with_the_measured_choice_and_reports_it(data, tmp_pa
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
     measured = []
 
-    def measure(cfg, device, data_, fused, precision, stop=None):
+    def measure(cfg, device, data_, fused, precision, **_kw):
         measured.append(fused)
         return 0.1 if fused else 0.2  # the fused engine measures faster: the race must train fused
 
@@ -186,7 +186,7 @@ def test_a_finished_race_reviews_its_choice_and_reports_that_it_forgot_it(data, 
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
     measured = []
 
-    def measure(cfg, device, data_, fused, precision, stop=None):
+    def measure(cfg, device, data_, fused, precision, **_kw):
         measured.append(fused)
         return 60.0 if fused else 50.0  # far slower than any real step of these tiny nets
 
@@ -198,3 +198,20 @@ def test_a_finished_race_reviews_its_choice_and_reports_that_it_forgot_it(data, 
     assert race.choice_forgotten and race.to_dict()["engine_choice"]["forgotten"] is True
     rr.Race(cfg, data=data).run_here()
     assert measured == [False, True, False, True]  # measured again, not remembered
+
+
+def test_pause_holds_the_measurement_too_and_resume_goes_on(data, tmp_path, monkeypatch):
+    monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    race = rr.Race(replace(config(steps=autotune.MIN_STEPS_TO_MEASURE), eval_every=0, snapshot_every=0), data=data)
+    race.start()
+    race.pause()  # queued: the throwaway races that measure share the pause
+    time.sleep(3)  # unpaused, measuring these tiny nets takes well under a second
+    assert race.engine_choice is None and race.step == 0 and race.paused
+    race.resume()
+    end = time.time() + 60
+    while race.step < 1 and not race.done and time.time() < end:
+        time.sleep(0.05)
+    race.stop()
+    assert race.join(30)
+    assert race.engine_choice.how == "measured" and race.step >= 1

@@ -107,12 +107,12 @@ def shape_key(config, device: torch.device) -> str:
 
 
 def choose_engine(config, device: torch.device, data, *, stop: threading.Event | None = None,
-                  cache_dir: str | None = None,
+                  resume: threading.Event | None = None, cache_dir: str | None = None,
                   measure: Callable[[object, bool, str], float] | None = None) -> EngineChoice:
     """The engine and precision ``config`` trains fastest with on ``device``, measured on ``data``.
 
-    ``measure(config, fused, precision)`` returns seconds per step (default: :func:`measure_candidate`); a
-    candidate that fails is left out. Returns the default rules' choice when there is nothing to measure, the
+    ``measure(config, fused, precision)`` returns seconds per step (default: :func:`measure_candidate`, which
+    waits between steps while ``resume`` is clear: the race was paused); a candidate that fails is left out. Returns the default rules' choice when there is nothing to measure, the
     race is short, ``stop`` is set meanwhile, or every candidate failed.
     """
     device = torch.device(device)
@@ -124,7 +124,7 @@ def choose_engine(config, device: torch.device, data, *, stop: threading.Event |
     if remembered is not None:
         return remembered
     measure = measure or (lambda cfg, fused, precision: measure_candidate(cfg, device, data, fused, precision,
-                                                                          stop=stop))
+                                                                          stop=stop, resume=resume))
     seconds: dict[str, float] = {}
     for fused, precision in options:
         if stop is not None and stop.is_set():
@@ -143,7 +143,7 @@ def choose_engine(config, device: torch.device, data, *, stop: threading.Event |
 
 
 def measure_candidate(config, device: torch.device, data, fused: bool, precision: str, *,
-                      stop: threading.Event | None = None) -> float:
+                      stop: threading.Event | None = None, resume: threading.Event | None = None) -> float:
     """Median seconds per training step of a throwaway race of ``config``'s nets with this engine and precision
     (after :data:`WARMUP_STEPS`; no snapshots, and the final step, which measures test error, is left out)."""
     from .engine import Race  # the engine imports this module
@@ -151,7 +151,7 @@ def measure_candidate(config, device: torch.device, data, fused: bool, precision
     steps = WARMUP_STEPS + TIMED_STEPS + 1
     probe_config = replace(config, recipe=replace(config.recipe, steps=steps), engine="fused" if fused else "unfused",
                            precision=precision, eval_every=0, snapshot_every=0, test_size=min(config.test_size, 100))
-    probe = Race(probe_config, device=device, data=data, stop_event=stop)
+    probe = Race(probe_config, device=device, data=data, stop_event=stop, resume_event=resume)
     probe.run_here()
     if probe.status != "finished":
         raise RuntimeError(probe.message or f"the probe ended {probe.status}")

@@ -43,7 +43,7 @@ class Race:
 
     def __init__(self, config: RaceConfig | None = None, *, device: torch.device | str | None = None,
                  scheduler: RaceScheduler | None = None, data: RaceData | None = None,
-                 stop_event: threading.Event | None = None):
+                 stop_event: threading.Event | None = None, resume_event: threading.Event | None = None):
         self.config = config or RaceConfig()
         self.device = torch.device(device or "cpu")
         self.scheduler = scheduler or default_scheduler()
@@ -61,8 +61,10 @@ class Race:
         self.precision = resolve_precision(self.device, self.config.precision)
         self._autocast = autocast_for(self.device, self.precision)
         self._stop = stop_event or threading.Event()  # shared by a throwaway race that measures for this one
-        self._resume = threading.Event()
-        self._resume.set()
+        if resume_event is None:  # shared, like stop_event, so Pause holds a throwaway race too
+            resume_event = threading.Event()
+            resume_event.set()
+        self._resume = resume_event
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.fused = False  # whether the runs of each depth train as one fused network (set when preparing)
@@ -160,7 +162,7 @@ class Race:
                         label = run_label(model.twin, depth)
                         runs.append(Run(model, replace(cfg.recipe, seed=seed), depth, cfg.lr_overrides.get(label)))
         self.runs = runs
-        self.engine_choice = choose_engine(cfg, self.device, d, stop=self._stop)
+        self.engine_choice = choose_engine(cfg, self.device, d, stop=self._stop, resume=self._resume)
         self.fused, self.precision = self.engine_choice.fused, self.engine_choice.precision
         self._autocast = autocast_for(self.device, self.precision)
 
