@@ -153,13 +153,21 @@ if buttons.button(_("Start"), type="primary", icon=":material/play_arrow:", disa
     state["race_live"] = live = session_races().track(rr.Race(config, device=device()).start())
     state["race_show"] = LIVE
     running = True
-if buttons.button(_("Stop"), icon=":material/stop:", disabled=not running):
-    live.stop()
+
+
+def _control(action: str) -> None:
+    """Stop, pause or resume the live race; a callback runs before the script, so the buttons drawn after it
+    (Pause or Resume) show the new state at once."""
+    race = state.get("race_live")
+    if race is not None:
+        getattr(race, action)()
+
+
+buttons.button(_("Stop"), icon=":material/stop:", disabled=not running, on_click=_control, args=("stop",))
 if running and live.paused:
-    if buttons.button(_("Resume"), icon=":material/play_arrow:"):
-        live.resume()
-elif buttons.button(_("Pause"), icon=":material/pause:", disabled=not running):
-    live.pause()
+    buttons.button(_("Resume"), icon=":material/play_arrow:", on_click=_control, args=("resume",))
+else:
+    buttons.button(_("Pause"), icon=":material/pause:", disabled=not running, on_click=_control, args=("pause",))
 if problem:
     st.warning(problem)
 

@@ -145,6 +145,31 @@ def test_start_grows_the_curves_and_stop_freezes_them(page, app_url):
 
 
 @pytest.mark.browser
+def test_pause_holds_the_race_at_once_even_while_it_measures_and_resume_goes_on(page, app_url):
+    page.goto(app_url + "/training_race?lang=en&depths=8&steps=20000&batch=4")
+    page.get_by_text("What to look for").first.wait_for()
+    page.get_by_role("button", name="Start").click()
+    page.get_by_role("button", name="Pause").click()  # at once: queued, preparing or measuring the engine
+    page.get_by_role("button", name="Resume").wait_for(timeout=10_000)
+    page.get_by_text(re.compile(r"· paused")).first.wait_for(timeout=30_000)
+    step = re.compile(r"Step (\d+) of 20000")
+
+    def shown_step() -> int:
+        found = step.search(page.locator("[data-testid=stMain]").inner_text())
+        return int(found.group(1)) if found else 0
+
+    held = shown_step()
+    page.wait_for_timeout(3000)
+    assert shown_step() == held  # nothing trains while paused
+    page.get_by_role("button", name="Resume").click()
+    page.get_by_role("button", name="Pause").wait_for(timeout=10_000)
+    page.wait_for_function(
+        f"""() => {{ const m = document.body.innerText.match(/Step (\\d+) of 20000/);
+                    return m && Number(m[1]) > {held}; }}""", timeout=120_000)
+    page.get_by_role("button", name="Stop").click()
+
+
+@pytest.mark.browser
 def test_the_live_race_stays_in_the_visitor_s_language_between_polls(page, app_url):
     """The live view redraws itself (a fragment that skips app.py); its progress line stays Chinese."""
     page.goto(app_url + "/training_race?lang=zh&depths=8&steps=20000&batch=4")
