@@ -112,7 +112,23 @@ def curves_figure(result: dict, metric: str = "train_loss", *, smooth_steps: int
     _legend_below(fig)
     if metric == "train_error":
         fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    if not any(y is not None for trace in fig.data for y in (trace.y or ())):
+        _empty_axes(fig, result, metric)
     return fig
+
+
+def _empty_axes(fig: go.Figure, result: dict, metric: str) -> None:
+    """Before the first step: the race's whole length, and a loss up to a little above chance or an error up to
+    100 %, instead of plotly's default -1 to 4, with a line on when the curves come."""
+    steps = (result.get("recipe") or {}).get("steps") or 1
+    fig.update_xaxes(range=[0, steps])
+    if metric == "train_error":
+        fig.update_yaxes(range=[0, 1])
+    else:
+        classes = len((result.get("dataset") or {}).get("classes") or []) or 10
+        fig.update_yaxes(range=[0, round(1.25 * math.log(classes), 2)])
+    fig.add_annotation(text=_("The curves appear after the first training steps."), showarrow=False,
+                       xref="paper", yref="paper", x=0.5, y=0.5)
 
 
 def _legend_below(fig: go.Figure) -> go.Figure:

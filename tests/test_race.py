@@ -299,6 +299,14 @@ def test_summary_csv_json_round_trip_and_thinning(tiny_data):
     # The figures: one line per run; the error chart adds the test checkpoints.
     assert len(curves_figure(result, "train_loss").data) == 2
     assert len(curves_figure(result, "train_error").data) == 4
+    # Before the first step: the race's length and a sensible range, not plotly's -1 to 4, and a line on why.
+    empty = {**result, "runs": [{**run, "history": []} for run in result["runs"]]}
+    error_axes = curves_figure(empty, "train_error").layout
+    assert list(error_axes.yaxis.range) == [0, 1] and list(error_axes.xaxis.range) == [0, 6]
+    loss_axes = curves_figure(empty, "train_loss").layout
+    assert loss_axes.yaxis.range[1] > math.log(len(result["dataset"]["classes"]))  # chance is on the chart
+    assert "appear after the first" in loss_axes.annotations[0].text
+    assert not curves_figure(result, "train_loss").layout.annotations  # drawn curves need no note
     # The white template (set without re-validating it) reaches the figure and its JSON.
     template = json.loads(curves_figure(result, "train_loss").to_json())["layout"]["template"]
     assert template["layout"]["plot_bgcolor"] == "white"
