@@ -54,9 +54,20 @@ def open_options(page, label: str) -> None:
 
 
 def pick(page, label: str, option: str) -> None:
-    """Choose ``option`` in the select box labelled ``label``."""
-    open_options(page, label)
-    page.get_by_role("option", name=option, exact=True).click()
+    """Choose ``option`` in the select box labelled ``label``.
+
+    A script run still drawing the page re-renders an open list, and its options keep leaving the DOM under the
+    click: then close the list, wait for the run to end and open it again."""
+    for attempt in range(3):
+        idle(page)
+        open_options(page, label)
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
     idle(page)
 
 
