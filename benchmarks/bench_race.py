@@ -193,6 +193,19 @@ def seed_rounds(args, recipe: Recipe, data, device: torch.device) -> None:
               f"{candidate_name(choice.fused, choice.precision)} ({choice.how}; {choice.seconds_per_step})")
 
 
+def choice_rounds(args, data, device: torch.device) -> None:
+    """The engine choice of the 400-step quick race, made ``args.choices`` times per seed count from scratch."""
+    from resnet_viz.race.autotune import candidate_name
+
+    for seeds in (1, 3):
+        for i in range(args.choices):
+            spent, choice = probe_cost(data, tuple(args.race_depths), device, seeds=seeds, precision=args.precision)
+            measured = ", ".join(f"{name} {value * 1000:.0f} ms" for name, value in
+                                 sorted(choice.seconds_per_step.items(), key=lambda kv: kv[1]))
+            print(f"{seeds} seed(s), choice {i + 1}: {candidate_name(choice.fused, choice.precision)} in {spent:.1f} s "
+                  f"({measured})", flush=True)
+
+
 def race_rounds(args, recipe: Recipe, data, device: torch.device) -> None:
     """The whole quick race (both twins at each depth), engine against hand-written loops, round by round."""
     depths = tuple(args.race_depths)
@@ -298,6 +311,9 @@ def main() -> None:
     parser.add_argument("--race-depths", type=int, nargs="+", default=[20, 56])
     parser.add_argument("--seeds", action="store_true",
                         help="time the race with 3 seeds per net, fused and unfused, against the 1-seed race")
+    parser.add_argument("--choices", type=int, default=0, metavar="N",
+                        help="only choose the quick race's engine N times for 1 and for 3 seeds, each on a machine "
+                             "that has not measured before: is the choice stable, and what does it cost?")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="the races' precision for --seeds (auto: bfloat16 where the CPU computes it natively)")
@@ -306,6 +322,9 @@ def main() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     recipe = replace(QUICK_RECIPE, steps=args.steps, batch_size=args.batch_size)
     data = load_race_data(QUICK_DATASET, train_size=4000, test_size=500, image_size=args.image_size)
+    if args.choices:
+        choice_rounds(args, data, device)
+        return
     if args.seeds:
         seed_rounds(args, recipe, data, device)
         return
