@@ -134,16 +134,24 @@ def test_measuring_a_candidate_trains_a_throwaway_race_of_the_same_nets(data, mo
     assert steps == [(False, "fp32", total, 4), (True, "fp32", total, 4)]
 
 
-def test_a_long_race_trains_with_the_measured_choice_and_reports_it(data, tmp_path, monkeypatch):
-    monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path))
+def fake_race_measurement(monkeypatch, cache, *, fused_s: float, unfused_s: float) -> list[bool]:
+    """Races measure float32 candidates with these seconds per step (cache in ``cache``); returns, as it grows,
+    which engines were measured (True: fused)."""
+    monkeypatch.setenv(autotune.CACHE_ENV, str(cache))
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
     measured = []
 
     def measure(cfg, device, data_, fused, precision, **_kw):
         measured.append(fused)
-        return 0.1 if fused else 0.2  # the fused engine measures faster: the race must train fused
+        return fused_s if fused else unfused_s
 
     monkeypatch.setattr(autotune, "measure_candidate", measure)
+    return measured
+
+
+def test_a_long_race_trains_with_the_measured_choice_and_reports_it(data, tmp_path, monkeypatch):
+    # the fused engine measures faster: the race must train fused
+    measured = fake_race_measurement(monkeypatch, tmp_path, fused_s=0.1, unfused_s=0.2)
     race = rr.Race(replace(config(steps=120), eval_every=0, snapshot_every=0), data=data)
     race.start()
     end = time.time() + 60
@@ -200,15 +208,8 @@ def test_a_race_much_faster_than_its_measurement_forgets_it_and_the_next_race_me
 
 
 def test_a_finished_race_reviews_its_choice_and_reports_that_it_forgot_it(data, tmp_path, monkeypatch):
-    monkeypatch.setenv(autotune.CACHE_ENV, str(tmp_path))
-    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
-    measured = []
-
-    def measure(cfg, device, data_, fused, precision, **_kw):
-        measured.append(fused)
-        return 60.0 if fused else 50.0  # far slower than any real step of these tiny nets
-
-    monkeypatch.setattr(autotune, "measure_candidate", measure)
+    # far slower than any real step of these tiny nets
+    measured = fake_race_measurement(monkeypatch, tmp_path, fused_s=60.0, unfused_s=50.0)
     cfg = replace(config(steps=autotune.MIN_STEPS_TO_MEASURE), eval_every=0, snapshot_every=0)
     race = rr.Race(cfg, data=data)
     race.run_here()
