@@ -6,8 +6,8 @@ nets; rules written from one machine's numbers were wrong on the next (docs/trai
 engine or precision is "auto" first trains a few throwaway steps of each candidate on fresh copies of its own nets
 and batches, times again those within 10 % of the fastest, and keeps the fastest. The choice is remembered per
 machine and race shape, in the process and in a small JSON file (``$RESNET_VIZ_CACHE``, default
-``~/.cache/resnet_viz``), so only the first race of a shape on a machine pays for it. Short races (under :data:`MIN_STEPS_TO_MEASURE` steps) and choices with one candidate take
-the default rules instead.
+``~/.cache/resnet_viz``), so only the first race of a shape on a machine pays for it. Short races (under
+:data:`MIN_STEPS_TO_MEASURE` steps) and choices with one candidate take the default rules instead.
 
 A measurement taken while the machine was busy (another program, other visitors) can crown the wrong candidate
 and would be remembered. So a finished race compares its own median step with the measurement it trained by
@@ -113,8 +113,9 @@ def choose_engine(config, device: torch.device, data, *, stop: threading.Event |
     """The engine and precision ``config`` trains fastest with on ``device``, measured on ``data``.
 
     ``measure(config, fused, precision)`` returns seconds per step (default: :func:`measure_candidate`, which
-    waits between steps while ``resume`` is clear: the race was paused); a candidate that fails is left out. Returns the default rules' choice when there is nothing to measure, the
-    race is short, ``stop`` is set meanwhile, or every candidate failed.
+    waits between steps while ``resume`` is clear: the race was paused); a candidate that fails is left out.
+    Returns the default rules' choice when there is nothing to measure, the race is short, ``stop`` is set
+    meanwhile, or every candidate failed.
     """
     device = torch.device(device)
     options = candidates(config, device)
@@ -266,10 +267,7 @@ def _remember(key: str, choice: EngineChoice, cache_dir: str | None) -> None:
                                       "seconds_per_step": choice.seconds_per_step,
                                       "measured": time.strftime("%Y-%m-%d")}
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
-                json.dump(stored, f, indent=1, sort_keys=True)
-            os.replace(tmp, path)
+            _write(path, stored)
         except OSError:
             pass  # a read-only home: the choice is still remembered for this process
 
@@ -283,12 +281,17 @@ def _forget(key: str, cache_dir: str | None) -> None:
                 stored = json.load(f)
             if stored.get("choices", {}).pop(key, None) is None:
                 return
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
-                json.dump(stored, f, indent=1, sort_keys=True)
-            os.replace(tmp, path)
+            _write(path, stored)
         except (OSError, ValueError, AttributeError):
             pass  # nothing on disk to forget, or a read-only home
+
+
+def _write(path: str, stored: dict) -> None:
+    """Replace the file whole, so a reader in another process never sees half of it."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(stored, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
 
 
 def forget_choices() -> None:
