@@ -125,6 +125,8 @@ def cli(args) -> int:
             write_landscape_file(args.out, surfaces, name=name, paths=paths, lines=lines,
                                  extra=_settings(args, seconds, world))
             say(f"wrote {args.out}")
+        if world > 1:
+            dist.barrier()  # tear the group down together: a rank leaving while a peer still works can abort
         return 0
     finally:
         if world > 1 and dist.is_initialized():
