@@ -1,5 +1,7 @@
 """ResNet twins: the router and the shared sidebar.  Run with ``streamlit run app.py``."""
+
 import pandas  # noqa: F401 - imported once here: plotly imports it lazily, and 30 first visitors' threads
+
 # importing it at the same moment see a partially initialised module (AttributeError on pandas.Series)
 import streamlit as st
 
@@ -58,15 +60,28 @@ PAGES = [
 
 page = st.navigation(PAGES)
 with st.sidebar:
-    st.radio(_("Language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang", horizontal=True,
-             on_change=_language_changed)
-    presenting = st.toggle(_("Presenter mode"), key="presenter", on_change=_presenter_changed,
-                           help=_("Larger text and charts for a projector; hides the controls a class does not "
-                                  "need."))
+    st.radio(
+        _("Language"),
+        list(LANGUAGES),
+        format_func=LANGUAGES.get,
+        key="lang",
+        horizontal=True,
+        on_change=_language_changed,
+    )
+    presenting = st.toggle(
+        _("Presenter mode"),
+        key="presenter",
+        on_change=_presenter_changed,
+        help=_("Larger text and charts for a projector; hides the controls a class does not need."),
+    )
     with st.container(key="sidebar-about"):
         st.caption(_("Running on **{device}**").format(device=device_label()))
-        st.caption(_("A ResNet next to its *plain twin*: the same network, the same initial weights, "
-                     "the skip connections removed."))
+        st.caption(
+            _(
+                "A ResNet next to its *plain twin*: the same network, the same initial weights, "
+                "the skip connections removed."
+            )
+        )
     with st.container(key="sidebar-checkpoint"):
         checkpoint_sidebar()
 # Streamlit draws captions in a grey of 3.8:1 contrast, below WCAG AA's 4.5:1; the body colour, slightly faded,

@@ -12,6 +12,7 @@ copy of hooked methods, the display map); captum's call is the attribution alone
 App: the bundled shapes-20 twins and a 224 x 224 photo (the sample cat, cropped), the Explain
 page in headless Chromium; for each method, the time from choosing it to both new maps on screen.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,14 +45,15 @@ def captum_call(model, x, method: str, target: int, used: dict):
     if method == "Saliency":
         return lambda: ca.Saliency(model).attribute(x, target=target, abs=True)
     if method == "Integrated Gradients":
-        return lambda: ca.IntegratedGradients(model).attribute(x, baselines=zeros, target=target,
-                                                               n_steps=used["n_steps"],
-                                                               internal_batch_size=used["internal_batch_size"])
+        return lambda: ca.IntegratedGradients(model).attribute(
+            x, baselines=zeros, target=target, n_steps=used["n_steps"], internal_batch_size=used["internal_batch_size"]
+        )
     if method == "Gradient SHAP":
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0)).to(x)
         base = torch.cat([zeros, noise])
-        return lambda: ca.GradientShap(model).attribute(x, baselines=base, n_samples=used["n_samples"],
-                                                        stdevs=used["stdevs"], target=target)
+        return lambda: ca.GradientShap(model).attribute(
+            x, baselines=base, n_samples=used["n_samples"], stdevs=used["stdevs"], target=target
+        )
     if method == "DeepLift":
         return lambda: ca.DeepLift(model).attribute(x, baselines=zeros, target=target)
     if method == "Guided Backprop":
@@ -61,8 +63,14 @@ def captum_call(model, x, method: str, target: int, used: dict):
         return lambda: ca.GuidedGradCam(model, layer).attribute(x, target=target)
     if method == "Occlusion":
         c, w, s = x.shape[1], used["window"], used["stride"]
-        return lambda: ca.Occlusion(model).attribute(x, sliding_window_shapes=(c, w, w), strides=(c, s, s), baselines=0,
-                                                     target=target, perturbations_per_eval=used["perturbations_per_eval"])
+        return lambda: ca.Occlusion(model).attribute(
+            x,
+            sliding_window_shapes=(c, w, w),
+            strides=(c, s, s),
+            baselines=0,
+            target=target,
+            perturbations_per_eval=used["perturbations_per_eval"],
+        )
     raise ValueError(method)
 
 
@@ -87,10 +95,14 @@ def bench_library(names, repeats: int, device: torch.device, methods) -> None:
             once = time.perf_counter() - start
             # fast calls get more repeats (about 3 s of each), slow ones at least 3
             n = int(min(300, max(3, repeats if once > 0.2 else 3.0 / max(once, 1e-4))))
-            medians = time_interleaved({"captum": theirs, "ours": ours}, repeats=n, warmup=1 if once > 1 else 3,
-                                       device=device)
-            print(f"| {method} | {medians['captum'] * 1e3:.1f} | {medians['ours'] * 1e3:.1f} | "
-                  f"{medians['ours'] / medians['captum']:.3f} |", flush=True)
+            medians = time_interleaved(
+                {"captum": theirs, "ours": ours}, repeats=n, warmup=1 if once > 1 else 3, device=device
+            )
+            print(
+                f"| {method} | {medians['captum'] * 1e3:.1f} | {medians['ours'] * 1e3:.1f} | "
+                f"{medians['ours'] / medians['captum']:.3f} |",
+                flush=True,
+            )
 
 
 def bench_app(methods, rounds: int) -> None:
@@ -145,7 +157,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--app", action="store_true", help="time method switches in the app instead")
-    parser.add_argument("--rounds", type=int, default=2, help="app: rounds (the first computes, later ones hit the cache)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="app: rounds (the first computes, later ones hit the cache)"
+    )
     args = parser.parse_args()
     print(f"torch {torch.__version__}")
     if args.app:

@@ -10,6 +10,7 @@ Usage: ``python benchmarks/bench_cams.py [--repeats N] [--device cpu|cuda] [--ar
 * Score-CAM and Ablation-CAM, top-1, both twins, every channel, the same batch size, against pytorch-grad-cam's
   batched ScoreCAM and AblationCAM.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,17 @@ GRADIENT = ["Grad-CAM", "HiResCAM", "Grad-CAM element-wise", "Grad-CAM++", "XGra
 def peer_classes():
     import pytorch_grad_cam as pgc
 
-    return {"Grad-CAM": pgc.GradCAM, "HiResCAM": pgc.HiResCAM, "Grad-CAM element-wise": pgc.GradCAMElementWise,
-            "Grad-CAM++": pgc.GradCAMPlusPlus, "XGrad-CAM": pgc.XGradCAM, "LayerCAM": pgc.LayerCAM,
-            "EigenGrad-CAM": pgc.EigenGradCAM, "Score-CAM": pgc.ScoreCAM, "Ablation-CAM": pgc.AblationCAM}
+    return {
+        "Grad-CAM": pgc.GradCAM,
+        "HiResCAM": pgc.HiResCAM,
+        "Grad-CAM element-wise": pgc.GradCAMElementWise,
+        "Grad-CAM++": pgc.GradCAMPlusPlus,
+        "XGrad-CAM": pgc.XGradCAM,
+        "LayerCAM": pgc.LayerCAM,
+        "EigenGrad-CAM": pgc.EigenGradCAM,
+        "Score-CAM": pgc.ScoreCAM,
+        "Ablation-CAM": pgc.AblationCAM,
+    }
 
 
 def main() -> None:
@@ -74,34 +83,45 @@ def main() -> None:
             out = []
             for name in GRADIENT:
                 for cam, ids in zip(hooked[name], top5):
-                    out.append(cam(input_tensor=x.expand(5, -1, -1, -1),
-                                   targets=[ClassifierOutputTarget(c) for c in ids]))
+                    out.append(
+                        cam(input_tensor=x.expand(5, -1, -1, -1), targets=[ClassifierOutputTarget(c) for c in ids])
+                    )
             return out
 
         # Two interleaved runs, each with the bare forward as its baseline: the peer's hooks stay off the models
         # while ours run, and its large allocations do not land on the case timed after it.
         base = "bare forward, both twins (no_grad)"
-        ours_cases = {base: forward,
-                      "ours: 7 gradient CAMs, both twins, top-5": ours(GRADIENT, 5),
-                      "ours: whole one-pass family (8), both twins, top-1": ours(family, 1),
-                      "ours: whole one-pass family (8), both twins, top-5": ours(family, 5)}
+        ours_cases = {
+            base: forward,
+            "ours: 7 gradient CAMs, both twins, top-5": ours(GRADIENT, 5),
+            "ours: whole one-pass family (8), both twins, top-1": ours(family, 1),
+            "ours: whole one-pass family (8), both twins, top-5": ours(family, 5),
+        }
         mine = time_interleaved(ours_cases, repeats=args.repeats, warmup=args.warmup, device=device)
         print_table(f"{arch} at {args.size}x{args.size} on {device}: ours", mine, base)
         hooked.update({name: [peers[name](model=m, target_layers=[m.layer4]) for m in twins] for name in GRADIENT})
-        peer = time_interleaved({base: forward, "pytorch-grad-cam: 7 gradient CAMs one at a time, both twins, top-5":
-                                 theirs}, repeats=args.repeats, warmup=args.warmup, device=device)
+        peer = time_interleaved(
+            {base: forward, "pytorch-grad-cam: 7 gradient CAMs one at a time, both twins, top-5": theirs},
+            repeats=args.repeats,
+            warmup=args.warmup,
+            device=device,
+        )
         print_table(f"{arch} at {args.size}x{args.size} on {device}: pytorch-grad-cam", peer, base)
         for cam_list in hooked.values():
             for cam in cam_list:
                 cam.activations_and_grads.release()
         ours_x = mine["ours: 7 gradient CAMs, both twins, top-5"] / mine[base]
         theirs_x = peer["pytorch-grad-cam: 7 gradient CAMs one at a time, both twins, top-5"] / peer[base]
-        print(f"{arch}: 7 gradient CAMs x 2 twins x top-5: ours is {theirs_x / ours_x:.2f}x faster than "
-              "pytorch-grad-cam, each against the bare forward of its own run (goal >= 5x)")
+        print(
+            f"{arch}: 7 gradient CAMs x 2 twins x top-5: ours is {theirs_x / ours_x:.2f}x faster than "
+            "pytorch-grad-cam, each against the bare forward of its own run (goal >= 5x)"
+        )
         for k in (1, 5):
-            print(f"{arch}: whole one-pass family, both twins, top-{k}: "
-                  f"{mine[f'ours: whole one-pass family (8), both twins, top-{k}'] / mine[base]:.2f}x one forward of "
-                  "both twins (goal <= 1.5x)")
+            print(
+                f"{arch}: whole one-pass family, both twins, top-{k}: "
+                f"{mine[f'ours: whole one-pass family (8), both twins, top-{k}'] / mine[base]:.2f}x one forward of "
+                "both twins (goal <= 1.5x)"
+            )
 
         s = args.perturbation_size
         xs = torch.randn(1, 3, s, s, device=device)
@@ -116,20 +136,24 @@ def main() -> None:
             def peer_run(cams=cams):
                 return [cam(input_tensor=xs, targets=[ClassifierOutputTarget(c)]) for cam, c in zip(cams, top1)]
 
-            pert[f"ours: {name}, both twins, top-1"] = (
-                lambda name=name: [rv.cams(m, xs, methods=[name], class_ids=[c], batch_size=args.batch_size)
-                                   for m, c in zip(twins, top1)])
+            pert[f"ours: {name}, both twins, top-1"] = lambda name=name: [
+                rv.cams(m, xs, methods=[name], class_ids=[c], batch_size=args.batch_size) for m, c in zip(twins, top1)
+            ]
             pert[f"pytorch-grad-cam: {name} (batched), both twins, top-1"] = peer_run
         import contextlib
         import io
 
         with contextlib.redirect_stderr(io.StringIO()):  # its progress bars
             medians = time_interleaved(pert, repeats=args.perturbation_repeats, warmup=1, device=device)
-        print_table(f"{arch} at {s}x{s} on {device}, layer4, every channel, batches of {args.batch_size}", medians,
-                    "ours: Score-CAM, both twins, top-1")
+        print_table(
+            f"{arch} at {s}x{s} on {device}, layer4, every channel, batches of {args.batch_size}",
+            medians,
+            "ours: Score-CAM, both twins, top-1",
+        )
         for name in ("Score-CAM", "Ablation-CAM"):
-            print(f"{arch}: {name}: ours is {medians[f'pytorch-grad-cam: {name} (batched), both twins, top-1'] / medians[f'ours: {name}, both twins, top-1']:.2f}x "
-                  "faster than pytorch-grad-cam's batched version (goal >= 1x)")
+            peer = medians[f"pytorch-grad-cam: {name} (batched), both twins, top-1"]
+            ratio = peer / medians[f"ours: {name}, both twins, top-1"]
+            print(f"{arch}: {name}: ours is {ratio:.2f}x faster than pytorch-grad-cam's batched version (goal >= 1x)")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ server's: ``bench_lesson_class.py`` is the end-to-end check with real browsers.
 
 Usage: ``python benchmarks/bench_class_ws.py [--users 30 100] [--scenarios reveal explain pages]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,24 +61,27 @@ class Result:
     def __init__(self, name: str, runs):
         self.name, self.runs = name, runs
         self.times = [r.to_figure if r.to_figure is not None else float("inf") for r in runs]
-        self.errors = [e for r in runs for e in r.errors] + [f"no figure ({r.status})" for r in runs
-                                                             if r.to_figure is None]
+        self.errors = [e for r in runs for e in r.errors] + [
+            f"no figure ({r.status})" for r in runs if r.to_figure is None
+        ]
 
     def line(self, alone: float | None = None) -> str:
         median, slowest = statistics.median(self.times), max(self.times)
         ratio = f" ({slowest / alone:.1f}x one session alone, {alone:.2f} s)" if alone else ""
-        return (f"| {self.name} | {len(self.runs)} | {median:.2f} | {slowest:.2f}{ratio} | {len(self.errors)} |")
+        return f"| {self.name} | {len(self.runs)} | {median:.2f} | {slowest:.2f}{ratio} | {len(self.errors)} |"
 
 
 async def _together(sessions, action) -> list:
     """Every session does ``action(session)`` at the same moment; their runs (a failed action: a run with its
     error, so one session's failure is counted, not fatal)."""
+
     async def attempt(session):
         started = time.perf_counter()
         try:
             return await action(session)
         except Exception as error:  # noqa: BLE001 - reported in the table
             return Run(started=started, errors=[f"{type(error).__name__}: {error}"])
+
     return await asyncio.gather(*(attempt(s) for s in sessions))
 
 
@@ -94,10 +98,13 @@ async def _close(sessions) -> None:
 
 async def reveal(url: str, n: int) -> list[Result]:
     sessions = await _open_class(url, n, LESSON)
-    cold = Result(f"reveal step 3, cold, {n} sessions", await _together(sessions, lambda s: s.click("Reveal the answer")))
+    cold = Result(
+        f"reveal step 3, cold, {n} sessions", await _together(sessions, lambda s: s.click("Reveal the answer"))
+    )
     await _together(sessions, lambda s: s.click("Hide the answer"))
-    cached = Result(f"reveal step 3, cached, {n} sessions",
-                    await _together(sessions, lambda s: s.click("Reveal the answer")))
+    cached = Result(
+        f"reveal step 3, cached, {n} sessions", await _together(sessions, lambda s: s.click("Reveal the answer"))
+    )
     await _close(sessions)
     return [cold, cached]
 
@@ -106,8 +113,9 @@ async def explain(url: str, n: int, photos: list[bytes]) -> list[Result]:
     sessions = await _open_class(url, n, "/explain?lang=en")
     await _together(sessions, lambda s: s.choose("Image", "Upload"))
     numbered = {id(s): i for i, s in enumerate(sessions)}
-    runs = await _together(sessions, lambda s: s.upload(UPLOAD_LABEL, f"student{numbered[id(s)]}.jpg",
-                                                        photos[numbered[id(s)]]))
+    runs = await _together(
+        sessions, lambda s: s.upload(UPLOAD_LABEL, f"student{numbered[id(s)]}.jpg", photos[numbered[id(s)]])
+    )
     await _close(sessions)
     return [Result(f"Explain: upload a different photo, {n} sessions", runs)]
 
@@ -141,8 +149,9 @@ async def _warm_process(url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, nargs="+", default=[30, 100])
-    parser.add_argument("--scenarios", nargs="+", default=["reveal", "explain", "pages"],
-                        choices=["reveal", "explain", "pages"])
+    parser.add_argument(
+        "--scenarios", nargs="+", default=["reveal", "explain", "pages"], choices=["reveal", "explain", "pages"]
+    )
     parser.add_argument("--explain-users", type=int, default=30)
     parser.add_argument("--page-users", type=int, default=30)
     args = parser.parse_args()
@@ -154,8 +163,10 @@ def main() -> None:
             rows.append(r.line(alone))
             for e in sorted(set(r.errors))[:3]:
                 rows.append(f"|   error: {e[:100]} | | | | |")
-        memory.append(f"{results[0].name}: server {mem['idle']:.0f} MB idle, peak {mem['peak']:.0f} MB, "
-                      f"{mem['after']:.0f} MB after the sessions left")
+        memory.append(
+            f"{results[0].name}: server {mem['idle']:.0f} MB idle, peak {mem['peak']:.0f} MB, "
+            f"{mem['after']:.0f} MB after the sessions left"
+        )
 
     if "reveal" in args.scenarios:
         alone, mem = measure(reveal, 1)

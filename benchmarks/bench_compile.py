@@ -9,6 +9,7 @@ is neither used nor changed. Prints, for a race of ``--steps`` steps, how much c
     python benchmarks/bench_compile.py                 # depths 20 and 56, 400 steps
     python benchmarks/bench_compile.py --depths 20 --timed 10
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,9 @@ def measure(depth: int, twin: str, batch: int, image_size: int, timed: int) -> d
 
 def in_process(args: list[str], cache: str) -> dict:
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "PYTHONPATH": ROOT}
-    out = subprocess.run([sys.executable, __file__, "--one", *args], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", *args], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -83,14 +85,24 @@ def main() -> None:
         return
     import torch
 
-    print(f"torch {torch.__version__}, {os.cpu_count()} cores, float32, 1 thread per net, batch {args.batch_size}, "
-          f"{args.image_size} px")
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} cores, float32, 1 thread per net, batch {args.batch_size}, "
+        f"{args.image_size} px"
+    )
     saved_warm = saved_cold = 0.0
     with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
         for depth in args.depths:
             for twin in ("resnet", "plain"):
-                shape = [str(depth), twin, "--batch-size", str(args.batch_size), "--image-size",
-                         str(args.image_size), "--timed", str(args.timed)]
+                shape = [
+                    str(depth),
+                    twin,
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--image-size",
+                    str(args.image_size),
+                    "--timed",
+                    str(args.timed),
+                ]
                 cold = in_process(shape, cache)
                 warm = in_process(shape, cache)
                 eager = statistics.median([cold["eager"], warm["eager"]])
@@ -98,12 +110,16 @@ def main() -> None:
                 gain = (eager - compiled) * args.steps
                 saved_cold += gain - cold["first"]
                 saved_warm += gain - warm["first"]
-                print(f"{twin}-{depth}: eager {eager * 1000:.1f} ms/step, compiled {compiled * 1000:.1f} ms/step "
-                      f"({eager / compiled:.2f}x); first compiled step {cold['first']:.1f} s with an empty cache, "
-                      f"{warm['first']:.1f} s with a warm one")
-    print(f"over a {args.steps}-step race of these nets (run one after another, as one core would): compiling "
-          f"{'saves' if saved_cold > 0 else 'costs'} {abs(saved_cold):.0f} s with an empty cache and "
-          f"{'saves' if saved_warm > 0 else 'costs'} {abs(saved_warm):.0f} s with a warm one")
+                print(
+                    f"{twin}-{depth}: eager {eager * 1000:.1f} ms/step, compiled {compiled * 1000:.1f} ms/step "
+                    f"({eager / compiled:.2f}x); first compiled step {cold['first']:.1f} s with an empty cache, "
+                    f"{warm['first']:.1f} s with a warm one"
+                )
+    print(
+        f"over a {args.steps}-step race of these nets (run one after another, as one core would): compiling "
+        f"{'saves' if saved_cold > 0 else 'costs'} {abs(saved_cold):.0f} s with an empty cache and "
+        f"{'saves' if saved_warm > 0 else 'costs'} {abs(saved_warm):.0f} s with a warm one"
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Usage: ``python benchmarks/bench_explain.py [--repeats N] [--device cpu|cuda]``
 (peers: ``pip install -r benchmarks/requirements.txt``). Every number is a
 median over interleaved repeats in this one run; ratios are what to compare.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,12 @@ def peers(model, x, size):
         def captum(k):
             with torch.no_grad():
                 ids = model(x)[0].topk(k).indices.tolist()
-            return [LayerAttribution.interpolate(lgc.attribute(x, target=c, relu_attributions=True), size,
-                                                 interpolate_mode="bilinear") for c in ids]
+            return [
+                LayerAttribution.interpolate(
+                    lgc.attribute(x, target=c, relu_attributions=True), size, interpolate_mode="bilinear"
+                )
+                for c in ids
+            ]
 
         cases["captum LayerGradCam top-1"] = lambda: captum(1)
         cases["captum LayerGradCam top-5"] = lambda: captum(5)

@@ -11,6 +11,7 @@ a synchronise. The bare pass is ``cross_entropy(model(x), y).backward()`` with
 the model in training mode (batch statistics, as gradient_norms uses); its
 ``.grad`` is cleared outside the timed region.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,9 @@ def bare_forward_backward(model, x, y) -> None:
     loss.backward()
 
 
-def bench(arch: str, depth: int | None, batch_size: int, repeats: int,
-          device: torch.device, wall: bool = False) -> tuple[list[float], list[float]]:
+def bench(
+    arch: str, depth: int | None, batch_size: int, repeats: int, device: torch.device, wall: bool = False
+) -> tuple[list[float], list[float]]:
     resnet, _ = build_twins(arch, depth=depth or 20, num_classes=NUM_CLASSES)
     model = resnet.to(device)
     x, y = example_batch("noise", arch=arch, batch_size=batch_size)
@@ -85,8 +87,9 @@ def bench(arch: str, depth: int | None, batch_size: int, repeats: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="intra-op threads; 1 gives stable CPU times on a shared machine")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="intra-op threads; 1 gives stable CPU times on a shared machine"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="CIFAR cases only")
     parser.add_argument("--wall", action="store_true", help="wall-clock time on the CPU too (with --threads 2)")
@@ -104,8 +107,11 @@ def main() -> None:
         bare, probe = bench(arch, depth, batch_size, args.repeats, device, wall=args.wall)
         # Each pair ran back to back, so its ratio cancels slow drifts in machine load.
         pair_ratio = statistics.median(p / b for p, b in zip(probe, bare))
-        print(f"| {label} | {batch_size} | {statistics.median(bare) * 1e3:.1f} | {statistics.median(probe) * 1e3:.1f} "
-              f"| {pair_ratio:.2f}x | {min(probe) / min(bare):.2f}x |", flush=True)
+        print(
+            f"| {label} | {batch_size} | {statistics.median(bare) * 1e3:.1f} | {statistics.median(probe) * 1e3:.1f} "
+            f"| {pair_ratio:.2f}x | {min(probe) / min(bare):.2f}x |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ copy of the model, the random directions) is included. ``--full-grid`` also time
 twin, as the page and the CLI compute it. ``--per-pass K`` also times the grid with K grid points per forward
 pass (members of one fused group, ``loss_surface(points=K)``) in the same rounds, against the same bare forwards.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--names", nargs="+", default=["shapes-20", "shapes-56"])
     parser.add_argument("--full-grid", action="store_true", help="also time a 21x21 grid of each twin")
-    parser.add_argument("--per-pass", type=int, default=0,
-                        help="also time the grid with this many points per forward pass (a fused group)")
+    parser.add_argument(
+        "--per-pass",
+        type=int,
+        default=0,
+        help="also time the grid with this many points per forward pass (a fused group)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -70,8 +75,10 @@ def main() -> None:
     n = steps * steps
     x, y = ls.landscape_batch(args.images)
     x, y = x.to(device), y.to(device)
-    print(f"torch {torch.__version__}, {args.threads} threads, {device}, {args.images} images, "
-          f"{steps}x{steps} = {n} grid points against {n} bare forwards per round, {args.rounds} rounds")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, {device}, {args.images} images, "
+        f"{steps}x{steps} = {n} grid points against {n} bare forwards per round, {args.rounds} rounds"
+    )
     fused_head = f" {args.per_pass} points per pass: ratio (median) |" if args.per_pass > 1 else ""
     print(f"\n| model | bare forward ms | grid point ms | throughput ratio (median) | range |{fused_head}")
     print("|---|---:|---:|---:|---|" + ("---:|" if fused_head else ""))
@@ -93,9 +100,12 @@ def main() -> None:
                 t_bare.append(b / n)
                 t_grid.append(g / n)
             label = f"{name} {model.twin}"
-            print(f"| {label} | {statistics.median(t_bare) * 1e3:.1f} | {statistics.median(t_grid) * 1e3:.1f} | "
-                  f"**{statistics.median(ratios):.3f}** | {min(ratios):.3f}-{max(ratios):.3f} |"
-                  + (f" {statistics.median(fused):.3f} |" if fused else ""), flush=True)
+            print(
+                f"| {label} | {statistics.median(t_bare) * 1e3:.1f} | {statistics.median(t_grid) * 1e3:.1f} | "
+                f"**{statistics.median(ratios):.3f}** | {min(ratios):.3f}-{max(ratios):.3f} |"
+                + (f" {statistics.median(fused):.3f} |" if fused else ""),
+                flush=True,
+            )
     if args.full_grid:
         print("\n| model | 21x21 grid s |")
         print("|---|---:|")

@@ -14,6 +14,7 @@ Prints the time from click to the revealed figure on screen (median and slowest,
 session showed an error or an exception, and the server's resident memory (idle, peak, after), sampled every
 0.2 s from /proc. Usage: ``python benchmarks/bench_lesson_class.py [--users 30] [--step exploding]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, ROOT)
-from conftest import CHROMIUM_ARGS as ARGS, running_app  # noqa: E402  (the browser tests' server and browser)
-from resnet_viz.teaching import lesson_steps  # noqa: E402
+from conftest import CHROMIUM_ARGS as ARGS  # noqa: E402  (the browser tests' server and browser)
+from conftest import running_app
 from serverstats import MemoryWatch, rss_mb, server_pid  # noqa: E402
+
+from resnet_viz.teaching import lesson_steps  # noqa: E402
 
 FIGURE = "[data-testid=stMain] .js-plotly-plot"
 ERRORS = "[data-testid=stException], [data-testid=stAlertContentError]"
@@ -99,8 +102,11 @@ async def _student_rounds(browser, url, ready, gos, rounds):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=30)
-    parser.add_argument("--step", default="exploding",
-                        help="the key of the step to reveal (then the next one); the step before it must draw a chart")
+    parser.add_argument(
+        "--step",
+        default="exploding",
+        help="the key of the step to reveal (then the next one); the step before it must draw a chart",
+    )
     args = parser.parse_args()
     keys = [s.key for s in lesson_steps()]
     number = keys.index(args.step) + 1
@@ -120,16 +126,22 @@ def main() -> None:
         wall = time.perf_counter() - started
         after = rss_mb(pid)
     base = alone["times"][0]
-    print(f"one student alone: Reveal -> figure in {base:.2f} s (step {number}, '{args.step}', cold caches); "
-          f"server peak {alone_peak:.0f} MB")
+    print(
+        f"one student alone: Reveal -> figure in {base:.2f} s (step {number}, '{args.step}', cold caches); "
+        f"server peak {alone_peak:.0f} MB"
+    )
     for r, name in enumerate((args.step, keys[number] if number < len(keys) else "?")):
         times = [res["times"][r] for res in results]
-        print(f"{args.users} students at once, step '{name}': all {len(times)} got the figure; median "
-              f"{statistics.median(times):.2f} s, slowest {max(times):.2f} s ({max(times) / base:.1f}x alone)")
+        print(
+            f"{args.users} students at once, step '{name}': all {len(times)} got the figure; median "
+            f"{statistics.median(times):.2f} s, slowest {max(times):.2f} s ({max(times) / base:.1f}x alone)"
+        )
     errors = sum(res["errors"] for res in results)
     print(f"sessions showing an error or exception: {errors}")
-    print(f"server memory: {idle:.0f} MB idle, peak {mem.peak:.0f} MB with {args.users} sessions, {after:.0f} MB "
-          f"after they closed ({(mem.peak - idle) / args.users:.1f} MB per session at the peak); whole run {wall:.0f} s")
+    print(
+        f"server memory: {idle:.0f} MB idle, peak {mem.peak:.0f} MB with {args.users} sessions, {after:.0f} MB "
+        f"after they closed ({(mem.peak - idle) / args.users:.1f} MB per session at the peak); whole run {wall:.0f} s"
+    )
 
 
 if __name__ == "__main__":

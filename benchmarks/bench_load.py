@@ -5,6 +5,7 @@ Chromium (Debian's, at /usr/bin/chromium), the time from an upload to both
 heatmaps on screen: first for one user alone, then for N users at once.
 Usage: ``python benchmarks/bench_load.py [--users 4]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,13 +21,16 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from conftest import CHROMIUM_ARGS as ARGS, running_app  # noqa: E402  (the browser tests' server and browser)
+from conftest import CHROMIUM_ARGS as ARGS  # noqa: E402  (the browser tests' server and browser)
+from conftest import running_app
 
 
 def _photos(n: int, folder: str) -> list[str]:
     """Different photos per user: the samples, shifted and recoloured."""
-    sources = [Image.open(os.path.join(ROOT, "resnet_viz", "assets", "samples", f)).convert("RGB")
-               for f in sorted(os.listdir(os.path.join(ROOT, "resnet_viz", "assets", "samples")))]
+    sources = [
+        Image.open(os.path.join(ROOT, "resnet_viz", "assets", "samples", f)).convert("RGB")
+        for f in sorted(os.listdir(os.path.join(ROOT, "resnet_viz", "assets", "samples")))
+    ]
     paths = []
     for i in range(n):
         arr = np.roll(np.asarray(sources[i % len(sources)]), 17 * i, axis=1)[..., [(i + c) % 3 for c in range(3)]]
@@ -84,8 +88,10 @@ def main() -> None:
                 t.join()
     print(f"first upload (cold caches): {warm[0]:.2f} s")
     print(f"one user alone: upload -> both heatmaps in {alone[0]:.2f} s")
-    print(f"{args.users} users at once: all {len(together)} got results; median {statistics.median(together):.2f} s, "
-          f"slowest {max(together):.2f} s ({max(together) / alone[0]:.1f}x alone)")
+    print(
+        f"{args.users} users at once: all {len(together)} got results; median {statistics.median(together):.2f} s, "
+        f"slowest {max(together):.2f} s ({max(together) / alone[0]:.1f}x alone)"
+    )
 
 
 if __name__ == "__main__":

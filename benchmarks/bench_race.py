@@ -40,6 +40,7 @@ every engine and precision a race chooses from (``resnet_viz.race.autotune``: th
 CPU has it natively, float32): wall seconds, test checkpoints and snapshots included. Then the time a quick race
 spends measuring its choice on a machine that has not measured it before.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,10 +59,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import sync  # noqa: E402
-from resnet_viz.models import TWINS, build_twins  # noqa: E402
+
 from resnet_viz.device import autocast_for, describe_device, release_openmp_threads, resolve_precision  # noqa: E402
-from resnet_viz.race import (QUICK_DATASET, QUICK_IMAGE_SIZE, QUICK_RECIPE, Race, RaceConfig,  # noqa: E402
-                             RaceScheduler, load_race_data)
+from resnet_viz.models import TWINS, build_twins  # noqa: E402
+from resnet_viz.race import (
+    QUICK_DATASET,
+    QUICK_IMAGE_SIZE,
+    QUICK_RECIPE,
+    Race,
+    RaceConfig,  # noqa: E402
+    RaceScheduler,
+    load_race_data,
+)
 from resnet_viz.training import Recipe, batch_indices, make_optimizer  # noqa: E402
 
 CHANNELS_LAST, NCHW = torch.channels_last, torch.contiguous_format
@@ -70,8 +79,16 @@ CHANNELS_LAST, NCHW = torch.channels_last, torch.contiguous_format
 class HandLoop:
     """A plain PyTorch training loop: forward, loss, backward, step. Nothing else."""
 
-    def __init__(self, depth: int, recipe: Recipe, data, memory_format=CHANNELS_LAST, precision: str = "auto",
-                 twin: str = "resnet", device: torch.device = torch.device("cpu")):
+    def __init__(
+        self,
+        depth: int,
+        recipe: Recipe,
+        data,
+        memory_format=CHANNELS_LAST,
+        precision: str = "auto",
+        twin: str = "resnet",
+        device: torch.device = torch.device("cpu"),
+    ):
         self.recipe = recipe
         self.autocast = autocast_for(device, resolve_precision(device, precision))
         resnet, plain = build_twins("cifar", depth=depth, num_classes=len(data.classes), seed=recipe.seed)
@@ -113,19 +130,22 @@ def hand_written_race(recipe: Recipe, data, depths, device: torch.device, precis
     return recipe.steps * recipe.batch_size * len(loops) / (time.perf_counter() - start)
 
 
-def engine_race(recipe: Recipe, data, depths, device: torch.device, *, eval_every: int, precision: str = "auto"
-                ) -> float:
+def engine_race(
+    recipe: Recipe, data, depths, device: torch.device, *, eval_every: int, precision: str = "auto"
+) -> float:
     """Images per second of the race engine over the whole race, test checkpoints included (wall clock)."""
-    config = RaceConfig(depths=depths, recipe=recipe, eval_every=eval_every, snapshot_every=20, precision=precision,
-                        seeds=1)
+    config = RaceConfig(
+        depths=depths, recipe=recipe, eval_every=eval_every, snapshot_every=20, precision=precision, seeds=1
+    )
     race = Race(config, device=device, data=data, scheduler=RaceScheduler(1)).start()
     race.join()
     assert race.status == "finished", race.message
     return sum(run.images for run in race.runs) / race.elapsed_s
 
 
-def seeded_race(recipe: Recipe, data, depths, device: torch.device, *, seeds: int, engine: str,
-                precision: str = "auto") -> tuple[float, str]:
+def seeded_race(
+    recipe: Recipe, data, depths, device: torch.device, *, seeds: int, engine: str, precision: str = "auto"
+) -> tuple[float, str]:
     """Wall seconds of a whole race with ``seeds`` seeds per net (test checkpoints and snapshots included) and
     the engine it trained with."""
     config = RaceConfig(depths=depths, recipe=recipe, seeds=seeds, engine=engine, precision=precision)
@@ -160,8 +180,9 @@ def seed_rounds(args, recipe: Recipe, data, device: torch.device) -> None:
     depths = tuple(args.race_depths)
     race = functools.partial(seeded_race, data=data, depths=depths, device=device)
     race(replace(recipe, steps=3), seeds=3, engine="fused", precision="fp32")  # warm-up
-    options = {seeds: candidates(RaceConfig(depths=depths, seeds=seeds, precision=args.precision), device)
-               for seeds in (1, 3)}
+    options = {
+        seeds: candidates(RaceConfig(depths=depths, seeds=seeds, precision=args.precision), device) for seeds in (1, 3)
+    }
     times: dict[tuple[int, str], list[float]] = {}
     for i in range(args.rounds):
         line = []
@@ -173,9 +194,11 @@ def seed_rounds(args, recipe: Recipe, data, device: torch.device) -> None:
         print(f"round {i + 1}: " + "; ".join(line), flush=True)
     med = {key: statistics.median(v) for key, v in times.items()}
     nets = len(depths) * len(TWINS)
-    print(f"seeds: depths {list(depths)} x both twins, batch {recipe.batch_size}, {args.image_size} px, "
-          f"{recipe.steps} steps, {recipe.optimizer}, {describe_device(device)}, median of {args.rounds} rounds "
-          f"(wall seconds of the race's training, test checkpoints and snapshots included)")
+    print(
+        f"seeds: depths {list(depths)} x both twins, batch {recipe.batch_size}, {args.image_size} px, "
+        f"{recipe.steps} steps, {recipe.optimizer}, {describe_device(device)}, median of {args.rounds} rounds "
+        f"(wall seconds of the race's training, test checkpoints and snapshots included)"
+    )
     for key in sorted(med):
         print(f"  {key[0]} seed(s), {key[1]:14s} {med[key]:7.1f} s")
     best = {seeds: min((v, name) for (s, name), v in med.items() if s == seeds) for seeds in (1, 3)}
@@ -185,12 +208,16 @@ def seed_rounds(args, recipe: Recipe, data, device: torch.device) -> None:
         fused, unfused = med.get((3, candidate_name(True, precision))), med.get((3, candidate_name(False, precision)))
         if fused and unfused:
             print(f"speed-up fused / unfused engine, {3 * nets} nets, {precision}: {unfused / fused:.2f}x")
-    print(f"wall ratio 3-seed race ({3 * nets} nets) / 1-seed race ({nets} nets), each at its fastest: "
-          f"{best[3][0] / best[1][0]:.2f}")
+    print(
+        f"wall ratio 3-seed race ({3 * nets} nets) / 1-seed race ({nets} nets), each at its fastest: "
+        f"{best[3][0] / best[1][0]:.2f}"
+    )
     for seeds in (1, 3):
         spent, choice = probe_cost(data, depths, device, seeds=seeds, precision=args.precision)
-        print(f"choosing for a {seeds}-seed quick race ({QUICK_RECIPE.steps} steps): {spent:.1f} s, chose "
-              f"{candidate_name(choice.fused, choice.precision)} ({choice.how}; {choice.seconds_per_step})")
+        print(
+            f"choosing for a {seeds}-seed quick race ({QUICK_RECIPE.steps} steps): {spent:.1f} s, chose "
+            f"{candidate_name(choice.fused, choice.precision)} ({choice.how}; {choice.seconds_per_step})"
+        )
 
 
 def choice_rounds(args, data, device: torch.device) -> None:
@@ -200,10 +227,15 @@ def choice_rounds(args, data, device: torch.device) -> None:
     for seeds in (1, 3):
         for i in range(args.choices):
             spent, choice = probe_cost(data, tuple(args.race_depths), device, seeds=seeds, precision=args.precision)
-            measured = ", ".join(f"{name} {value * 1000:.0f} ms" for name, value in
-                                 sorted(choice.seconds_per_step.items(), key=lambda kv: kv[1]))
-            print(f"{seeds} seed(s), choice {i + 1}: {candidate_name(choice.fused, choice.precision)} in {spent:.1f} s "
-                  f"({measured})", flush=True)
+            measured = ", ".join(
+                f"{name} {value * 1000:.0f} ms"
+                for name, value in sorted(choice.seconds_per_step.items(), key=lambda kv: kv[1])
+            )
+            print(
+                f"{seeds} seed(s), choice {i + 1}: {candidate_name(choice.fused, choice.precision)} in {spent:.1f} s "
+                f"({measured})",
+                flush=True,
+            )
 
 
 def race_rounds(args, recipe: Recipe, data, device: torch.device) -> None:
@@ -220,15 +252,23 @@ def race_rounds(args, recipe: Recipe, data, device: torch.device) -> None:
         fp32_2 = hand_written_race(recipe, data, depths, device, "fp32")  # bracket: load drifts
         ref = (fp32 + fp32_2) / 2
         rows.append((ref, same, eng, eng_fp32))
-        print(f"round {i + 1}: hand-written float32 {ref:6.0f} img/s, hand-written {fast} {same:6.0f} img/s, "
-              f"engine {fast} {eng:6.0f} img/s ({eng / ref:.2f}x float32 loop, {eng / same:.2f}x {fast} loop), "
-              f"engine float32 {eng_fp32:6.0f} img/s ({eng_fp32 / ref:.2f}x)", flush=True)
+        print(
+            f"round {i + 1}: hand-written float32 {ref:6.0f} img/s, hand-written {fast} {same:6.0f} img/s, "
+            f"engine {fast} {eng:6.0f} img/s ({eng / ref:.2f}x float32 loop, {eng / same:.2f}x {fast} loop), "
+            f"engine float32 {eng_fp32:6.0f} img/s ({eng_fp32 / ref:.2f}x)",
+            flush=True,
+        )
     med = [statistics.median(r[k] for r in rows) for k in range(4)]
-    ratios = [statistics.median(r[2] / r[0] for r in rows), statistics.median(r[2] / r[1] for r in rows),
-              statistics.median(r[3] / r[0] for r in rows)]
-    print(f"quick race: depths {list(depths)} x both twins, batch {recipe.batch_size}, {args.image_size} px, "
-          f"{recipe.steps} steps, {recipe.optimizer}, {describe_device(device)}, median of {args.rounds} rounds; "
-          f"engine with test checkpoints every 50 steps and snapshots every 20")
+    ratios = [
+        statistics.median(r[2] / r[0] for r in rows),
+        statistics.median(r[2] / r[1] for r in rows),
+        statistics.median(r[3] / r[0] for r in rows),
+    ]
+    print(
+        f"quick race: depths {list(depths)} x both twins, batch {recipe.batch_size}, {args.image_size} px, "
+        f"{recipe.steps} steps, {recipe.optimizer}, {describe_device(device)}, median of {args.rounds} rounds; "
+        f"engine with test checkpoints every 50 steps and snapshots every 20"
+    )
     print(f"hand-written loop: float32 {med[0]:.0f} img/s, {fast} {med[1]:.0f} img/s; engine {med[2]:.0f} img/s")
     print(f"throughput ratio engine ({fast}) / float32 hand-written loop: {ratios[0]:.2f}")
     print(f"throughput ratio engine ({fast}) / equally configured hand-written loop ({fast}): {ratios[1]:.2f}")
@@ -248,8 +288,15 @@ def memory_formats(depth: int, recipe: Recipe, data) -> float:
 
 
 def race_config(depth: int, recipe: Recipe, eval_every: int) -> RaceConfig:
-    return RaceConfig(depths=(depth,), twins=("resnet",), recipe=recipe, eval_every=eval_every, snapshot_every=20,
-                      precision="auto", seeds=1)
+    return RaceConfig(
+        depths=(depth,),
+        twins=("resnet",),
+        recipe=recipe,
+        eval_every=eval_every,
+        snapshot_every=20,
+        precision="auto",
+        seeds=1,
+    )
 
 
 def engine(depth: int, recipe: Recipe, data, *, eval_every: int) -> tuple[float, float]:
@@ -279,8 +326,7 @@ class InterleavedRace(Race):
 def step_by_step(depth: int, recipe: Recipe, data, hand_precision: str = "auto") -> float:
     """Throughput ratio engine / hand-written, one step of each in turn (test evaluation left out)."""
     hand = HandLoop(depth, recipe, data, precision=hand_precision)
-    race = InterleavedRace(hand, race_config(depth, recipe, 0), data=data,
-                           scheduler=RaceScheduler(1)).start()
+    race = InterleavedRace(hand, race_config(depth, recipe, 0), data=data, scheduler=RaceScheduler(1)).start()
     race.join()
     assert race.status == "finished", race.message
     engine_seconds = race.elapsed_s - race.hand_seconds - race.test_seconds
@@ -306,17 +352,32 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=QUICK_IMAGE_SIZE)
     parser.add_argument("--memory-format-check", action="store_true")
     parser.add_argument("--openmp-check", action="store_true")
-    parser.add_argument("--race", action="store_true",
-                        help="time the whole race (both twins per depth) instead of one net's instrumentation")
+    parser.add_argument(
+        "--race",
+        action="store_true",
+        help="time the whole race (both twins per depth) instead of one net's instrumentation",
+    )
     parser.add_argument("--race-depths", type=int, nargs="+", default=[20, 56])
-    parser.add_argument("--seeds", action="store_true",
-                        help="time the race with 3 seeds per net, fused and unfused, against the 1-seed race")
-    parser.add_argument("--choices", type=int, default=0, metavar="N",
-                        help="only choose the quick race's engine N times for 1 and for 3 seeds, each on a machine "
-                             "that has not measured before: is the choice stable, and what does it cost?")
+    parser.add_argument(
+        "--seeds",
+        action="store_true",
+        help="time the race with 3 seeds per net, fused and unfused, against the 1-seed race",
+    )
+    parser.add_argument(
+        "--choices",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only choose the quick race's engine N times for 1 and for 3 seeds, each on a machine "
+        "that has not measured before: is the choice stable, and what does it cost?",
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                        help="the races' precision for --seeds (auto: bfloat16 where the CPU computes it natively)")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="the races' precision for --seeds (auto: bfloat16 where the CPU computes it natively)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -335,8 +396,11 @@ def main() -> None:
     stepwise, ratios, ratios_eval, rates, nchw, threads, vs_fp32 = [], [], [], [], [], [], []
     for i in range(args.rounds):
         vs_fp32.append(step_by_step(args.depth, recipe, data, hand_precision="fp32"))
-        print(f"round {i + 1}: engine ({resolve_precision('cpu')}) / float32 hand-written loop, step by step: "
-              f"{vs_fp32[-1]:.3f}", flush=True)
+        print(
+            f"round {i + 1}: engine ({resolve_precision('cpu')}) / float32 hand-written loop, step by step: "
+            f"{vs_fp32[-1]:.3f}",
+            flush=True,
+        )
         stepwise.append(step_by_step(args.depth, recipe, data))
         base = hand_written(args.depth, recipe, data)
         inst, _ = engine(args.depth, recipe, data, eval_every=0)
@@ -346,9 +410,12 @@ def main() -> None:
         ratios.append(inst / ref)
         ratios_eval.append(full / ref)
         rates.append((ref, inst, full))
-        print(f"round {i + 1}: step by step {stepwise[-1]:.3f}; whole loops: hand-written {ref:6.1f} img/s, "
-              f"engine {inst:6.1f} img/s ({inst / ref:.3f}), with test checkpoints {full:6.1f} img/s "
-              f"({full / ref:.3f})", flush=True)
+        print(
+            f"round {i + 1}: step by step {stepwise[-1]:.3f}; whole loops: hand-written {ref:6.1f} img/s, "
+            f"engine {inst:6.1f} img/s ({inst / ref:.3f}), with test checkpoints {full:6.1f} img/s "
+            f"({full / ref:.3f})",
+            flush=True,
+        )
         if args.memory_format_check:
             nchw.append(memory_formats(args.depth, recipe, data))
             print(f"         hand-written on NCHW tensors: {nchw[-1]:.3f} of the channels_last loop", flush=True)
@@ -356,24 +423,35 @@ def main() -> None:
             run = functools.partial(hand_written, args.depth, recipe, data)
             kept, released = in_worker_thread(run, release=False), in_worker_thread(run, release=True)
             threads.append((kept / ref, released / ref))
-            print(f"         hand-written in a worker thread: {kept / ref:.3f} with the main thread's OpenMP pool "
-                  f"kept, {released / ref:.3f} with it released", flush=True)
-    print(f"ResNet-{args.depth}, batch {args.batch_size}, {args.image_size} px, {args.steps} steps, {recipe.optimizer}, "
-          f"channels_last, {torch.get_num_threads()} threads, median of {args.rounds} rounds; engine and hand-written "
-          f"loop in {resolve_precision('cpu')} unless noted")
-    print(f"throughput ratio engine ({resolve_precision('cpu')}) / float32 hand-written loop, step by step: "
-          f"{statistics.median(vs_fp32):.3f}")
+            print(
+                f"         hand-written in a worker thread: {kept / ref:.3f} with the main thread's OpenMP pool "
+                f"kept, {released / ref:.3f} with it released",
+                flush=True,
+            )
+    print(
+        f"ResNet-{args.depth}, batch {args.batch_size}, {args.image_size} px, {args.steps} steps, {recipe.optimizer}, "
+        f"channels_last, {torch.get_num_threads()} threads, median of {args.rounds} rounds; engine and hand-written "
+        f"loop in {resolve_precision('cpu')} unless noted"
+    )
+    print(
+        f"throughput ratio engine ({resolve_precision('cpu')}) / float32 hand-written loop, step by step: "
+        f"{statistics.median(vs_fp32):.3f}"
+    )
     print(f"hand-written loop: {statistics.median(r[0] for r in rates):.1f} img/s")
     print(f"throughput ratio engine / hand-written, step by step (instrumentation): {statistics.median(stepwise):.3f}")
     print(f"throughput ratio engine / hand-written, whole loops (instrumentation): {statistics.median(ratios):.3f}")
-    print(f"throughput ratio engine / hand-written, whole loops (with test checkpoints): "
-          f"{statistics.median(ratios_eval):.3f}")
+    print(
+        f"throughput ratio engine / hand-written, whole loops (with test checkpoints): "
+        f"{statistics.median(ratios_eval):.3f}"
+    )
     if nchw:
         print(f"hand-written loop on NCHW tensors / channels_last: {statistics.median(nchw):.3f}")
     if threads:
-        print(f"hand-written loop in a worker thread / in the main thread: "
-              f"{statistics.median(t[0] for t in threads):.3f} with the main pool kept, "
-              f"{statistics.median(t[1] for t in threads):.3f} released")
+        print(
+            f"hand-written loop in a worker thread / in the main thread: "
+            f"{statistics.median(t[0] for t in threads):.3f} with the main pool kept, "
+            f"{statistics.median(t[1] for t in threads):.3f} released"
+        )
 
 
 if __name__ == "__main__":

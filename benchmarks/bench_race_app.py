@@ -12,6 +12,7 @@ second is on the same machine, as on a teacher's laptop.
 Prints images per second and the ratio app / library.
 Usage: ``python benchmarks/bench_race_app.py [--steps 40]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, ROOT)
-from conftest import CHROMIUM_ARGS as ARGS, running_app  # noqa: E402  (the browser tests' server and browser)
+from conftest import CHROMIUM_ARGS as ARGS  # noqa: E402  (the browser tests' server and browser)
+from conftest import running_app
+
 from resnet_viz.race import RaceConfig  # noqa: E402
 
 FIRST = 5  # steps left out at the start: data loading and the first, slower steps
@@ -49,8 +52,13 @@ print(json.dumps({"seconds": marks[steps - first] - marks[first]}))
 
 
 def library_rate(steps: int) -> float:
-    out = subprocess.run([sys.executable, "-c", LIBRARY_RUN, str(steps), str(FIRST)], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", LIBRARY_RUN, str(steps), str(FIRST)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
     return (steps - 2 * FIRST) * IMAGES_PER_STEP / seconds
 
@@ -88,8 +96,10 @@ def main() -> None:
     app = app_rate(args.steps)
     after = library_rate(args.steps)
     base = (before + after) / 2
-    print(f"quick race (ResNet and plain, depths {QUICK.depths}, batch {QUICK.recipe.batch_size}, CPU), "
-          f"steps {FIRST}-{args.steps - FIRST}")
+    print(
+        f"quick race (ResNet and plain, depths {QUICK.depths}, batch {QUICK.recipe.batch_size}, CPU), "
+        f"steps {FIRST}-{args.steps - FIRST}"
+    )
     print(f"library, nobody watching: {before:.1f} and {after:.1f} img/s")
     print(f"app, watched in a browser: {app:.1f} img/s")
     print(f"throughput ratio app / library: {app / base:.3f}")

@@ -12,6 +12,7 @@ paper net's 256 gradients one point at a time against the batched line (one back
 wall time measures the other jobs too; the process's CPU time (all its threads together) is an upper bound of
 the wall time on otherwise idle cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,6 +29,7 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 
 from common import print_table, sync  # noqa: E402
+
 from resnet_viz import build_twins  # noqa: E402
 from resnet_viz import shattered as sh  # noqa: E402
 
@@ -79,8 +81,10 @@ def page_run(repeats: int, bare) -> None:
         bare()
         bare_times.append(time.perf_counter() - start)
     page, base = statistics.median(times), statistics.median(bare_times)
-    print(f"\nthe whole page, cold (AppTest script run, caches cleared), wall: {page:.2f} s (goal: under 2 s); "
-          f"{page / base:.1f} x the bare pass ({base * 1e3:.0f} ms) in the same run")
+    print(
+        f"\nthe whole page, cold (AppTest script run, caches cleared), wall: {page:.2f} s (goal: under 2 s); "
+        f"{page / base:.1f} x the bare pass ({base * 1e3:.0f} ms) in the same run"
+    )
 
 
 def main() -> None:
@@ -121,8 +125,10 @@ def main() -> None:
     print_table("The same, process CPU time (all threads)", cpu, base)
     for what, medians in (("wall", wall), ("CPU", cpu)):
         total = sum(t for name, t in medians.items() if name != base)
-        print(f"default view total, {what}: {total:.2f} s (goal: under 2 s wall); {total / medians[base]:.1f} x "
-              f"the bare pass")
+        print(
+            f"default view total, {what}: {total:.2f} s (goal: under 2 s wall); {total / medians[base]:.1f} x "
+            f"the bare pass"
+        )
 
     if args.device == "cpu":
         page_run(args.repeats, bare)
@@ -135,8 +141,14 @@ def main() -> None:
         for ti in t:
             sh.line_gradients(frozen, x0, v, torch.stack([ti - 1e-3, ti, ti + 1e-3]))
 
-    lines, lines_cpu = time_both({"batched line (one backward)": lambda: sh.line_gradients(frozen, x0, v, t),
-                                  "one point at a time": one_at_a_time}, repeats=args.repeats, device=device)
+    lines, lines_cpu = time_both(
+        {
+            "batched line (one backward)": lambda: sh.line_gradients(frozen, x0, v, t),
+            "one point at a time": one_at_a_time,
+        },
+        repeats=args.repeats,
+        device=device,
+    )
     print_table("256 gradients of the 24-layer paper net, wall", lines, "batched line (one backward)")
     print_table("The same, process CPU time", lines_cpu, "batched line (one backward)")
 

@@ -13,6 +13,7 @@ training loss (mean, lowest and highest seed), the race's time and the four chec
 
     python benchmarks/check_race_recipe.py [--seeds 3] [--seed 0] [--sets shapes-easy digits shapes] [--out DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,14 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resnet_viz.data import SHAPE_CLASSES, TRAIN_SEED, make_shapes_raw  # noqa: E402
-from resnet_viz.race import (RaceConfig, RaceScheduler, fig6_checks, quick_recipe, run_race,  # noqa: E402
-                             seed_summary)
+from resnet_viz.race import (
+    RaceConfig,
+    RaceScheduler,
+    fig6_checks,
+    quick_recipe,
+    run_race,  # noqa: E402
+    seed_summary,
+)
 
 PER_CLASS = 450  # the race reads (4000 + 500) / classes images per class
 
@@ -109,14 +116,20 @@ def main() -> None:
         wall = time.perf_counter() - start
         print(f"{name}: {wall:.0f} s wall, {result['engine']} engine, {result['precision']}")
         for row in seed_summary(result):
-            print(f"  {row['run']:10s} final training loss {row['final_train_loss']:.3f} "
-                  f"(seeds {row['min_train_loss']:.3f}-{row['max_train_loss']:.3f})")
+            print(
+                f"  {row['run']:10s} final training loss {row['final_train_loss']:.3f} "
+                f"(seeds {row['min_train_loss']:.3f}-{row['max_train_loss']:.3f})"
+            )
         for check in fig6_checks(result):
-            print(f"  {check['check']:24s} on the means: {'yes' if check['holds'] else 'NO ':3s}  "
-                  f"seeds that show it alone: {check['seeds_agree']} of {check['seeds']}", flush=True)
+            print(
+                f"  {check['check']:24s} on the means: {'yes' if check['holds'] else 'NO ':3s}  "
+                f"seeds that show it alone: {check['seeds_agree']} of {check['seeds']}",
+                flush=True,
+            )
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / f"{name}.json").write_text(json.dumps(result))
+
 
 if __name__ == "__main__":
     main()

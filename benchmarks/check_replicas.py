@@ -7,6 +7,7 @@ Grad-CAM step (its pictures are media files kept in one replica's memory), and t
 request of a session went to one replica, and both replicas served sessions.
 Usage: ``python benchmarks/check_replicas.py [--users 6]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, ROOT)
 from conftest import CHROMIUM_ARGS as ARGS  # noqa: E402
+
 from resnet_viz.teaching import lesson_steps  # noqa: E402
 
 
@@ -60,23 +62,48 @@ def main() -> None:
         env = dict(os.environ, STREAMLIT_SERVER_COOKIE_SECRET=secrets.token_hex(16))
         for port in ports:
             log = open(os.path.join(tmp, f"replica-{port}.log"), "w")
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                 "--server.address", "127.0.0.1", "--server.headless", "true"],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "streamlit",
+                        "run",
+                        "app.py",
+                        "--server.port",
+                        str(port),
+                        "--server.address",
+                        "127.0.0.1",
+                        "--server.headless",
+                        "true",
+                    ],
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+            )
         site = open(os.path.join(ROOT, "docs", "nginx-resnet-twins.conf")).read()
-        site = (site.replace("listen 80;", f"listen 127.0.0.1:{front};")
-                .replace("127.0.0.1:8501", f"127.0.0.1:{ports[0]}").replace("127.0.0.1:8502", f"127.0.0.1:{ports[1]}")
-                .replace("/var/log/nginx/resnet-twins.log", os.path.join(tmp, "access.log")))
+        site = (
+            site.replace("listen 80;", f"listen 127.0.0.1:{front};")
+            .replace("127.0.0.1:8501", f"127.0.0.1:{ports[0]}")
+            .replace("127.0.0.1:8502", f"127.0.0.1:{ports[1]}")
+            .replace("/var/log/nginx/resnet-twins.log", os.path.join(tmp, "access.log"))
+        )
         with open(os.path.join(tmp, "site.conf"), "w") as f:
             f.write(site)
         temp_paths = " ".join(f"{k}_temp_path {tmp}/{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         with open(os.path.join(tmp, "nginx.conf"), "w") as f:
-            f.write(f"daemon off; worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/error.log;\n"
-                    f"events {{ worker_connections 1024; }}\n"
-                    f"http {{ include /etc/nginx/mime.types; {temp_paths} include {tmp}/site.conf; }}\n")
-        nginx = subprocess.Popen(["/usr/sbin/nginx", "-p", tmp, "-c", os.path.join(tmp, "nginx.conf")],
-                                 stderr=subprocess.STDOUT, stdout=open(os.path.join(tmp, "nginx.out"), "w"))
+            f.write(
+                f"daemon off; worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/error.log;\n"
+                f"events {{ worker_connections 1024; }}\n"
+                f"http {{ include /etc/nginx/mime.types; {temp_paths} include {tmp}/site.conf; }}\n"
+            )
+        nginx = subprocess.Popen(
+            ["/usr/sbin/nginx", "-p", tmp, "-c", os.path.join(tmp, "nginx.conf")],
+            stderr=subprocess.STDOUT,
+            stdout=open(os.path.join(tmp, "nginx.out"), "w"),
+        )
         procs.append(nginx)
         try:
             for port, proc in zip(ports, procs):
@@ -95,8 +122,10 @@ def main() -> None:
                     page.locator("[data-testid=stMain] .js-plotly-plot").first.wait_for()
                     page.goto(url + f"/lesson?step={keys.index('gradcam') + 1}")
                     page.locator("[data-testid=stMain] button[kind=primary]").first.click()
-                    page.wait_for_function("[...document.querySelectorAll('[data-testid=stImage] img')]"
-                                           ".filter(i => i.complete && i.naturalWidth > 0).length >= 2")
+                    page.wait_for_function(
+                        "[...document.querySelectorAll('[data-testid=stImage] img')]"
+                        ".filter(i => i.complete && i.naturalWidth > 0).length >= 2"
+                    )
                     errors = page.locator("[data-testid=stException], [data-testid=stAlertContentError]").count()
                     shown.append(errors == 0)
                     context.close()
@@ -108,10 +137,14 @@ def main() -> None:
                     by_key[m.group(1)].add(m.group(2))
             used = set().union(*by_key.values()) if by_key else set()
             split = [k for k, ups in by_key.items() if len(ups) > 1]
-            print(f"{sum(shown)} of {args.users} sessions revealed a chart and both Grad-CAM pictures through nginx "
-                  "without an error")
-            print(f"{len(by_key)} replica keys in the log; keys whose requests reached more than one replica: "
-                  f"{len(split)}; replicas used: {len(used)} of 2 ({', '.join(sorted(used))})")
+            print(
+                f"{sum(shown)} of {args.users} sessions revealed a chart and both Grad-CAM pictures through nginx "
+                "without an error"
+            )
+            print(
+                f"{len(by_key)} replica keys in the log; keys whose requests reached more than one replica: "
+                f"{len(split)}; replicas used: {len(used)} of 2 ({', '.join(sorted(used))})"
+            )
             ok = all(shown) and not split and len(used) == 2
             print("OK" if ok else "FAILED")
             sys.exit(0 if ok else 1)

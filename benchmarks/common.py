@@ -1,4 +1,5 @@
 """Timing helpers shared by the benchmarks: interleaved repeats, medians, ratios."""
+
 from __future__ import annotations
 
 import statistics
@@ -13,8 +14,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_interleaved(cases: dict[str, Callable[[], object]], *, repeats: int, warmup: int = 2,
-                     device: torch.device = torch.device("cpu")) -> dict[str, float]:
+def time_interleaved(
+    cases: dict[str, Callable[[], object]], *, repeats: int, warmup: int = 2, device: torch.device = torch.device("cpu")
+) -> dict[str, float]:
     """Median seconds per call of each case, run round-robin so drift hits all alike."""
     for fn in cases.values():
         for _ in range(warmup):

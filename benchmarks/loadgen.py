@@ -15,6 +15,7 @@ The client remembers the hashes of cacheable messages and reports them, as the b
 answer with references instead of resending a figure. ``python benchmarks/check_loadgen.py`` checks it against
 Chromium on one session (the same figures arrive).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -32,8 +33,18 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 FIGURE_TYPES = ("plotly_chart", "imgs", "graphviz_chart", "vega_lite_chart")
-WIDGET_TYPES = ("button", "radio", "file_uploader", "selectbox", "checkbox", "toggle", "multiselect",
-                "button_group", "slider", "segmented_control")
+WIDGET_TYPES = (
+    "button",
+    "radio",
+    "file_uploader",
+    "selectbox",
+    "checkbox",
+    "toggle",
+    "multiselect",
+    "button_group",
+    "slider",
+    "segmented_control",
+)
 
 
 @dataclass
@@ -62,7 +73,7 @@ def _fingerprint(kind: str, element) -> str:
     """``plotly:<number of traces>:<title>`` for a chart, ``image:<count>`` for images, else the element type."""
     if kind == "plotly_chart":
         spec = json.loads(element.plotly_chart.spec or "{}")
-        title = (spec.get("layout", {}).get("title") or {})
+        title = spec.get("layout", {}).get("title") or {}
         title = title.get("text", "") if isinstance(title, dict) else str(title)
         return f"plotly:{len(spec.get('data', []))}:{title}"
     if kind == "imgs":
@@ -91,10 +102,14 @@ class Session:
         ws_url = self.base.replace("http", "ws", 1) + "/_stcore/stream"
         origin = self.base
         self.ws = await websockets.connect(
-            ws_url, subprotocols=["streamlit", self.xsrf or "xsrf"], origin=origin, max_size=None,
+            ws_url,
+            subprotocols=["streamlit", self.xsrf or "xsrf"],
+            origin=origin,
+            max_size=None,
             ping_interval=None,  # a browser sends no pings; a busy server answering them late is not an error
             additional_headers={"Cookie": f"_streamlit_xsrf={self.xsrf}"} if self.xsrf else None,
-            open_timeout=self.timeout)
+            open_timeout=self.timeout,
+        )
         return self
 
     async def __aexit__(self, *exc):
@@ -143,8 +158,9 @@ class Session:
         """Upload one file to a file uploader, as the browser does: upload URL, PUT, then a rerun."""
         widget = self._widget(label, ("file_uploader",))
         request_id = uuid.uuid4().hex
-        msg = BackMsg(file_urls_request=FileURLsRequest(request_id=request_id, file_names=[name],
-                                                        session_id=self.session_id))
+        msg = BackMsg(
+            file_urls_request=FileURLsRequest(request_id=request_id, file_names=[name], session_id=self.session_id)
+        )
         await self.ws.send(msg.SerializeToString())
         urls = None
         while urls is None:
@@ -160,11 +176,24 @@ class Session:
 
     def _put(self, url: str, name: str, data: bytes, mime: str) -> None:
         boundary = uuid.uuid4().hex
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-                f"Content-Type: {mime}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-        request = urllib.request.Request(url, data=body, method="PUT", headers={
-            "Content-Type": f"multipart/form-data; boundary={boundary}", "X-Xsrftoken": self.xsrf,
-            "Cookie": f"_streamlit_xsrf={self.xsrf}"})
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+                f"Content-Type: {mime}\r\n\r\n"
+            ).encode()
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="PUT",
+            headers={
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "X-Xsrftoken": self.xsrf,
+                "Cookie": f"_streamlit_xsrf={self.xsrf}",
+            },
+        )
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             response.read()
 

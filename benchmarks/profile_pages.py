@@ -7,6 +7,7 @@ and the share of the profiled time inside each part (cumulative time of the oute
 Usage: ``python benchmarks/profile_pages.py [--runs 5] [--top 0]`` (``--top N`` also prints the N most expensive
 functions of each page).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,13 +22,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-VIEWS = [("pages/home.py", {}), ("pages/lesson.py", {"step": "3"}), ("pages/explain.py", {}),
-         ("pages/gradient_flow.py", {}), ("pages/residual_vs_identity.py", {}), ("pages/training_race.py", {}),
-         ("pages/loss_landscape.py", {})]
+VIEWS = [
+    ("pages/home.py", {}),
+    ("pages/lesson.py", {"step": "3"}),
+    ("pages/explain.py", {}),
+    ("pages/gradient_flow.py", {}),
+    ("pages/residual_vs_identity.py", {}),
+    ("pages/training_race.py", {}),
+    ("pages/loss_landscape.py", {}),
+]
 
 # Part of a run -> the functions whose cumulative time is that part (file fragment, function name).
 PARTS = {
-    "building figures": [("resnet_viz/", "_figure"), ("resnet_viz/", "figure"), ("plotly/basedatatypes.py", "__init__")],
+    "building figures": [
+        ("resnet_viz/", "_figure"),
+        ("resnet_viz/", "figure"),
+        ("plotly/basedatatypes.py", "__init__"),
+    ],
     "serialising figures": [("streamlit/elements/plotly_chart.py", "plotly_chart"), ("plotly/io/_json.py", "to_json")],
     "images": [("streamlit/elements/lib/image_utils.py", "marshall_images")],
     "translating": [("resnet_viz/i18n.py", "gettext"), ("resnet_viz/i18n.py", "_")],

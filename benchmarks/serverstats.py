@@ -1,4 +1,5 @@
 """The app server a load benchmark measures: its process id, resident memory, threads and a memory sampler."""
+
 from __future__ import annotations
 
 import os

@@ -12,6 +12,7 @@ held), and the temporary files that appeared meanwhile. ``--png`` saves the memo
 
 Usage: ``python benchmarks/soak.py --minutes 60 --users 30 --png docs/soak-memory.png [--csv memory.csv]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -142,20 +143,29 @@ def main() -> None:
     slope = statistics.linear_regression([t for t, _ in after], [mb for _, mb in after]).slope * 3600  # MB/hour
     print(f"{args.minutes:g} minutes, {args.users} sessions at a time, {visits} visits; runs: {counts}")
     print(f"errors: {len(errors)}" + "".join(f"\n  {e[:160]}" for e in sorted(set(errors))[:10]))
-    print(f"server memory after warm-up ({warmup / 60:.1f} min), median of the first {span / 60:.1f} min: "
-          f"{start_mb:.0f} MB; of the last {span / 60:.1f} min: {end_mb:.0f} MB ({100 * (end_mb / start_mb - 1):+.1f} %); "
-          f"trend {slope:+.0f} MB per hour; peak {mem.peak:.0f} MB; idle after everyone left {final:.0f} MB")
+    print(
+        f"server memory after warm-up ({warmup / 60:.1f} min), median of the first {span / 60:.1f} min: "
+        f"{start_mb:.0f} MB; of the last {span / 60:.1f} min: {end_mb:.0f} MB ({100 * (end_mb / start_mb - 1):+.1f} "
+        "%); "
+        f"trend {slope:+.0f} MB per hour; peak {mem.peak:.0f} MB; idle after everyone left {final:.0f} MB"
+    )
     print(f"server threads: {threads_before} after one warm-up visit, {threads_after} after everyone left")
     left = sorted(set(files_after) - set(files_before))
     print(f"files the server holds open that it did not before: {len(left)}" + "".join(f"\n  {f}" for f in left))
-    print(f"new entries in {tempfile.gettempdir()} (any process's): {len(temp_new)}"
-          + "".join(f"\n  {f}" for f in temp_new[:10]))
+    print(
+        f"new entries in {tempfile.gettempdir()} (any process's): {len(temp_new)}"
+        + "".join(f"\n  {f}" for f in temp_new[:10])
+    )
     if args.csv:
         with open(args.csv, "w") as f:
             f.write("seconds,rss_mb\n" + "".join(f"{t:.1f},{mb:.1f}\n" for t, mb in mem.samples))
     if args.png:
-        _plot(mem.samples, warmup, args.png,
-              f"{args.users} sessions for {args.minutes:g} min: {visits} visits ({time.strftime('%Y-%m-%d')})")
+        _plot(
+            mem.samples,
+            warmup,
+            args.png,
+            f"{args.users} sessions for {args.minutes:g} min: {visits} visits ({time.strftime('%Y-%m-%d')})",
+        )
         print(f"memory curve: {args.png}")
 
 

@@ -4,19 +4,26 @@ The step is in the URL (``?step=race``; a number, ``?step=4``, opens that step t
 bookmarked or shared. Figures come from the same library calls, presets and caches as the full pages (see
 ``ui/lesson_reveals.py``); texts from ``resnet_viz.teaching``.
 """
+
 from __future__ import annotations
 
 import logging
 
 import streamlit as st
 
-from ui.lesson_reveals import all_reveals, reveal
+from resnet_viz.i18n import _, get_language, language
+from resnet_viz.teaching import (
+    BLOCK_CODE,
+    FURTHER_READING,
+    handout_html,
+    lesson_steps,
+    plain_block_dot,
+    residual_block_dot,
+)
 from ui.charts import show_chart
+from ui.lesson_reveals import all_reveals, reveal
 from ui.routing import route_through_app
 from ui.url_state import Choice, UrlState
-from resnet_viz.i18n import _, get_language, language
-from resnet_viz.teaching import BLOCK_CODE, FURTHER_READING, handout_html, lesson_steps, plain_block_dot, \
-    residual_block_dot
 
 route_through_app()
 
@@ -27,8 +34,10 @@ count = len(steps)
 
 keys = [s.key for s in steps]
 # The step's key is in the URL (?step=race): a link stays right when a step is added; a number still opens a step.
-URL = UrlState("lesson", [Choice("step", keys, keys[0], key="lesson_step",
-                                 aliases={str(n): key for n, key in enumerate(keys, start=1)})])
+URL = UrlState(
+    "lesson",
+    [Choice("step", keys, keys[0], key="lesson_step", aliases={str(n): key for n, key in enumerate(keys, start=1)})],
+)
 
 
 def _go(number: int) -> None:
@@ -64,14 +73,24 @@ if step.key == "block":
 
 with st.container(border=True, key="lesson-question"):
     st.markdown("#### " + _("Predict: {question}").format(question=_(step.question)))
-    predicted = st.radio(_("Your prediction"), [c.id for c in step.choices], index=None,
-                         key=f"lesson_choice_{step.key}",
-                         format_func=lambda choice_id: f"{step.letter(choice_id)}. {_(step.choice(choice_id).text)}")
+    predicted = st.radio(
+        _("Your prediction"),
+        [c.id for c in step.choices],
+        index=None,
+        key=f"lesson_choice_{step.key}",
+        format_func=lambda choice_id: f"{step.letter(choice_id)}. {_(step.choice(choice_id).text)}",
+    )
 
 revealed = step.key in state.get("lesson_revealed", set())
 if not revealed:
-    st.button(_("Reveal the answer"), type="primary", icon=":material/visibility:", on_click=_reveal,
-              args=(step.key,), key=f"lesson_reveal_{step.key}")
+    st.button(
+        _("Reveal the answer"),
+        type="primary",
+        icon=":material/visibility:",
+        on_click=_reveal,
+        args=(step.key,),
+        key=f"lesson_reveal_{step.key}",
+    )
 else:
     with st.spinner(_("Computing the figure (shared with the full page; cached for the whole class)…")):
         try:
@@ -80,15 +99,20 @@ else:
             logging.getLogger("resnet_twins").exception("lesson step %s failed", step.key)
             result = None
     if result is None:
-        st.error(_("This step's figure could not be computed on this server. The question and explanation still "
-                   "stand; the full page may say more."))
+        st.error(
+            _(
+                "This step's figure could not be computed on this server. The question and explanation still "
+                "stand; the full page may say more."
+            )
+        )
         answer = step.answer
     else:
         answer = result.answer
     with st.container(key="lesson-answer"):
         if answer is not None:
-            text = _("Answer: {letter}. {choice}").format(letter=step.letter(answer),
-                                                          choice=_(step.choice(answer).text))
+            text = _("Answer: {letter}. {choice}").format(
+                letter=step.letter(answer), choice=_(step.choice(answer).text)
+            )
             if predicted is None:
                 st.info(text, icon=":material/lightbulb:")
             elif predicted == answer:
@@ -96,7 +120,7 @@ else:
             else:
                 st.warning(_("Not quite. {answer}").format(answer=text), icon=":material/info:")
         st.markdown(_(step.explanation))
-        for fact in (result.facts if result else []):
+        for fact in result.facts if result else []:
             st.markdown(fact)
         if result is not None:
             if result.note:
@@ -110,26 +134,57 @@ else:
             st.markdown("**" + _("Further reading") + "**\n\n" + "\n".join(f"- {ref}" for ref in FURTHER_READING))
     link_row = st.columns([2, 2, 3])
     if step.page:
-        link_row[0].page_link(step.page, label=_("Open the full page at this view"), icon=":material/open_in_new:",
-                              query_params={**{k: str(v) for k, v in step.params.items()}, "lang": get_language()})
+        link_row[0].page_link(
+            step.page,
+            label=_("Open the full page at this view"),
+            icon=":material/open_in_new:",
+            query_params={**{k: str(v) for k, v in step.params.items()}, "lang": get_language()},
+        )
     if step.key == "race":
-        link_row[1].page_link("pages/training_race.py", label=_("Start a live race"), icon=":material/play_arrow:",
-                              query_params={"lang": get_language()})
-    link_row[2].button(_("Hide the answer"), on_click=_hide, args=(step.key,), key=f"lesson_hide_{step.key}",
-                       type="tertiary")
+        link_row[1].page_link(
+            "pages/training_race.py",
+            label=_("Start a live race"),
+            icon=":material/play_arrow:",
+            query_params={"lang": get_language()},
+        )
+    link_row[2].button(
+        _("Hide the answer"), on_click=_hide, args=(step.key,), key=f"lesson_hide_{step.key}", type="tertiary"
+    )
 
 with st.expander(_("Teacher notes"), expanded=False):
     st.markdown(_(step.notes))
 
 previous, middle, following = st.columns([1, 3, 1])
-previous.button(_("Previous"), icon=":material/arrow_back:", disabled=number == 1, on_click=_go,
-                args=(number - 1,), key="lesson_previous", width="stretch")
-following.button(_("Next"), icon=":material/arrow_forward:", icon_position="right", disabled=number == count,
-                 on_click=_go, args=(number + 1,), key="lesson_next", width="stretch", type="primary")
+previous.button(
+    _("Previous"),
+    icon=":material/arrow_back:",
+    disabled=number == 1,
+    on_click=_go,
+    args=(number - 1,),
+    key="lesson_previous",
+    width="stretch",
+)
+following.button(
+    _("Next"),
+    icon=":material/arrow_forward:",
+    icon_position="right",
+    disabled=number == count,
+    on_click=_go,
+    args=(number + 1,),
+    key="lesson_next",
+    width="stretch",
+    type="primary",
+)
 with middle:
-    st.pills(_("Go to step"), list(range(1, count + 1)), selection_mode="single", default=None,
-             key=f"lesson_jump_{number}", on_change=lambda: _go(state[f"lesson_jump_{number}"] or number),
-             label_visibility="collapsed")
+    st.pills(
+        _("Go to step"),
+        list(range(1, count + 1)),
+        selection_mode="single",
+        default=None,
+        key=f"lesson_jump_{number}",
+        on_change=lambda: _go(state[f"lesson_jump_{number}"] or number),
+        label_visibility="collapsed",
+    )
 
 lang = get_language()
 
@@ -141,8 +196,16 @@ def _handout() -> str:
 
 
 st.divider()
-st.download_button(_("Download the handout (HTML: questions, answers and figures)"), _handout,
-                   file_name=f"resnet-lesson-{lang}.html", mime="text/html", icon=":material/download:",
-                   key="lesson_handout", on_click="ignore",
-                   help=_("One self-contained file that opens offline in any browser and prints well; the charts "
-                          "stay interactive. Computing every step may take a few seconds."))
+st.download_button(
+    _("Download the handout (HTML: questions, answers and figures)"),
+    _handout,
+    file_name=f"resnet-lesson-{lang}.html",
+    mime="text/html",
+    icon=":material/download:",
+    key="lesson_handout",
+    on_click="ignore",
+    help=_(
+        "One self-contained file that opens offline in any browser and prints well; the charts "
+        "stay interactive. Computing every step may take a few seconds."
+    ),
+)

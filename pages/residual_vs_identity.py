@@ -1,4 +1,5 @@
 """Residual vs identity: how much does F(x) change the signal, and how much does a ResNet need each block?"""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,22 +15,29 @@ from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, image_to_tensor,
 from resnet_viz.lesion import path_length_distribution
 from resnet_viz.models import TWINS, twin_label
 from resnet_viz.residual import block_contributions, gradient_split
+from ui.charts import show_chart
 from ui.compute import SHAPES_POOL, lesion_lab, mean_lesion_drops, shapes_pool
 from ui.models import UPLOAD_SOURCE, session_models, source_label, twins_for
-from ui.charts import show_chart
 from ui.routing import route_through_app
 from ui.work import wait_message, work_slot
 
 route_through_app()
 
 BATCH_SIZE = 64
-INPUTS = Labels({"shape": N_("Shapes test image"), "batch": N_("Batch of shapes"), "photo": N_("Sample photo"),
-                 "upload": N_("Upload")})
+INPUTS = Labels(
+    {
+        "shape": N_("Shapes test image"),
+        "batch": N_("Batch of shapes"),
+        "photo": N_("Sample photo"),
+        "upload": N_("Upload"),
+    }
+)
 PLOT_CONFIG = {"displaylogo": False}
 AUTO_LESION_MAX_BLOCKS = 9  # deeper twins run the lesion lab on request
 
 
 # -- cached computations: keyed by model name and input, shared by all sessions -------------------
+
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def probe(model_name: str, input_key: str, _x, model_key: str = ""):
@@ -56,28 +64,35 @@ def bounded_work():
 
 # -- input ----------------------------------------------------------------------------------------
 
+
 def choose_input(model):
     """Widgets for the input. Returns (x, display image H x W x 3 uint8, cache key, caption) or None."""
     source = st.radio(_("Input"), list(INPUTS), format_func=INPUTS.get, horizontal=True, key="residual_source")
     if source == "shape":
         images, labels, raw = shapes_pool(SHAPES_POOL)
         i = st.slider(_("Test image"), 0, SHAPES_POOL - 1, 3, key="residual_shape_index")
-        return images[i:i + 1], raw[i], f"shape:{i}", _("Test shape #{i}: a {shape}").format(
-            i=i, shape=rv.SHAPE_CLASSES[int(labels[i])])
+        return (
+            images[i : i + 1],
+            raw[i],
+            f"shape:{i}",
+            _("Test shape #{i}: a {shape}").format(i=i, shape=rv.SHAPE_CLASSES[int(labels[i])]),
+        )
     if source == "batch":
         images, _labels, raw = shapes_pool(SHAPES_POOL)
         mean_image = raw[:BATCH_SIZE].mean(axis=0).astype(np.uint8)
-        return (images[:BATCH_SIZE], mean_image, f"batch:{BATCH_SIZE}",
-                _("{n} test shapes: numbers averaged over the batch, maps drawn over the mean image").format(
-                    n=BATCH_SIZE))
+        return (
+            images[:BATCH_SIZE],
+            mean_image,
+            f"batch:{BATCH_SIZE}",
+            _("{n} test shapes: numbers averaged over the batch, maps drawn over the mean image").format(n=BATCH_SIZE),
+        )
     if source == "photo":
         samples = rv.sample_images()
         name = st.selectbox(_("Sample photo"), list(samples), key="residual_sample")
         data = samples[name].read_bytes()
         caption = _("Sample photo '{name}'").format(name=name)
     else:
-        upload = st.file_uploader(_("Upload an image"), type=list(ACCEPTED_EXTENSIONS),
-                                  key="residual_upload")
+        upload = st.file_uploader(_("Upload an image"), type=list(ACCEPTED_EXTENSIONS), key="residual_upload")
         if upload is None:
             st.info(_("Upload a PNG, JPEG, WebP, BMP or GIF image to probe it."))
             return None
@@ -90,8 +105,12 @@ def choose_input(model):
         return None
     x = image_to_tensor(img, model.preprocess)
     shown = np.asarray(resize_for_model(img, model.preprocess))
-    return x, shown, "bytes:" + hashlib.sha256(data).hexdigest(), _("{caption} (as the model sees it)").format(
-        caption=caption)
+    return (
+        x,
+        shown,
+        "bytes:" + hashlib.sha256(data).hexdigest(),
+        _("{caption} (as the model sees it)").format(caption=caption),
+    )
 
 
 def chart(fig, **kwargs):
@@ -101,13 +120,15 @@ def chart(fig, **kwargs):
 # -- page -----------------------------------------------------------------------------------------
 
 st.title(_("Residual vs identity"))
-st.markdown(_(
-    "A residual block outputs **y = F(x) + x**. How much does the learned branch **F(x)** change the signal "
-    "compared with the identity **x** it is added to, and how much does a trained ResNet depend on each block? "
-    "Here F(x) is the branch's output *before* the block's final ReLU, and x is the shortcut (the block's "
-    "input, subsampled and zero-padded where a block halves the resolution). For the plain twin, which has no "
-    "shortcut, F(x) is compared with the block's input."
-))
+st.markdown(
+    _(
+        "A residual block outputs **y = F(x) + x**. How much does the learned branch **F(x)** change the signal "
+        "compared with the identity **x** it is added to, and how much does a trained ResNet depend on each block? "
+        "Here F(x) is the branch's output *before* the block's final ReLU, and x is the shortcut (the block's "
+        "input, subsampled and zero-padded where a block halves the resolution). For the plain twin, which has no "
+        "shortcut, F(x) is compared with the block's input."
+    )
+)
 
 available = rv.list_bundled()
 if not available:
@@ -146,19 +167,25 @@ if chosen is not None:
         chart(plots.cosine_figure(contribs))
     median = {t: float(np.median([e["ratio"] for e in contribs[t]])) for t in contribs}
     below = median["resnet"] < median["plain"]
-    text = _("Median ‖F(x)‖/‖x‖ over the blocks: **{resnet:.2f}** for the ResNet, **{plain:.2f}** for the plain "
-             "twin. The twins started from the same weights but were trained apart, so even their first blocks now "
-             "differ, and each feeds its own signal on. He et al. (2015, Fig. 7) found residual responses generally "
-             "*smaller* than plain layers' responses in ResNets trained for long on CIFAR-10: each block makes a "
-             "modest correction to what flows past it.").format(resnet=median["resnet"], plain=median["plain"])
+    text = _(
+        "Median ‖F(x)‖/‖x‖ over the blocks: **{resnet:.2f}** for the ResNet, **{plain:.2f}** for the plain "
+        "twin. The twins started from the same weights but were trained apart, so even their first blocks now "
+        "differ, and each feeds its own signal on. He et al. (2015, Fig. 7) found residual responses generally "
+        "*smaller* than plain layers' responses in ResNets trained for long on CIFAR-10: each block makes a "
+        "modest correction to what flows past it."
+    ).format(resnet=median["resnet"], plain=median["plain"])
     if below and median["resnet"] > 0.5:
-        text += " " + _("Here the ResNet's median is below the plain twin's, but near 1: in a net this shallow each "
-                        "block still makes a substantial change.")
+        text += " " + _(
+            "Here the ResNet's median is below the plain twin's, but near 1: in a net this shallow each "
+            "block still makes a substantial change."
+        )
     elif below:
         text += " " + _("Here the ResNet's median is below the plain twin's.")
     elif median["resnet"] > 0.5:
-        text += " " + _("Here the ResNet's median is not below the plain twin's, and near 1: in a net this shallow "
-                        "each block still makes a substantial change.")
+        text += " " + _(
+            "Here the ResNet's median is not below the plain twin's, and near 1: in a net this shallow "
+            "each block still makes a substantial change."
+        )
     else:
         text += " " + _("Here the ResNet's median is not below the plain twin's.")
     st.markdown(text + " " + _("A cosine near 0 means F(x) adds new directions rather than scaling x up or down."))
@@ -166,18 +193,31 @@ if chosen is not None:
     st.subheader(_("Where in the picture each block's branch acts"))
     st.caption(caption)
     twin = st.radio(_("Twin"), TWINS, horizontal=True, format_func=twin_label, key="residual_map_twin")
-    chart(plots.spatial_maps_figure(
-        shown, contribs[twin], title=_("{twin}: |F(x)| relative to the mean |x|, per block").format(twin=twin_label(twin))))
-    st.caption(_("Each map is the channel-averaged |F(x)| at the block's own resolution (32x32, 16x16, 8x8), "
-                 "divided by the block's average |x|: 1 means the branch is as large there as a typical identity "
-                 "value. Bright regions are where that block rewrites the signal most."))
+    chart(
+        plots.spatial_maps_figure(
+            shown,
+            contribs[twin],
+            title=_("{twin}: |F(x)| relative to the mean |x|, per block").format(twin=twin_label(twin)),
+        )
+    )
+    st.caption(
+        _(
+            "Each map is the channel-averaged |F(x)| at the block's own resolution (32x32, 16x16, 8x8), "
+            "divided by the block's average |x|: 1 means the branch is as large there as a typical identity "
+            "value. Bright regions are where that block rewrites the signal most."
+        )
+    )
 
     st.subheader(_("Where the gradient flows"))
     chart(plots.gradient_split_figure(grads))
-    st.caption(_("At each ResNet block the gradient reaching its input is the sum of two parts: one passed "
-                 "straight back through the identity, one through the branch F. Bars show each part's share "
-                 "(by norm) for the cross-entropy of the predicted class. In the plain twin, 100% must go "
-                 "through F: there is no other way back."))
+    st.caption(
+        _(
+            "At each ResNet block the gradient reaching its input is the sum of two parts: one passed "
+            "straight back through the identity, one through the branch F. Bars show each part's share "
+            "(by norm) for the cross-entropy of the predicted class. In the plain twin, 100% must go "
+            "through F: there is no other way back."
+        )
+    )
 
 st.header(_("2. Lesion lab: delete blocks at test time"))
 n_images = st.select_slider(_("Test images"), options=[100, 200, 500, 1000], value=100, key="residual_lesion_images")
@@ -186,13 +226,20 @@ fits_shapes = resnet.fc.out_features == len(rv.SHAPE_CLASSES) and resnet.preproc
 # Deep twins take a while on a CPU: run them on request, then remember for every session.
 run_lab = len(names) <= AUTO_LESION_MAX_BLOCKS or lab_key in finished_labs()
 if not fits_shapes:
-    st.info(_("The lesion lab measures accuracy on the shapes test set, so it needs twins trained on shapes ({n} "
-              "classes, 32x32 images). Your checkpoint has {m} classes.").format(
-                  n=len(rv.SHAPE_CLASSES), m=resnet.fc.out_features))
+    st.info(
+        _(
+            "The lesion lab measures accuracy on the shapes test set, so it needs twins trained on shapes ({n} "
+            "classes, 32x32 images). Your checkpoint has {m} classes."
+        ).format(n=len(rv.SHAPE_CLASSES), m=resnet.fc.out_features)
+    )
     run_lab = False
 elif not run_lab:
-    st.info(_("The lesion lab re-tests both {n}-block twins with each block deleted; on a CPU this takes a minute or "
-              "so the first time, then it is cached for everyone.").format(n=len(names)))
+    st.info(
+        _(
+            "The lesion lab re-tests both {n}-block twins with each block deleted; on a CPU this takes a minute or "
+            "so the first time, then it is cached for everyone."
+        ).format(n=len(names))
+    )
     run_lab = st.button(_("Run the lesion lab"), key=f"residual_run_lab_{model_name}_{n_images}")
 if run_lab:
     with bounded_work(), st.spinner(_("Deleting blocks and re-testing both twins… (cached afterwards)")):
@@ -202,39 +249,59 @@ if run_lab:
     with left:
         chart(plots.lesion_figure(single, names))
     with right:
-        chart(plots.random_deletion_figure(curves, {t: r["baseline"] for t, r in single.items()},
-                                           chance=1 / len(rv.SHAPE_CLASSES)))
+        chart(
+            plots.random_deletion_figure(
+                curves, {t: r["baseline"] for t, r in single.items()}, chance=1 / len(rv.SHAPE_CLASSES)
+            )
+        )
     drops = mean_lesion_drops(single)
     c1, c2, c3 = st.columns(3)
     points = _("{value:.1f} points")
     c1.metric(_("ResNet: mean loss, one block deleted"), points.format(value=100 * drops["resnet"]))
-    c2.metric(_("Plain twin: mean loss, one block deleted"), points.format(value=100 * drops["plain"]),
-              help=_("Averaged over the blocks that keep their shape; the others cannot be deleted."))
+    c2.metric(
+        _("Plain twin: mean loss, one block deleted"),
+        points.format(value=100 * drops["plain"]),
+        help=_("Averaged over the blocks that keep their shape; the others cannot be deleted."),
+    )
     ratio = drops["plain"] / drops["resnet"] if drops["resnet"] >= 0.005 else None
-    c3.metric(_("Plain / ResNet"), f"{ratio:.1f}x" if ratio is not None else "n/a",
-              help=_("How many times more accuracy the plain twin loses (n/a when the ResNet loses almost none)."))
-st.markdown(_(
-    "A deleted ResNet block is replaced by its shortcut; a deleted plain block by the identity. Bars marked "
-    "*n/a* are plain blocks that change the resolution and channel count: nothing can stand in for them. "
-    "**Veit, Wilber and Belongie (2016)** found that deleting a single block of a trained ResNet-110 barely "
-    "changes its error, and error grows smoothly as more blocks are removed: a ResNet behaves like an "
-    "*ensemble of many shallower paths* that do not depend strongly on each other. Deleting any layer of a "
-    "plain network (VGG) drops it to chance, because its only path goes through every layer. Random deletions "
-    "here are drawn among the blocks that keep their shape, the same blocks for both twins; error bars show "
-    "the spread over 3 draws. A shallow ResNet such as ResNet-20 (9 blocks, 512 paths) leans on each block "
-    "more than ResNet-110 does, and blocks that downsample matter most, since their shortcut is not the "
-    "identity either; Veit et al. saw the same. Compare the two twins' losses above to see what the skips buy."
-))
+    c3.metric(
+        _("Plain / ResNet"),
+        f"{ratio:.1f}x" if ratio is not None else "n/a",
+        help=_("How many times more accuracy the plain twin loses (n/a when the ResNet loses almost none)."),
+    )
+st.markdown(
+    _(
+        "A deleted ResNet block is replaced by its shortcut; a deleted plain block by the identity. Bars marked "
+        "*n/a* are plain blocks that change the resolution and channel count: nothing can stand in for them. "
+        "**Veit, Wilber and Belongie (2016)** found that deleting a single block of a trained ResNet-110 barely "
+        "changes its error, and error grows smoothly as more blocks are removed: a ResNet behaves like an "
+        "*ensemble of many shallower paths* that do not depend strongly on each other. Deleting any layer of a "
+        "plain network (VGG) drops it to chance, because its only path goes through every layer. Random deletions "
+        "here are drawn among the blocks that keep their shape, the same blocks for both twins; error bars show "
+        "the spread over 3 draws. A shallow ResNet such as ResNet-20 (9 blocks, 512 paths) leans on each block "
+        "more than ResNet-110 does, and blocks that downsample matter most, since their shortcut is not the "
+        "identity either; Veit et al. saw the same. Compare the two twins' losses above to see what the skips buy."
+    )
+)
 
 st.header(_("3. 2ⁿ paths: a ResNet unravelled"))
-n_blocks = st.slider(_("Residual blocks n"), 1, 60, len(names), key=f"residual_paths_n_{model_name}",
-                     help=_("Defaults to the selected model's number of blocks."))
+n_blocks = st.slider(
+    _("Residual blocks n"),
+    1,
+    60,
+    len(names),
+    key=f"residual_paths_n_{model_name}",
+    help=_("Defaults to the selected model's number of blocks."),
+)
 dist = path_length_distribution(n_blocks)
 chart(plots.path_length_figure(dist))
 lo, hi = dist["central_95"]
-st.markdown(_(
-    "Each of the {n} blocks is either passed through F or skipped through the identity, so there are 2^{n} = "
-    "{total:,} paths from input to output. C(n, k) of them go through k blocks: a binomial distribution centred on "
-    "n/2 = {mean:g}, with 95% of paths between {lo} and {hi} blocks long. Only one path uses all {n} blocks, and "
-    "that path is the whole of the plain twin. Veit et al. also showed that most of a ResNet's gradient during "
-    "training comes from even shorter paths.").format(n=n_blocks, total=dist["total"], mean=dist["mean"], lo=lo, hi=hi))
+st.markdown(
+    _(
+        "Each of the {n} blocks is either passed through F or skipped through the identity, so there are 2^{n} = "
+        "{total:,} paths from input to output. C(n, k) of them go through k blocks: a binomial distribution centred on "
+        "n/2 = {mean:g}, with 95% of paths between {lo} and {hi} blocks long. Only one path uses all {n} blocks, and "
+        "that path is the whole of the plain twin. Veit et al. also showed that most of a ResNet's gradient during "
+        "training comes from even shorter paths."
+    ).format(n=n_blocks, total=dist["total"], mean=dist["mean"], lo=lo, hi=hi)
+)

@@ -1,4 +1,5 @@
 """Training race: ResNets and plain twins of several depths, trained live side by side (He et al. 2015, Fig. 6)."""
+
 from __future__ import annotations
 
 import datetime
@@ -10,20 +11,24 @@ import streamlit as st
 from resnet_viz import race as rr
 from resnet_viz import race_plots
 from resnet_viz.device import PRECISION_NAMES, cpu_has_native_bf16, resolve_precision
-from resnet_viz.race.autotune import describe_choice
 from resnet_viz.i18n import N_, _, get_language, set_language
 from resnet_viz.models import twin_label
+from resnet_viz.race.autotune import describe_choice
 from resnet_viz.training import OPTIMIZERS, SCHEDULES, Recipe
-from ui.models import device
 from ui.charts import show_chart
+from ui.models import device
 from ui.routing import route_through_app
 from ui.url_state import ChoiceList, IntRange, UrlState
 from ui.work import session_races
 
 DEPTH_CHOICES = [8, 14, 20, 32, 44, 56, 110]
 STEPS_RANGE, BATCH_RANGE = (10, 20000), (4, 1024)  # the widgets' bounds, also for settings from the URL
-DATASET_LABELS = {"shapes-easy": N_("Bundled shapes, easy variant (offline)"), "shapes": N_("Bundled shapes (offline)"),
-                  "cifar10": N_("CIFAR-10 (downloaded once)"), "folder": N_("Server image folder")}
+DATASET_LABELS = {
+    "shapes-easy": N_("Bundled shapes, easy variant (offline)"),
+    "shapes": N_("Bundled shapes (offline)"),
+    "cifar10": N_("CIFAR-10 (downloaded once)"),
+    "folder": N_("Server image folder"),
+}
 OPTIMIZER_NAMES = {"sgd": N_("SGD with momentum"), "adam": "Adam"}
 SCHEDULE_NAMES = {"constant": N_("constant"), "step": N_("step (÷10 at 50% and 75%)"), "cosine": N_("cosine")}
 route_through_app()
@@ -31,9 +36,13 @@ RECORDED, LIVE = "recorded", "live"  # the selector's two fixed entries; finishe
 LOADED = "loaded:"  # the selector's key of a race loaded from a file starts with this, then the file's name
 
 st.title(_("Training race"))
-st.markdown(_("Train ResNets and their plain twins of two or more depths **side by side**. Every twin pair starts "
-              "from the same weights and sees the same batches in the same order. Watch the *degradation problem*: "
-              "the deeper plain net trains **worse** than the shallower one, the deeper ResNet does not."))
+st.markdown(
+    _(
+        "Train ResNets and their plain twins of two or more depths **side by side**. Every twin pair starts "
+        "from the same weights and sees the same batches in the same order. Watch the *degradation problem*: "
+        "the deeper plain net trains **worse** than the shallower one, the deeper ResNet does not."
+    )
+)
 
 state = st.session_state
 
@@ -57,6 +66,8 @@ def _keep(name: str, result: dict) -> None:
     results[name] = result
     while len(results) > MAX_KEPT_RACES:
         results.pop(next(iter(results)))
+
+
 live: rr.Race | None = state.get("race_live")
 
 
@@ -69,11 +80,14 @@ def _available_datasets() -> list[str]:
 
 def race_url(base: Recipe) -> UrlState:
     """The settings a link can prepare (``?depths=20,56&steps=100&batch=16``), so a teacher can share a race."""
-    return UrlState("race", [
-        ChoiceList("depths", DEPTH_CHOICES, [20, 56], keep_valid=False, allow_empty=True),
-        IntRange("steps", *STEPS_RANGE, base.steps),
-        IntRange("batch", *BATCH_RANGE, base.batch_size),
-    ])
+    return UrlState(
+        "race",
+        [
+            ChoiceList("depths", DEPTH_CHOICES, [20, 56], keep_valid=False, allow_empty=True),
+            IntRange("steps", *STEPS_RANGE, base.steps),
+            IntRange("batch", *BATCH_RANGE, base.batch_size),
+        ],
+    )
 
 
 def _precision_label(choice: str) -> str:
@@ -82,7 +96,8 @@ def _precision_label(choice: str) -> str:
     if device().type == "cpu" and cpu_has_native_bf16():
         return _("Automatic: bfloat16 or float32, whichever trains faster here (measured)")
     return _("Automatic: {precision} on this machine").format(
-        precision=PRECISION_NAMES[resolve_precision(device(), "auto")])
+        precision=PRECISION_NAMES[resolve_precision(device(), "auto")]
+    )
 
 
 def _settings() -> tuple[rr.RaceConfig | None, str | None]:
@@ -91,54 +106,106 @@ def _settings() -> tuple[rr.RaceConfig | None, str | None]:
     url.read()
     with st.expander(_("Race settings"), expanded=False):
         c1, c2, c3 = st.columns(3)
-        depths = c1.multiselect(_("Depths"), DEPTH_CHOICES, key=url.key("depths"),
-                                help=_("6n+2 layers, as in He et al.'s CIFAR networks."))
-        twins = c2.multiselect(_("Networks"), ["resnet", "plain"], default=["resnet", "plain"], key="race_twins",
-                               format_func=twin_label)
-        dataset = c3.selectbox(_("Data set"), _available_datasets(), format_func=lambda d: _(DATASET_LABELS[d]),
-                               key="race_data",
-                               help=_("The easy variant: larger shapes, stronger contrast, no background texture, "
-                                      "little noise. The quick race uses it so that a minute of training shows "
-                                      "both halves of Fig. 6."))
+        depths = c1.multiselect(
+            _("Depths"), DEPTH_CHOICES, key=url.key("depths"), help=_("6n+2 layers, as in He et al.'s CIFAR networks.")
+        )
+        twins = c2.multiselect(
+            _("Networks"), ["resnet", "plain"], default=["resnet", "plain"], key="race_twins", format_func=twin_label
+        )
+        dataset = c3.selectbox(
+            _("Data set"),
+            _available_datasets(),
+            format_func=lambda d: _(DATASET_LABELS[d]),
+            key="race_data",
+            help=_(
+                "The easy variant: larger shapes, stronger contrast, no background texture, "
+                "little noise. The quick race uses it so that a minute of training shows "
+                "both halves of Fig. 6."
+            ),
+        )
         with st.expander(_("Advanced recipe")):
             a1, a2, a3, a4 = st.columns(4)
             steps = a1.number_input(_("Steps"), *STEPS_RANGE, step=10, key=url.key("steps"))
             batch = a2.number_input(_("Batch size"), *BATCH_RANGE, step=4, key=url.key("batch"))
-            optimizer = a3.selectbox(_("Optimiser"), OPTIMIZERS, index=OPTIMIZERS.index(base.optimizer),
-                                     key="race_opt", format_func=lambda o: _(OPTIMIZER_NAMES[o]))
+            optimizer = a3.selectbox(
+                _("Optimiser"),
+                OPTIMIZERS,
+                index=OPTIMIZERS.index(base.optimizer),
+                key="race_opt",
+                format_func=lambda o: _(OPTIMIZER_NAMES[o]),
+            )
             default_lr = base.lr if optimizer == base.optimizer else (0.1 if optimizer == "sgd" else 1e-3)
             lr = a4.number_input(_("Learning rate"), 1e-5, 2.0, default_lr, format="%.4f", key=f"race_lr_{optimizer}")
             b1, b2, b3, b4 = st.columns(4)
             warmup = b1.number_input(_("Warm-up steps"), 0, 5000, base.warmup_steps, key="race_warmup")
-            schedule = b2.selectbox(_("Decay"), SCHEDULES, index=SCHEDULES.index(base.schedule), key="race_sched",
-                                    format_func=lambda k: _(SCHEDULE_NAMES[k]))
+            schedule = b2.selectbox(
+                _("Decay"),
+                SCHEDULES,
+                index=SCHEDULES.index(base.schedule),
+                key="race_sched",
+                format_func=lambda k: _(SCHEDULE_NAMES[k]),
+            )
             wd = b3.number_input(_("Weight decay"), 0.0, 0.1, base.weight_decay, format="%.5f", key="race_wd")
             seed = b4.number_input(_("Seed"), 0, 10_000, base.seed, key="race_seed")
             e1, e2, e3, _e4 = st.columns(4)
-            image_size = e1.selectbox(_("Image size (px)"), rr.IMAGE_SIZES, key="race_size",
-                                      index=rr.IMAGE_SIZES.index(rr.QUICK_IMAGE_SIZE),
-                                      help=_("16 px: a quarter of the work of 32 px per image, so four times as "
-                                             "many steps fit in the same time."))
-            precision = e2.selectbox(_("Precision"), ["auto", "fp32"], format_func=_precision_label,
-                                     key="race_precision",
-                                     help=_("Automatic: on processors that compute bfloat16 natively (CPUs with "
-                                            "AVX-512 BF16 or AMX) the race first times a few steps in bfloat16 and "
-                                            "in float32 and trains in the faster (with AMX bfloat16 usually wins, "
-                                            "without it float32 can); float32 elsewhere, on GPUs too (there these "
-                                            "small networks wait on kernel launches, not arithmetic)."))
-            seeds = e3.number_input(_("Seeds per net"), 1, rr.MAX_SEEDS, 3, key="race_seeds",
-                                    help=_("Each net trains on this many seeds (its own initial weights and batch "
-                                           "order): seed, seed + 1, ... The charts show each net's mean over its "
-                                           "seeds with a band from the lowest to the highest seed."))
+            image_size = e1.selectbox(
+                _("Image size (px)"),
+                rr.IMAGE_SIZES,
+                key="race_size",
+                index=rr.IMAGE_SIZES.index(rr.QUICK_IMAGE_SIZE),
+                help=_(
+                    "16 px: a quarter of the work of 32 px per image, so four times as many steps fit in the same time."
+                ),
+            )
+            precision = e2.selectbox(
+                _("Precision"),
+                ["auto", "fp32"],
+                format_func=_precision_label,
+                key="race_precision",
+                help=_(
+                    "Automatic: on processors that compute bfloat16 natively (CPUs with "
+                    "AVX-512 BF16 or AMX) the race first times a few steps in bfloat16 and "
+                    "in float32 and trains in the faster (with AMX bfloat16 usually wins, "
+                    "without it float32 can); float32 elsewhere, on GPUs too (there these "
+                    "small networks wait on kernel launches, not arithmetic)."
+                ),
+            )
+            seeds = e3.number_input(
+                _("Seeds per net"),
+                1,
+                rr.MAX_SEEDS,
+                3,
+                key="race_seeds",
+                help=_(
+                    "Each net trains on this many seeds (its own initial weights and batch "
+                    "order): seed, seed + 1, ... The charts show each net's mean over its "
+                    "seeds with a band from the lowest to the highest seed."
+                ),
+            )
     url.write()
     if not depths or not twins:
         return None, _("Pick at least one depth and one network.")
     try:
-        recipe = Recipe(steps=int(steps), batch_size=int(batch), optimizer=optimizer, lr=float(lr),
-                        momentum=base.momentum, weight_decay=float(wd), warmup_steps=int(warmup), schedule=schedule,
-                        seed=int(seed))
-        return rr.RaceConfig(depths=tuple(depths), twins=tuple(twins), dataset=dataset, recipe=recipe,
-                             image_size=int(image_size), precision=precision, seeds=int(seeds)), None
+        recipe = Recipe(
+            steps=int(steps),
+            batch_size=int(batch),
+            optimizer=optimizer,
+            lr=float(lr),
+            momentum=base.momentum,
+            weight_decay=float(wd),
+            warmup_steps=int(warmup),
+            schedule=schedule,
+            seed=int(seed),
+        )
+        return rr.RaceConfig(
+            depths=tuple(depths),
+            twins=tuple(twins),
+            dataset=dataset,
+            recipe=recipe,
+            image_size=int(image_size),
+            precision=precision,
+            seeds=int(seeds),
+        ), None
     except ValueError as e:
         return None, str(e)
 
@@ -179,8 +246,11 @@ def _store_finished(race: rr.Race) -> None:
     state["race_count"] = state.get("race_count", 0) + 1
     status = {"finished": _("finished"), "stopped": _("stopped")}.get(race.status, race.status)
     name = _("Race {number}: {runs} ({status}, {time})").format(
-        number=state["race_count"], runs=", ".join(dict.fromkeys(r.label for r in race.runs)), status=status,
-        time=f"{datetime.datetime.now():%H:%M}")
+        number=state["race_count"],
+        runs=", ".join(dict.fromkeys(r.label for r in race.runs)),
+        status=status,
+        time=f"{datetime.datetime.now():%H:%M}",
+    )
     _keep(name, race.to_dict())
     race.saved_name = name
     state.pop("race_live_figures", None)
@@ -190,27 +260,42 @@ def _progress(race: rr.Race) -> None:
     p = race.progress()
     if p["status"] == "queued":
         pos = p["queue_position"]
-        st.info(_("Waiting for a free trainer: position {position} in the queue. Other classes are racing.").format(
-            position=pos or 1), icon=":material/hourglass_top:")
+        st.info(
+            _("Waiting for a free trainer: position {position} in the queue. Other classes are racing.").format(
+                position=pos or 1
+            ),
+            icon=":material/hourglass_top:",
+        )
     elif p["status"] == "preparing":
-        st.info(_("Preparing the data and the networks, and measuring which engine trains them fastest on this "
-                  "machine (a few seconds, once per race size)…") + (_(" · paused") if race.paused else ""),
-                icon=":material/pause:" if race.paused else ":material/hourglass_top:")
+        st.info(
+            _(
+                "Preparing the data and the networks, and measuring which engine trains them fastest on this "
+                "machine (a few seconds, once per race size)…"
+            )
+            + (_(" · paused") if race.paused else ""),
+            icon=":material/pause:" if race.paused else ":material/hourglass_top:",
+        )
     elif p["status"] == "failed":
         st.error(p["message"] or _("The race could not run."))
     else:
         eta = "" if p["eta_s"] is None else _(" · about {seconds:.0f} s left").format(seconds=p["eta_s"])
         paused = _(" · paused") if p["status"] == "paused" else ""
         text = _("Step {step} of {total} · {rate:.0f} images/s · {precision}").format(
-            step=p["step"], total=p["total"], rate=p["images_per_second"], precision=PRECISION_NAMES[race.precision])
+            step=p["step"], total=p["total"], rate=p["images_per_second"], precision=PRECISION_NAMES[race.precision]
+        )
         st.progress(min(1.0, p["fraction"]), text=text + eta + paused)
         if race.engine_choice is not None:
             st.caption(_("Training with the {choice}.").format(choice=describe_choice(race.engine_choice_dict())))
-    diverged = [_("{label} (seed {seed})").format(label=r.label, seed=r.seed) for r in race.runs
-                if r.status == "diverged"]
+    diverged = [
+        _("{label} (seed {seed})").format(label=r.label, seed=r.seed) for r in race.runs if r.status == "diverged"
+    ]
     if diverged:
-        st.warning(_("{runs} diverged (the loss became NaN or infinite) and stopped; the others go on. "
-                     "Try a smaller learning rate or a warm-up.").format(runs=", ".join(diverged)))
+        st.warning(
+            _(
+                "{runs} diverged (the loss became NaN or infinite) and stopped; the others go on. "
+                "Try a smaller learning rate or a warm-up."
+            ).format(runs=", ".join(diverged))
+        )
 
 
 def _curves(figures: tuple, key: str) -> None:
@@ -221,15 +306,22 @@ def _curves(figures: tuple, key: str) -> None:
 
 def _figures(result: dict) -> tuple:
     each_seed = bool(state.get("race_each_seed"))
-    return (race_plots.curves_figure(result, "train_loss", each_seed=each_seed),
-            race_plots.curves_figure(result, "train_error", each_seed=each_seed))
+    return (
+        race_plots.curves_figure(result, "train_loss", each_seed=each_seed),
+        race_plots.curves_figure(result, "train_error", each_seed=each_seed),
+    )
 
 
 def _live_figures(race: rr.Race) -> tuple:
     """The live curves, rebuilt only when the race has taken a step: building them holds the GIL that the
     training thread needs, and a step of four networks often takes longer than the half second between polls."""
-    progress = (id(race), race.step, race.status, tuple(run.status for run in race.runs),
-                bool(state.get("race_each_seed")))
+    progress = (
+        id(race),
+        race.step,
+        race.status,
+        tuple(run.status for run in race.runs),
+        bool(state.get("race_each_seed")),
+    )
     cached = state.get("race_live_figures")
     if cached is None or cached[0] != progress:
         cached = state["race_live_figures"] = (progress, _figures(race.to_dict()))
@@ -266,7 +358,7 @@ def _choice_label(choice: str) -> str:
     if choice in CHOICE_NAMES:
         return _(CHOICE_NAMES[choice])
     if choice.startswith(LOADED):
-        return _("Loaded: {name}").format(name=choice[len(LOADED):])
+        return _("Loaded: {name}").format(name=choice[len(LOADED) :])
     return choice
 
 
@@ -278,15 +370,24 @@ def _twin_downloads(race: rr.Race) -> None:
     pairs = rr.race_pairs(race)
     if not pairs:
         return
-    st.markdown(_("**This race's trained twins** (seed {seed}): download a depth's pair, then upload it in the "
-                  "sidebar under *Your own model* to see its curvature and loss landscape, its shattered gradients, "
-                  "its explanations and its residual branches.").format(seed=race.runs[0].seed))
+    st.markdown(
+        _(
+            "**This race's trained twins** (seed {seed}): download a depth's pair, then upload it in the "
+            "sidebar under *Your own model* to see its curvature and loss landscape, its shattered gradients, "
+            "its explanations and its residual branches."
+        ).format(seed=race.runs[0].seed)
+    )
     cols = st.columns(max(len(pairs), 3))
     for col, depth in zip(cols, pairs):
-        col.download_button(_("Depth {depth} (.safetensors)").format(depth=depth),
-                            functools.partial(rr.race_twins_bytes, race, depth), file_name=f"race-{depth}.safetensors",
-                            mime="application/octet-stream", icon=":material/download:", key=f"race_twins_{depth}",
-                            on_click="ignore")
+        col.download_button(
+            _("Depth {depth} (.safetensors)").format(depth=depth),
+            functools.partial(rr.race_twins_bytes, race, depth),
+            file_name=f"race-{depth}.safetensors",
+            mime="application/octet-stream",
+            icon=":material/download:",
+            key=f"race_twins_{depth}",
+            on_click="ignore",
+        )
 
 
 def _recipe_text(result: dict) -> str:
@@ -295,20 +396,29 @@ def _recipe_text(result: dict) -> str:
     if not recipe.get("steps"):
         return ""
     precision = PRECISION_NAMES.get(recipe.get("precision"), _("precision not recorded"))
-    return _("{optimizer}, learning rate {lr:g}, {warmup} warm-up steps, {schedule} decay, weight decay {wd:g}, "
-             "{steps} steps of {batch} images, {precision}").format(
-        optimizer=_(OPTIMIZER_NAMES.get(recipe.get("optimizer"), "?")), lr=recipe.get("lr", 0),
-        warmup=recipe.get("warmup_steps", 0), schedule=_(SCHEDULE_NAMES.get(recipe.get("schedule"), "?")),
-        wd=recipe.get("weight_decay", 0), steps=recipe["steps"], batch=recipe.get("batch_size", "?"),
-        precision=precision)
+    return _(
+        "{optimizer}, learning rate {lr:g}, {warmup} warm-up steps, {schedule} decay, weight decay {wd:g}, "
+        "{steps} steps of {batch} images, {precision}"
+    ).format(
+        optimizer=_(OPTIMIZER_NAMES.get(recipe.get("optimizer"), "?")),
+        lr=recipe.get("lr", 0),
+        warmup=recipe.get("warmup_steps", 0),
+        schedule=_(SCHEDULE_NAMES.get(recipe.get("schedule"), "?")),
+        wd=recipe.get("weight_decay", 0),
+        steps=recipe["steps"],
+        batch=recipe.get("batch_size", "?"),
+        precision=precision,
+    )
 
 
 CHECK_TEXT = {
     "plain_trained": N_("Plain-{depth} left chance level (it ends at {plain:.2f}; guessing gives {chance:.2f})."),
-    "plain_degrades": N_("Plain-{depth} ends above plain-{shallow_depth} ({deep:.2f} vs {shallow:.2f}): "
-                         "the degradation problem."),
-    "resnet_deeper_no_worse": N_("ResNet-{depth} ends at or below ResNet-{shallow_depth} ({deep:.2f} vs "
-                                 "{shallow:.2f})."),
+    "plain_degrades": N_(
+        "Plain-{depth} ends above plain-{shallow_depth} ({deep:.2f} vs {shallow:.2f}): the degradation problem."
+    ),
+    "resnet_deeper_no_worse": N_(
+        "ResNet-{depth} ends at or below ResNet-{shallow_depth} ({deep:.2f} vs {shallow:.2f})."
+    ),
     "resnets_below_plain": N_("At every depth the ResNet ends below its plain twin."),
 }
 CHECK_FAILED = {
@@ -328,14 +438,18 @@ def _checks(result: dict) -> None:
         values = check["values"] if check["check"] != "resnets_below_plain" else {}
         text = _(CHECK_TEXT[check["check"]] if check["holds"] else CHECK_FAILED[check["check"]]).format(**values)
         if check["seeds"] > 1:
-            text += " " + _("({agree} of {seeds} seeds show it on their own.)").format(agree=check["seeds_agree"],
-                                                                                      seeds=check["seeds"])
-        mark = ":green[:material/check_circle:]" if check["holds"] else ":red[:material/cancel:]"  # no emoji font needed
+            text += " " + _("({agree} of {seeds} seeds show it on their own.)").format(
+                agree=check["seeds_agree"], seeds=check["seeds"]
+            )
+        mark = (
+            ":green[:material/check_circle:]" if check["holds"] else ":red[:material/cancel:]"
+        )  # no emoji font needed
         lines.append(f"- {mark} {text}")
     seeds = rr.race_seeds(result)
     if len(seeds) > 1:
-        head = _("**In this race** (final training loss, mean of the last 10% of steps, averaged over seeds "
-                 "{seeds})").format(seeds=", ".join(map(str, seeds)))
+        head = _(
+            "**In this race** (final training loss, mean of the last 10% of steps, averaged over seeds {seeds})"
+        ).format(seeds=", ".join(map(str, seeds)))
     else:
         head = _("**In this race** (final training loss, mean of the last 10% of steps)")
     st.markdown(head + "\n" + "\n".join(lines))
@@ -352,49 +466,73 @@ with chart_col:
             if result is None:
                 st.info(_("No recorded race ships with this installation: press **Start** to race live."))
             else:
-                st.caption(_("Recorded with `python -m resnet_viz race` on {device} in {seconds:.0f} s: {data}. "
-                             "Press **Start** to race live.").format(
-                    device=result.get("device", "CPU"), seconds=result.get("elapsed_s", 0),
-                    data=rr.describe_dataset(result)))
+                st.caption(
+                    _(
+                        "Recorded with `python -m resnet_viz race` on {device} in {seconds:.0f} s: {data}. "
+                        "Press **Start** to race live."
+                    ).format(
+                        device=result.get("device", "CPU"),
+                        seconds=result.get("elapsed_s", 0),
+                        data=rr.describe_dataset(result),
+                    )
+                )
         else:
             result = state["race_results"].get(shown)
         if result:
             if _recipe_text(result):
                 st.caption(_("Recipe: {recipe}.").format(recipe=_recipe_text(result)))
             _curves(_figures(result), "shown")
-            st.dataframe([{k: v for k, v in row.items() if k not in ("arch",)} for row in rr.seed_summary(result)],
-                         hide_index=True, column_config={
-                             "run": st.column_config.TextColumn(_("run")),
-                             "depth": st.column_config.NumberColumn(_("depth")),
-                             "seeds": st.column_config.NumberColumn(_("seeds")),
-                             "finished": st.column_config.NumberColumn(_("finished")),
-                             "final_train_loss": st.column_config.NumberColumn(_("final training loss (mean)"),
-                                                                               format="%.3f"),
-                             "min_train_loss": st.column_config.NumberColumn(_("lowest seed"), format="%.3f"),
-                             "max_train_loss": st.column_config.NumberColumn(_("highest seed"), format="%.3f"),
-                             "test_error": st.column_config.NumberColumn(_("test error (mean)"), format="percent")})
+            st.dataframe(
+                [{k: v for k, v in row.items() if k not in ("arch",)} for row in rr.seed_summary(result)],
+                hide_index=True,
+                column_config={
+                    "run": st.column_config.TextColumn(_("run")),
+                    "depth": st.column_config.NumberColumn(_("depth")),
+                    "seeds": st.column_config.NumberColumn(_("seeds")),
+                    "finished": st.column_config.NumberColumn(_("finished")),
+                    "final_train_loss": st.column_config.NumberColumn(_("final training loss (mean)"), format="%.3f"),
+                    "min_train_loss": st.column_config.NumberColumn(_("lowest seed"), format="%.3f"),
+                    "max_train_loss": st.column_config.NumberColumn(_("highest seed"), format="%.3f"),
+                    "test_error": st.column_config.NumberColumn(_("test error (mean)"), format="percent"),
+                },
+            )
 
 with text_col:
     st.markdown(_("**What to look for**"))
-    st.markdown(_("- Same colour = same depth. **Solid** = ResNet, **dashed** = plain twin.\n"
-                  "- The **deeper plain net** (dashed, more layers) ends **higher** than the shallower plain net: "
-                  "more layers, yet it fits the *training* data worse. That is not overfitting, it is an "
-                  "optimisation problem: the *degradation problem*. In the quick race plain-56 learns slowly: it "
-                  "leaves chance level (ln 8 = 2.08) only in the last part of the race, while plain-20 learns the "
-                  "shapes.\n"
-                  "- The **deeper ResNet** (solid) does not suffer from it: it ends at or below ResNet-20. With "
-                  "skip connections, extra layers can start close to the identity and only add what helps."))
-    st.checkbox(_("Show each seed's curve"), key="race_each_seed",
-                help=_("Each net's line is the mean over its seeds and the band spans the lowest to the highest "
-                       "seed; this adds every seed's own curve, thin."))
+    st.markdown(
+        _(
+            "- Same colour = same depth. **Solid** = ResNet, **dashed** = plain twin.\n"
+            "- The **deeper plain net** (dashed, more layers) ends **higher** than the shallower plain net: "
+            "more layers, yet it fits the *training* data worse. That is not overfitting, it is an "
+            "optimisation problem: the *degradation problem*. In the quick race plain-56 learns slowly: it "
+            "leaves chance level (ln 8 = 2.08) only in the last part of the race, while plain-20 learns the "
+            "shapes.\n"
+            "- The **deeper ResNet** (solid) does not suffer from it: it ends at or below ResNet-20. With "
+            "skip connections, extra layers can start close to the identity and only add what helps."
+        )
+    )
+    st.checkbox(
+        _("Show each seed's curve"),
+        key="race_each_seed",
+        help=_(
+            "Each net's line is the mean over its seeds and the band spans the lowest to the highest "
+            "seed; this adds every seed's own curve, thin."
+        ),
+    )
     if result:
         _checks(result)
     st.markdown(_("**In the paper (CIFAR-10 test error)**"))
-    st.dataframe([{_("network"): f"ResNet-{d}", _("test error"): f"{e:.2f} %"}
-                  for d, e in rr.PAPER_CIFAR10_TEST_ERROR.items()], hide_index=True)
-    st.caption(_("Plain nets got *worse* with depth: plain-56 trained and tested worse than plain-20 "
-                 "(He et al. 2015, Fig. 6). Our quick race is far shorter and runs on simple shapes (an easy variant "
-                 "of the bundled data, at 16x16 pixels), so the numbers differ; the ordering is the point."))
+    st.dataframe(
+        [{_("network"): f"ResNet-{d}", _("test error"): f"{e:.2f} %"} for d, e in rr.PAPER_CIFAR10_TEST_ERROR.items()],
+        hide_index=True,
+    )
+    st.caption(
+        _(
+            "Plain nets got *worse* with depth: plain-56 trained and tested worse than plain-20 "
+            "(He et al. 2015, Fig. 6). Our quick race is far shorter and runs on simple shapes (an easy variant "
+            "of the bundled data, at 16x16 pixels), so the numbers differ; the ordering is the point."
+        )
+    )
 
 if result and not (shown == LIVE and running):
     depths = sorted({run["depth"] for run in result["runs"]})
@@ -410,21 +548,32 @@ if result and not (shown == LIVE and running):
             g, r = st.columns(2)
             show_chart(race_plots.gradient_snapshot_figure(result, depth, step, seed), where=g, key="replay_grad")
             show_chart(race_plots.ratio_snapshot_figure(result, depth, step, seed), where=r, key="replay_ratio")
-            st.caption(_("Left: how large the gradient is at each layer, from the input (left) to the output "
-                         "(right). Right: how much each block's branch F(x) changes its input x. Slide through "
-                         "training to see both evolve for the two twins."))
+            st.caption(
+                _(
+                    "Left: how large the gradient is at each layer, from the input (left) to the output "
+                    "(right). Right: how much each block's branch F(x) changes its input x. Slide through "
+                    "training to see both evolve for the two twins."
+                )
+            )
 
     d1, d2, _d3 = st.columns([1, 1, 3])
-    d1.download_button(_("Download CSV"), rr.race_to_csv(result), file_name="race.csv", mime="text/csv",
-                       icon=":material/download:")
-    d2.download_button(_("Download JSON"), rr.race_to_json(result), file_name="race.json", mime="application/json",
-                       icon=":material/download:")
+    d1.download_button(
+        _("Download CSV"), rr.race_to_csv(result), file_name="race.csv", mime="text/csv", icon=":material/download:"
+    )
+    d2.download_button(
+        _("Download JSON"),
+        rr.race_to_json(result),
+        file_name="race.json",
+        mime="application/json",
+        icon=":material/download:",
+    )
     if live is not None and live.done and shown == live.saved_name:
         _twin_downloads(live)
 
 with st.expander(_("Load a race file (JSON)")):
-    upload = st.file_uploader(_("A race saved from this page or made with `python -m resnet_viz race`"), type=["json"],
-                              key="race_upload")
+    upload = st.file_uploader(
+        _("A race saved from this page or made with `python -m resnet_viz race`"), type=["json"], key="race_upload"
+    )
     if upload is not None:
         try:
             loaded = rr.load_race(upload.getvalue())

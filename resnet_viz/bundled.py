@@ -5,6 +5,7 @@ and its plain twin (``plain.*``), trained from the same initial weights with
 the same recipe and batches; the file's metadata holds the model card.
 ``resnet_viz.bundled_training`` regenerates them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

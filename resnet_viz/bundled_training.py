@@ -1,4 +1,5 @@
 """Regenerating the bundled twins: each twin trained in its own process, then the files and the model card."""
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,11 @@ def _train_twin(name: str, twin: str, monitor_every: int = 0) -> tuple[dict, dic
             _print_lesions(f"{name} {twin} step {step + 1}", model, test_x[:300], test_y[:300])
     model.eval()
     test, train = evaluate(model, test_x, test_y), evaluate(model, train_x, train_y)
-    card = {"test_accuracy": round(1 - test["error"], 4), "train_loss": round(train["loss"], 4),
-            "train_seconds": round(time.time() - start)}
+    card = {
+        "test_accuracy": round(1 - test["error"], 4),
+        "train_loss": round(train["loss"], 4),
+        "train_seconds": round(time.time() - start),
+    }
     return {k: v.clone() for k, v in model.state_dict().items()}, card
 
 
@@ -52,17 +56,25 @@ def _print_lesions(label: str, model: TwinNet, images: torch.Tensor, labels: tor
     with eval_mode(model):
         lesions = lesion_accuracies(model, images, labels)
     drops = [lesions["baseline"] - acc for acc in lesions["per_block"] if acc is not None]
-    print(f"{label}: accuracy {lesions['baseline']:.3f}, mean drop per deleted block "
-          f"{sum(drops) / len(drops):.3f}, worst {max(drops):.3f}", flush=True)
+    print(
+        f"{label}: accuracy {lesions['baseline']:.3f}, mean drop per deleted block "
+        f"{sum(drops) / len(drops):.3f}, worst {max(drops):.3f}",
+        flush=True,
+    )
 
 
 def _build_of(name: str) -> dict:
     return dict(arch="cifar", depth=BUNDLED_RECIPES[name][0], num_classes=len(SHAPE_CLASSES), seed=0)
 
 
-def train_bundled(names: list[str] | None = None, *, log: Callable[[str], None] = print,
-                  workers: int | None = None, monitor_every: int = 0,
-                  progress: Callable[[int, int], None] | None = None) -> list[Path]:
+def train_bundled(
+    names: list[str] | None = None,
+    *,
+    log: Callable[[str], None] = print,
+    workers: int | None = None,
+    monitor_every: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Path]:
     """Retrain the bundled twins from scratch, one process per twin (one thread each).
 
     ``progress(done, total)`` counts the twins trained so far.
@@ -89,25 +101,38 @@ def train_bundled(names: list[str] | None = None, *, log: Callable[[str], None] 
             state, card[model.twin] = results[(name, model.twin)]
             model.load_state_dict(state)
             log(f"{name} {model.twin}: test accuracy {card[model.twin]['test_accuracy']:.4f}")
-        info = {"name": name, "dataset": f"shapes (train {TRAIN_SIZE} images seed {TRAIN_SEED}, "
-                                          f"test {TEST_SIZE} images seed {TEST_SEED})",
-                "build": _build_of(name), "recipe": BUNDLED_RECIPES[name][1].to_dict(),
-                "class_names": SHAPE_CLASSES, **card}
+        info = {
+            "name": name,
+            "dataset": f"shapes (train {TRAIN_SIZE} images seed {TRAIN_SEED}, "
+            f"test {TEST_SIZE} images seed {TEST_SEED})",
+            "build": _build_of(name),
+            "recipe": BUNDLED_RECIPES[name][1].to_dict(),
+            "class_names": SHAPE_CLASSES,
+            **card,
+        }
         written.append(save_twins(MODELS_DIR / f"{name}.safetensors", *twins, info))
     _write_model_card()
     return written
 
 
 def _write_model_card() -> None:
-    lines = ["# Bundled models", "", "Twins trained on the bundled `shapes` data set by "
-             "`python -m resnet_viz train-bundled` (each twin in its own single-threaded process). Each pair starts from the same "
-             "weights and sees the same batches.", "",
-             "| name | depth | ResNet test accuracy | plain test accuracy | ResNet train loss | plain train loss |"
-             " recipe |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Bundled models",
+        "",
+        "Twins trained on the bundled `shapes` data set by "
+        "`python -m resnet_viz train-bundled` (each twin in its own single-threaded process). Each pair starts from "
+        "the same "
+        "weights and sees the same batches.",
+        "",
+        "| name | depth | ResNet test accuracy | plain test accuracy | ResNet train loss | plain train loss | recipe |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name in list_bundled():
         info = read_info(MODELS_DIR / f"{name}.safetensors")
         r, p, rec = info["resnet"], info["plain"], info["recipe"]
-        lines.append(f"| {name} | {info['build']['depth']} | {r['test_accuracy']:.2%} | {p['test_accuracy']:.2%} | "
-                     f"{r['train_loss']:.3f} | {p['train_loss']:.3f} | {rec['optimizer']} lr {rec['lr']}, "
-                     f"{rec['steps']} steps x {rec['batch_size']}, {rec['schedule']} |")
+        lines.append(
+            f"| {name} | {info['build']['depth']} | {r['test_accuracy']:.2%} | {p['test_accuracy']:.2%} | "
+            f"{r['train_loss']:.3f} | {p['train_loss']:.3f} | {rec['optimizer']} lr {rec['lr']}, "
+            f"{rec['steps']} steps x {rec['batch_size']}, {rec['schedule']} |"
+        )
     (MODELS_DIR / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")

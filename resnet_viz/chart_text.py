@@ -4,6 +4,7 @@ A screen-reader user (and anyone who cannot read the colours) gets what the char
 line its first and last value and its range, per bar chart its largest and smallest bar, per heatmap or surface
 where its lowest and highest values are. Nothing is written by hand, so the text cannot drift from the chart.
 """
+
 from __future__ import annotations
 
 import math
@@ -70,8 +71,16 @@ def _line(name: str, xs, ys) -> str | None:
     low = min(points, key=lambda p: p[1])
     high = max(points, key=lambda p: p[1])
     return _("{name}: {first} at {x0}, {last} at {x1}; lowest {low} at {xlow}, highest {high} at {xhigh}.").format(
-        name=name, first=format_number(first), x0=_label(x0), last=format_number(last), x1=_label(x1),
-        low=format_number(low[1]), xlow=_label(low[0]), high=format_number(high[1]), xhigh=_label(high[0]))
+        name=name,
+        first=format_number(first),
+        x0=_label(x0),
+        last=format_number(last),
+        x1=_label(x1),
+        low=format_number(low[1]),
+        xlow=_label(low[0]),
+        high=format_number(high[1]),
+        xhigh=_label(high[0]),
+    )
 
 
 def _bars(name: str, categories, values) -> str | None:
@@ -81,8 +90,13 @@ def _bars(name: str, categories, values) -> str | None:
     high = max(pairs, key=lambda p: p[1])
     low = min(pairs, key=lambda p: p[1])
     return _("{name}: largest bar {high_label} ({high}), smallest {low_label} ({low}), {n} bars.").format(
-        name=name, high_label=_label(high[0]), high=format_number(high[1]), low_label=_label(low[0]),
-        low=format_number(low[1]), n=len(pairs))
+        name=name,
+        high_label=_label(high[0]),
+        high=format_number(high[1]),
+        low_label=_label(low[0]),
+        low=format_number(low[1]),
+        n=len(pairs),
+    )
 
 
 def _grid(name: str, trace: dict, scale: str) -> str | None:
@@ -100,8 +114,13 @@ def _grid(name: str, trace: dict, scale: str) -> str | None:
     low, high = min(cells), max(cells)
     what = scale or _("values")
     return _("{name}: {what} from {low} at {low_at} to {high} at {high_at}.").format(
-        name=name, what=what, low=format_number(low[0]), low_at=where(low[1], low[2]), high=format_number(high[0]),
-        high_at=where(high[1], high[2]))
+        name=name,
+        what=what,
+        low=format_number(low[0]),
+        low_at=where(low[1], low[2]),
+        high=format_number(high[0]),
+        high_at=where(high[1], high[2]),
+    )
 
 
 def _trace_sentence(trace: dict, index: int, panels: list[str], scale: str) -> str | None:
@@ -153,20 +172,32 @@ def describe(fig) -> str:
         if _log10_ticks(bar.tickvals, bar.ticktext):  # colours drawn from log10 values, ticks labelled in values
             for trace in traces:
                 if "z" in trace:
-                    trace["z"] = [[None if v is None else 10 ** v for v in row] for row in map(_numbers, trace["z"])]
+                    trace["z"] = [[None if v is None else 10**v for v in row] for row in map(_numbers, trace["z"])]
     return _describe(layout.title.text, traces, panels, scale)
 
 
 def _log10_ticks(values, texts) -> bool:
     """True when a colour bar's tick labels are 10 to the power of its tick positions."""
     values, texts = _numbers(values), _numbers(texts)
-    return bool(values) and len(values) == len(texts) and all(
-        v is not None and t is not None and math.isclose(10 ** v, t, rel_tol=0.01) for v, t in zip(values, texts))
+    return (
+        bool(values)
+        and len(values) == len(texts)
+        and all(v is not None and t is not None and math.isclose(10**v, t, rel_tol=0.01) for v, t in zip(values, texts))
+    )
 
 
 # Where a heatmap is strongest, on a 3 x 3 grid over the image (row by row).
-_PLACES = (N_("top left"), N_("top"), N_("top right"), N_("left"), N_("centre"), N_("right"),
-           N_("bottom left"), N_("bottom"), N_("bottom right"))
+_PLACES = (
+    N_("top left"),
+    N_("top"),
+    N_("top right"),
+    N_("left"),
+    N_("centre"),
+    N_("right"),
+    N_("bottom left"),
+    N_("bottom"),
+    N_("bottom right"),
+)
 
 
 def heatmap_text(heatmap) -> str:
@@ -181,4 +212,5 @@ def heatmap_text(heatmap) -> str:
     ranked = np.sort(heat.ravel())[::-1]
     half = int(np.searchsorted(np.cumsum(ranked), total / 2)) + 1
     return _("Heatmap: strongest at the {place} of the image; half of its heat lies on {share} of the image.").format(
-        place=_(place), share=f"{half / ranked.size:.0%}")
+        place=_(place), share=f"{half / ranked.size:.0%}"
+    )

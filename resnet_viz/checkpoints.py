@@ -4,6 +4,7 @@ Only two formats are read, and neither can run code: safetensors, and
 ``torch.load(..., weights_only=True)`` files. Everything that goes wrong
 becomes a ``ValueError`` whose message says what to do.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,11 @@ _SAFETENSORS_MAGIC_MAX_HEADER = 100 * 1024 * 1024
 def _twin_tensors(resnet: TwinNet, plain: TwinNet, info: dict) -> dict[str, torch.Tensor]:
     if "build" not in info:
         raise ValueError("info needs a 'build' entry with the build_twins() arguments")
-    return {f"{prefix}.{k}": v.detach().cpu().contiguous()
-            for prefix, model in (("resnet", resnet), ("plain", plain))
-            for k, v in model.state_dict().items()}
+    return {
+        f"{prefix}.{k}": v.detach().cpu().contiguous()
+        for prefix, model in (("resnet", resnet), ("plain", plain))
+        for k, v in model.state_dict().items()
+    }
 
 
 def save_twins(path: str | os.PathLike, resnet: TwinNet, plain: TwinNet, info: dict) -> Path:
@@ -82,14 +85,23 @@ def _read_tensors(path: Path) -> tuple[dict, dict]:
     except Exception as exc:
         # Only a refused global means code; torch's text for any unreadable bytes mentions weights_only too.
         if "unsupported global" in str(exc).lower():
-            raise ValueError(_("Refused: this checkpoint contains Python objects, not only tensors, and loading "
-                               "it could run code. Save a state dict (model.state_dict()) with torch.save or "
-                               "safetensors instead.")) from None
-        raise ValueError(_("This file is neither a safetensors file nor a PyTorch checkpoint that can be read "
-                           "safely; it may be truncated ({reason}).").format(reason=type(exc).__name__)) from None
+            raise ValueError(
+                _(
+                    "Refused: this checkpoint contains Python objects, not only tensors, and loading "
+                    "it could run code. Save a state dict (model.state_dict()) with torch.save or "
+                    "safetensors instead."
+                )
+            ) from None
+        raise ValueError(
+            _(
+                "This file is neither a safetensors file nor a PyTorch checkpoint that can be read "
+                "safely; it may be truncated ({reason})."
+            ).format(reason=type(exc).__name__)
+        ) from None
     if not isinstance(obj, dict):
-        raise ValueError(_("Expected a state dict (a mapping of names to tensors), found {type}.").format(
-            type=type(obj).__name__))
+        raise ValueError(
+            _("Expected a state dict (a mapping of names to tensors), found {type}.").format(type=type(obj).__name__)
+        )
     info = obj.get("info") if isinstance(obj.get("info"), dict) else {}
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj.get(key), dict):
@@ -110,8 +122,7 @@ def _read_tensors(path: Path) -> tuple[dict, dict]:
 def infer_build(state: dict) -> dict:
     """Guess ``build_twins`` arguments from a ResNet state dict's names and shapes."""
     if "conv1.weight" not in state or "fc.weight" not in state:
-        raise ValueError(_("This does not look like a ResNet state dict: 'conv1.weight' and 'fc.weight' are "
-                           "missing."))
+        raise ValueError(_("This does not look like a ResNet state dict: 'conv1.weight' and 'fc.weight' are missing."))
     stem = state["conv1.weight"]
     stages = sorted({int(m.group(1)) for k in state if (m := re.match(r"layer(\d+)\.", k))})
     blocks = [len({int(m.group(1)) for k in state if (m := re.match(rf"layer{s}\.(\d+)\.", k))}) for s in stages]
@@ -120,16 +131,22 @@ def infer_build(state: dict) -> dict:
     block = "pre" if "final_bn.weight" in state else "post"  # without norm the two look alike: post
     build = dict(num_classes=int(state["fc.weight"].shape[0]), in_channels=int(stem.shape[1]), norm=norm, block=block)
     if stem.shape[-1] == 7:
-        by_layout = {("basic", (2, 2, 2, 2)): "resnet18", ("basic", (3, 4, 6, 3)): "resnet34",
-                     ("bottleneck", (3, 4, 6, 3)): "resnet50"}
+        by_layout = {
+            ("basic", (2, 2, 2, 2)): "resnet18",
+            ("basic", (3, 4, 6, 3)): "resnet34",
+            ("bottleneck", (3, 4, 6, 3)): "resnet50",
+        }
         arch = by_layout.get(("bottleneck" if bottleneck else "basic", tuple(blocks)))
         if arch is None:
             raise ValueError(_("Unsupported torchvision layout: {blocks} blocks per stage.").format(blocks=blocks))
         build.update(arch=arch, width=int(state["layer1.0.conv1.weight"].shape[0]) // 64 if not bottleneck else 1)
     else:
         if len(stages) != 3 or len(set(blocks)) != 1:
-            raise ValueError(_("Unsupported CIFAR layout: {blocks} blocks per stage (expected 3 equal stages).").format(
-                blocks=blocks))
+            raise ValueError(
+                _("Unsupported CIFAR layout: {blocks} blocks per stage (expected 3 equal stages).").format(
+                    blocks=blocks
+                )
+            )
         width = max(1, int(stem.shape[0]) // 16)
         has_projection = any(".downsample." in k for k in state)
         build.update(arch="cifar", depth=6 * blocks[0] + 2, width=width, shortcut="B" if has_projection else "A")
@@ -141,12 +158,16 @@ def _load_into(model: TwinNet, state: dict, which: str) -> None:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0:3]
-        raise ValueError(_("The {which} weights do not fit the architecture: {details}").format(
-            which=_(which), details=" ".join(first)[:400])) from None
+        raise ValueError(
+            _("The {which} weights do not fit the architecture: {details}").format(
+                which=_(which), details=" ".join(first)[:400]
+            )
+        ) from None
 
 
-def load_checkpoint(path: str | os.PathLike, *, device: torch.device | str = "cpu",
-                    max_bytes: int = MAX_CHECKPOINT_BYTES) -> tuple[TwinNet, TwinNet, dict]:
+def load_checkpoint(
+    path: str | os.PathLike, *, device: torch.device | str = "cpu", max_bytes: int = MAX_CHECKPOINT_BYTES
+) -> tuple[TwinNet, TwinNet, dict]:
     """Load twins from a file: ``(resnet, plain, info)`` in eval mode.
 
     Accepts files written by :func:`save_twins` (``python -m resnet_viz race
@@ -163,8 +184,11 @@ def load_checkpoint(path: str | os.PathLike, *, device: torch.device | str = "cp
     if size == 0:
         raise ValueError(_("The checkpoint file is empty."))
     if size > max_bytes:
-        raise ValueError(_("The checkpoint is {size:.0f} MB; the limit is {limit:.0f} MB.").format(
-            size=size / 1e6, limit=max_bytes / 1e6))
+        raise ValueError(
+            _("The checkpoint is {size:.0f} MB; the limit is {limit:.0f} MB.").format(
+                size=size / 1e6, limit=max_bytes / 1e6
+            )
+        )
     tensors, info = _read_tensors(path)
     twin_format = any(k.startswith("resnet.") for k in tensors)
     resnet_state = {k[7:]: v for k, v in tensors.items() if k.startswith("resnet.")} if twin_format else tensors
@@ -175,8 +199,9 @@ def load_checkpoint(path: str | os.PathLike, *, device: torch.device | str = "cp
         build.pop("weights", None)
         resnet, plain = build_twins(**build)
     except (TypeError, KeyError, IndexError) as exc:
-        raise ValueError(_("The checkpoint's architecture could not be understood ({reason}).").format(
-            reason=exc)) from None
+        raise ValueError(
+            _("The checkpoint's architecture could not be understood ({reason}).").format(reason=exc)
+        ) from None
     _load_into(resnet, resnet_state, "ResNet")
     if plain_state:
         _load_into(plain, plain_state, N_("plain twin"))

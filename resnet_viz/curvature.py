@@ -10,6 +10,7 @@ curvature is tiny next to the positive one (the quantity Li et al. map to judge 
 The model runs on a private eval-mode copy (BatchNorm with its running statistics, as on the landscape's
 surfaces), so a shared model is never touched.
 """
+
 from __future__ import annotations
 
 import copy
@@ -51,8 +52,15 @@ class Curvature:
         return {**asdict(self), "ratio": self.ratio}
 
 
-def lanczos_largest(hvp: Hvp, dim: int, *, steps: int = LANCZOS_STEPS, seed: int = 0,
-                    dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> float:
+def lanczos_largest(
+    hvp: Hvp,
+    dim: int,
+    *,
+    steps: int = LANCZOS_STEPS,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+) -> float:
     """The largest (algebraic) eigenvalue of the symmetric operator ``hvp`` on R^dim, by ``steps`` Lanczos steps.
 
     Full reorthogonalisation keeps the Krylov basis orthogonal in floating point; the largest Ritz value of the
@@ -79,13 +87,14 @@ def lanczos_largest(hvp: Hvp, dim: int, *, steps: int = LANCZOS_STEPS, seed: int
     n = len(alphas)
     T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
     if n > 1:
-        off = torch.tensor(betas[:n - 1], dtype=torch.float64)
+        off = torch.tensor(betas[: n - 1], dtype=torch.float64)
         T += torch.diag(off, 1) + torch.diag(off, -1)
     return float(torch.linalg.eigvalsh(T)[-1])
 
 
-def extreme_eigenvalues(hvp: Hvp, dim: int, *, steps: int = LANCZOS_STEPS, seed: int = 0,
-                        device: torch.device | str = "cpu") -> tuple[float, float]:
+def extreme_eigenvalues(
+    hvp: Hvp, dim: int, *, steps: int = LANCZOS_STEPS, seed: int = 0, device: torch.device | str = "cpu"
+) -> tuple[float, float]:
     """``(λmax, λmin)`` of a symmetric operator: Lanczos on H, then on the shifted operator λmax·I − H."""
     lam_max = lanczos_largest(hvp, dim, steps=steps, seed=seed, device=device)
     shifted = lanczos_largest(lambda v: lam_max * v - hvp(v), dim, steps=steps, seed=seed + 1, device=device)
@@ -117,8 +126,15 @@ def loss_hvp(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[Hvp, i
     return hvp, n, float(loss.detach())
 
 
-def curvature(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int = LANCZOS_STEPS, seed: int = 0,
-              progress: Callable[[int, int], None] | None = None) -> Curvature:
+def curvature(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int = LANCZOS_STEPS,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Curvature:
     """λmax, λmin and |λmin/λmax| of ``model``'s loss Hessian on the batch ``(x, y)`` (``2·steps`` H·v)."""
     with model_lock(model).shared():
         private = copy.deepcopy(model)
@@ -138,9 +154,15 @@ def curvature(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int 
     return Curvature(lambda_max=lam_max, lambda_min=lam_min, steps=steps, parameters=n, images=len(x), loss=loss)
 
 
-def twin_curvatures(resnet: nn.Module, plain: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-                    steps: int = LANCZOS_STEPS, progress: Callable[[str, int, int], None] | None = None
-                    ) -> dict[str, Curvature]:
+def twin_curvatures(
+    resnet: nn.Module,
+    plain: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int = LANCZOS_STEPS,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Curvature]:
     """:func:`curvature` of both twins on the same batch; ``progress(twin, done, total)``."""
     out = {}
     for model in (resnet, plain):
@@ -157,11 +179,17 @@ DEFAULT_IMAGES = 128  # the shipped loss surfaces' batch: the same loss, seen th
 
 def curvature_doc(results: dict[str, dict[str, Curvature]], *, data: str, command: str) -> dict:
     """The JSON document for ``{model name: {twin: Curvature}}`` with how it was computed."""
-    return {"format": FORMAT, "data": data, "command": command, "batchnorm": "eval (running statistics)",
-            "parameters": "every parameter (weights, biases, BatchNorm scales and shifts)",
-            "date": time.strftime("%Y-%m-%d", time.gmtime()), "machine": platform.processor() or platform.machine(),
-            "torch": torch.__version__,
-            "models": {name: {twin: c.to_dict() for twin, c in twins.items()} for name, twins in results.items()}}
+    return {
+        "format": FORMAT,
+        "data": data,
+        "command": command,
+        "batchnorm": "eval (running statistics)",
+        "parameters": "every parameter (weights, biases, BatchNorm scales and shifts)",
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "models": {name: {twin: c.to_dict() for twin, c in twins.items()} for name, twins in results.items()},
+    }
 
 
 def read_curvature_file(path: str | Path = CURVATURE_FILE) -> dict:
@@ -173,8 +201,10 @@ def read_curvature_file(path: str | Path = CURVATURE_FILE) -> dict:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"not a curvature file (format {FORMAT!r} expected)")
     fields = {"lambda_max", "lambda_min", "steps", "parameters", "images", "loss"}
-    doc["models"] = {name: {twin: Curvature(**{k: v for k, v in c.items() if k in fields})
-                            for twin, c in twins.items()} for name, twins in doc["models"].items()}
+    doc["models"] = {
+        name: {twin: Curvature(**{k: v for k, v in c.items() if k in fields}) for twin, c in twins.items()}
+        for name, twins in doc["models"].items()
+    }
     return doc
 
 

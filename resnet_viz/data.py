@@ -5,6 +5,7 @@ random colour, size, rotation and position on a textured, noisy background,
 with the object's mask.  The same seed always gives the same images, so the
 data set ships as code rather than files.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,8 +69,9 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114])
 
 
-def make_shapes_raw(n: int, *, seed: int, size: int = 32,
-                    variant: str = "standard") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_shapes_raw(
+    n: int, *, seed: int, size: int = 32, variant: str = "standard"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Images as uint8 N x H x W x 3, labels (int64) and masks (bool N x H x W).
 
     ``variant`` is a key of :data:`SHAPE_VARIANTS` ("standard": the bundled data set; "easy": see there).

@@ -1,4 +1,5 @@
 """Pick the fastest available device (CUDA, then Apple MPS, then the CPU) and the precision to train in."""
+
 from __future__ import annotations
 
 import ctypes
@@ -10,7 +11,8 @@ import torch
 
 # Training precision: "auto" picks bfloat16 autocast on CPUs that compute bfloat16 natively (AVX-512 BF16 or AMX),
 # float32 elsewhere (a race measures both where bfloat16 is native: resnet_viz/race/autotune.py); "fp32" forces
-# float32, "bf16" forces bfloat16. On CUDA "auto" is float32 with TF32 convolutions: the race's small networks are bound by kernel launches there, and autocast's casts only add
+# float32, "bf16" forces bfloat16. On CUDA "auto" is float32 with TF32 convolutions: the race's small networks
+# are bound by kernel launches there, and autocast's casts only add
 # launches (H200, quick race: bfloat16 trained at 0.93x the speed of float32).
 PRECISIONS = ("auto", "bf16", "fp32")
 PRECISION_NAMES = {"bf16": "bfloat16", "fp32": "float32"}  # a resolved precision, as a reader calls it
@@ -113,8 +115,9 @@ def describe_precision(device: torch.device | str, precision: str) -> str:
     """A short human description of a resolved precision, e.g. ``"bfloat16 autocast (AVX-512 BF16)"``."""
     device = torch.device(device)
     if precision == "bf16":
-        where = {"cpu": "CPU with native bfloat16" if cpu_has_native_bf16() else "CPU, emulated",
-                 "cuda": "CUDA"}.get(device.type, device.type)
+        where = {"cpu": "CPU with native bfloat16" if cpu_has_native_bf16() else "CPU, emulated", "cuda": "CUDA"}.get(
+            device.type, device.type
+        )
         return f"bfloat16 autocast ({where})"
     if device.type == "cuda" and torch.backends.cudnn.allow_tf32:
         return "float32 (TF32 convolutions)"

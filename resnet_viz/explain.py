@@ -6,6 +6,7 @@ class costs only a backward pass through the head (no second forward, no
 gradient into the weights, no ``.grad`` left behind). No hooks are
 registered, so many threads can explain with one shared model at once.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -72,8 +73,15 @@ class LayerPass:
     split: int
 
 
-def layer_pass(model: TwinNet, x: torch.Tensor, class_ids: list[int] | None = None, *, topk: int = 5,
-               layer: str | None = None, gradients: bool = True) -> LayerPass:
+def layer_pass(
+    model: TwinNet,
+    x: torch.Tensor,
+    class_ids: list[int] | None = None,
+    *,
+    topk: int = 5,
+    layer: str | None = None,
+    gradients: bool = True,
+) -> LayerPass:
     """One forward pass of a normalised 1 x C x H x W tensor, and one backward through the head per class.
 
     Units before ``layer`` run without autograd; the graph starts at the layer's activation, so no gradient
@@ -110,8 +118,16 @@ def layer_pass(model: TwinNet, x: torch.Tensor, class_ids: list[int] | None = No
     return LayerPass(logits.detach(), list(class_ids), act.detach(), grads.detach(), layer, split)
 
 
-def grad_cam(model: TwinNet, x: torch.Tensor, class_ids: list[int] | None = None, *, topk: int = 5,
-             layer: str | None = None, out_size: tuple[int, int] | None = None, upsample: bool = True):
+def grad_cam(
+    model: TwinNet,
+    x: torch.Tensor,
+    class_ids: list[int] | None = None,
+    *,
+    topk: int = 5,
+    layer: str | None = None,
+    out_size: tuple[int, int] | None = None,
+    upsample: bool = True,
+):
     """Low-level Grad-CAM on a normalised 1 x C x H x W tensor.
 
     Returns ``(logits, class_ids, cams)``; ``cams`` is k x h x w (ReLU'd,
@@ -128,8 +144,14 @@ def grad_cam(model: TwinNet, x: torch.Tensor, class_ids: list[int] | None = None
     return p.logits, p.class_ids, cams
 
 
-def explain(model: TwinNet, image: Image.Image | torch.Tensor, *, topk: int = 5, layer: str | None = None,
-            class_ids: list[int] | None = None) -> Explanation:
+def explain(
+    model: TwinNet,
+    image: Image.Image | torch.Tensor,
+    *,
+    topk: int = 5,
+    layer: str | None = None,
+    class_ids: list[int] | None = None,
+) -> Explanation:
     """Explain ``model``'s prediction on ``image`` with Grad-CAM.
 
     ``image`` is a PIL image (any mode; it is converted and preprocessed the way
@@ -156,8 +178,14 @@ def explain(model: TwinNet, image: Image.Image | torch.Tensor, *, topk: int = 5,
     heatmaps = (cams / peak.clamp_min(1e-12)[:, None, None]).clamp_(0, 1)
     names = model.class_names
     labels = [names[i] if names and i < len(names) else f"class {i}" for i in ids]
-    return Explanation(indices=np.array(ids), probs=probs, labels=labels, heatmaps=heatmaps.cpu().numpy(),
-                       layer=layer or model.default_layer, raw_max=peak.cpu().numpy())
+    return Explanation(
+        indices=np.array(ids),
+        probs=probs,
+        labels=labels,
+        heatmaps=heatmaps.cpu().numpy(),
+        layer=layer or model.default_layer,
+        raw_max=peak.cpu().numpy(),
+    )
 
 
 def localisation(heatmap: np.ndarray, mask: np.ndarray) -> dict:
@@ -167,5 +195,8 @@ def localisation(heatmap: np.ndarray, mask: np.ndarray) -> dict:
     total = float(heatmap.sum())
     inside = float(heatmap[mask].sum())
     peak = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
-    return {"mass_inside": inside / total if total > 0 else 0.0, "peak_inside": bool(mask[peak]),
-            "object_share": float(mask.mean())}
+    return {
+        "mass_inside": inside / total if total > 0 else 0.0,
+        "peak_inside": bool(mask[peak]),
+        "object_share": float(mask.mean()),
+    }

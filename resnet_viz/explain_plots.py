@@ -1,12 +1,13 @@
 """Pictures of explanations: heatmap overlays, top-k charts, sanity-check and deletion/insertion curves."""
+
 from __future__ import annotations
 
 import io
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 from PIL import Image
+from plotly.subplots import make_subplots
 
 from .attribution.methods import METHODS
 from .explain import Explanation
@@ -19,16 +20,49 @@ from .style import COLORS, DASH, apply_template, base_layout
 # apart where colours cannot (colour-vision deficiency, greyscale print). A method's stages ("Grad-CAM (layer2)")
 # share its colour. The twins differ by dash (ResNet solid, plain dashed); the random baseline is grey and dotted.
 METHOD_PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#000000"]
-METHOD_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "triangle-down", "pentagon",
-                  "hexagram", "hourglass", "triangle-left", "diamond-wide", "triangle-right", "hexagon", "bowtie",
-                  "star-square", "diamond-tall", "star-triangle-up", "square-x"]
+METHOD_SYMBOLS = [
+    "circle",
+    "square",
+    "diamond",
+    "triangle-up",
+    "x",
+    "cross",
+    "star",
+    "triangle-down",
+    "pentagon",
+    "hexagram",
+    "hourglass",
+    "triangle-left",
+    "diamond-wide",
+    "triangle-right",
+    "hexagon",
+    "bowtie",
+    "star-square",
+    "diamond-tall",
+    "star-triangle-up",
+    "square-x",
+]
 RANDOM_COLOR = "#7f7f7f"
 RANDOM_LABEL = N_("Random")  # the random baseline's row
 
 # Anchor colours of matplotlib's "inferno" (black -> purple -> orange -> pale yellow): its lightness rises
 # monotonically, so a heatmap reads the same in greyscale and for red-green colour blindness.
-_ANCHORS = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21],
-                     [250, 193, 39], [252, 255, 164]], dtype=np.float64) / 255
+_ANCHORS = (
+    np.array(
+        [
+            [0, 0, 4],
+            [40, 11, 84],
+            [101, 21, 110],
+            [159, 42, 99],
+            [212, 72, 66],
+            [245, 125, 21],
+            [250, 193, 39],
+            [252, 255, 164],
+        ],
+        dtype=np.float64,
+    )
+    / 255
+)
 
 
 def colormap(values: np.ndarray) -> np.ndarray:
@@ -49,8 +83,9 @@ def _outline(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
-def overlay(image: Image.Image, heatmap: np.ndarray, *, alpha: float = 0.5, mask: np.ndarray | None = None,
-            min_side: int = 256) -> Image.Image:
+def overlay(
+    image: Image.Image, heatmap: np.ndarray, *, alpha: float = 0.5, mask: np.ndarray | None = None, min_side: int = 256
+) -> Image.Image:
     """Blend a heatmap (H x W in [0, 1], the image's size) over the image.
 
     Small images (the 32x32 shapes) are enlarged without smoothing so the
@@ -82,11 +117,24 @@ def png_bytes(image: Image.Image) -> bytes:
 def topk_figure(exp: Explanation, twin: str, *, highlight: int | None = None) -> go.Figure:
     """Horizontal bars of the top-k probabilities, most likely on top."""
     colors = [COLORS[twin] if highlight is None or int(i) == highlight else "#c7c7c7" for i in exp.indices]
-    fig = go.Figure(go.Bar(x=exp.probs[::-1], y=exp.labels[::-1], orientation="h", marker_color=colors[::-1],
-                           text=[f"{p:.1%}" for p in exp.probs[::-1]], textposition="auto",
-                           hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
-    base_layout(fig, title=_("{twin}: top-{k}").format(twin=twin_label(twin), k=len(exp.indices)),
-                x=_("probability"), y="", height=260)
+    fig = go.Figure(
+        go.Bar(
+            x=exp.probs[::-1],
+            y=exp.labels[::-1],
+            orientation="h",
+            marker_color=colors[::-1],
+            text=[f"{p:.1%}" for p in exp.probs[::-1]],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        )
+    )
+    base_layout(
+        fig,
+        title=_("{twin}: top-{k}").format(twin=twin_label(twin), k=len(exp.indices)),
+        x=_("probability"),
+        y="",
+        height=260,
+    )
     fig.update_xaxes(range=[0, 1], tickformat=".0%")
     fig.update_layout(showlegend=False, margin=dict(l=110, r=20, t=40, b=40))
     return fig
@@ -133,10 +181,20 @@ def perturbation_figure(rows_by_twin: dict[str, list[dict]], methods: list[str] 
     ``rows_by_twin`` maps "resnet"/"plain" to rows of :func:`resnet_viz.evaluate_attributions`;
     ``methods`` picks rows by name (default all). The random baseline is always drawn.
     """
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(_("Deletion: most important pixels removed first (lower is better)"),
-                                                        _("Insertion: most important pixels revealed first (higher is better)")))
-    shown = [row["method"] for rows in rows_by_twin.values() for row in rows
-             if methods is None or row["method"] in methods or row["method"] == "Random"]
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(
+            _("Deletion: most important pixels removed first (lower is better)"),
+            _("Insertion: most important pixels revealed first (higher is better)"),
+        ),
+    )
+    shown = [
+        row["method"]
+        for rows in rows_by_twin.values()
+        for row in rows
+        if methods is None or row["method"] in methods or row["method"] == "Random"
+    ]
     styles = method_styles(shown)
     for twin, rows in rows_by_twin.items():
         for row in rows:
@@ -147,16 +205,32 @@ def perturbation_figure(rows_by_twin: dict[str, list[dict]], methods: list[str] 
             for col, key in ((1, "deletion_curve"), (2, "insertion_curve")):
                 curve = row[key]
                 xs = np.linspace(0, 1, len(curve))
-                fig.add_trace(go.Scatter(
-                    x=xs, y=curve, mode="lines+markers" if symbol else "lines", name=_legend(name, twin),
-                    legendgroup=f"{name}-{twin}", marker=_marker(symbol, color),
-                    showlegend=col == 1, line=dict(color=color, dash="dot" if name == "Random" else DASH[twin],
-                                                   width=2.5 if twin == "resnet" else 2),
-                    hovertemplate=_("{name}: {p} of pixels, probability {q}").format(
-                        name=_legend(name, twin), p="%{x:.0%}", q="%{y:.2f}") + "<extra></extra>"), row=1, col=col)
+                fig.add_trace(
+                    go.Scatter(
+                        x=xs,
+                        y=curve,
+                        mode="lines+markers" if symbol else "lines",
+                        name=_legend(name, twin),
+                        legendgroup=f"{name}-{twin}",
+                        marker=_marker(symbol, color),
+                        showlegend=col == 1,
+                        line=dict(
+                            color=color,
+                            dash="dot" if name == "Random" else DASH[twin],
+                            width=2.5 if twin == "resnet" else 2,
+                        ),
+                        hovertemplate=_("{name}: {p} of pixels, probability {q}").format(
+                            name=_legend(name, twin), p="%{x:.0%}", q="%{y:.2f}"
+                        )
+                        + "<extra></extra>",
+                    ),
+                    row=1,
+                    col=col,
+                )
     apply_template(fig)
-    fig.update_layout(height=460, margin=dict(l=60, r=20, t=60, b=60),
-                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
+    fig.update_layout(
+        height=460, margin=dict(l=60, r=20, t=60, b=60), legend=dict(orientation="h", yanchor="top", y=-0.22, x=0)
+    )
     fig.update_xaxes(title_text=_("share of pixels"), tickformat=".0%", range=[0, 1])
     fig.update_yaxes(title_text=_("probability of the class"), range=[0, 1.02])
     fig.update_annotations(font_size=13)
@@ -169,10 +243,14 @@ def sanity_figure(curves_by_twin: dict[str, dict[str, dict]], methods: list[str]
     ``curves_by_twin`` maps "resnet"/"plain" to ``{method: {"layers", "spearman", "ssim"}}``
     (one sanity check, or means over images).
     """
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(_("Rank correlation (Spearman, absolute values)"),
-                                                        _("Structural similarity (SSIM)")))
-    styles = method_styles([method for curves in curves_by_twin.values() for method in curves
-                            if methods is None or method in methods])
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(_("Rank correlation (Spearman, absolute values)"), _("Structural similarity (SSIM)")),
+    )
+    styles = method_styles(
+        [method for curves in curves_by_twin.values() for method in curves if methods is None or method in methods]
+    )
     for twin, curves in curves_by_twin.items():
         for method, curve in curves.items():
             if method not in styles:
@@ -180,15 +258,28 @@ def sanity_figure(curves_by_twin: dict[str, dict[str, dict]], methods: list[str]
             layers = [_("original") if layer == "original" else layer for layer in curve["layers"]]
             color, symbol = styles[method]
             for col, key in ((1, "spearman"), (2, "ssim")):
-                fig.add_trace(go.Scatter(
-                    x=layers, y=curve[key], mode="lines+markers", name=_legend(method, twin),
-                    legendgroup=f"{method}-{twin}", showlegend=col == 1, marker=dict(symbol=symbol, size=8),
-                    line=dict(color=color, dash=DASH[twin]),
-                    hovertemplate=_("{name}: randomised down to {layer}, similarity {value}").format(
-                        name=_legend(method, twin), layer="%{x}", value="%{y:.2f}") + "<extra></extra>"), row=1, col=col)
+                fig.add_trace(
+                    go.Scatter(
+                        x=layers,
+                        y=curve[key],
+                        mode="lines+markers",
+                        name=_legend(method, twin),
+                        legendgroup=f"{method}-{twin}",
+                        showlegend=col == 1,
+                        marker=dict(symbol=symbol, size=8),
+                        line=dict(color=color, dash=DASH[twin]),
+                        hovertemplate=_("{name}: randomised down to {layer}, similarity {value}").format(
+                            name=_legend(method, twin), layer="%{x}", value="%{y:.2f}"
+                        )
+                        + "<extra></extra>",
+                    ),
+                    row=1,
+                    col=col,
+                )
     apply_template(fig)
-    fig.update_layout(height=480, margin=dict(l=60, r=20, t=60, b=60),
-                      legend=dict(orientation="h", yanchor="top", y=-0.38, x=0))
+    fig.update_layout(
+        height=480, margin=dict(l=60, r=20, t=60, b=60), legend=dict(orientation="h", yanchor="top", y=-0.38, x=0)
+    )
     fig.update_xaxes(title_text=_("weights randomised from the head down to"))
     fig.update_yaxes(title_text=_("similarity to the original map"), range=[-0.3, 1.05])
     fig.update_annotations(font_size=13)

@@ -16,6 +16,7 @@ the loss is the sum of the members' losses, so each member's gradient is exactly
 gives a member back as an ordinary :class:`~resnet_viz.models.TwinNet` at any time, with an ordinary state
 dict; :meth:`FusedOptimizer.member_state_dict` gives its optimiser state as ``torch.optim`` would hold it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -106,8 +107,15 @@ class _StackedLinear(nn.Module):
 def _widen(module: nn.Module, n: int) -> nn.Module:
     """The layer of one member as the layer of ``n`` stacked members (weights left uninitialised)."""
     if isinstance(module, nn.Conv2d):
-        return nn.Conv2d(module.in_channels * n, module.out_channels * n, module.kernel_size, module.stride,
-                         module.padding, groups=module.groups * n, bias=module.bias is not None)
+        return nn.Conv2d(
+            module.in_channels * n,
+            module.out_channels * n,
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            groups=module.groups * n,
+            bias=module.bias is not None,
+        )
     if isinstance(module, nn.BatchNorm2d):
         return nn.BatchNorm2d(module.num_features * n, eps=module.eps, momentum=module.momentum)
     if isinstance(module, nn.Linear):
@@ -188,8 +196,10 @@ class FusedGroup(nn.Module):
     def member(self, i: int, device: torch.device | str | None = None) -> TwinNet:
         """Member ``i`` as an ordinary ``TwinNet`` (a copy, in the group's train/eval mode)."""
         config = dict(self.configs[i])
-        options = {k: config[k] for k in ("depth", "width", "num_classes", "in_channels", "norm", "activation",
-                                          "block", "shortcut", "init")}
+        options = {
+            k: config[k]
+            for k in ("depth", "width", "num_classes", "in_channels", "norm", "activation", "block", "shortcut", "init")
+        }
         resnet, plain = build_twins(config["arch"], seed=config["seed"], **options)
         model = resnet if self.twins[i] == "resnet" else plain
         model.to(next(self.parameters()).dtype).load_state_dict(self.member_state_dict(i))
@@ -284,15 +294,18 @@ class FusedOptimizer:
         if r.optimizer == "adam":
             b1, b2, eps = 0.9, 0.999, 1e-8
             t = self.steps.clamp(min=1).double()
-            step_size = (torch.tensor(lr, dtype=torch.float64) / (1 - b1 ** t)).tolist()
-            bc2_sqrt = (1 - b2 ** t).sqrt().tolist()
+            step_size = (torch.tensor(lr, dtype=torch.float64) / (1 - b1**t)).tolist()
+            bc2_sqrt = (1 - b2**t).sqrt().tolist()
             for p, m, v, shape in zip(self.params, self.exp_avg, self.exp_avg_sq, self._shapes):
                 if p.grad is None:
                     continue
                 k = len(shape)
                 if k not in scalars:
-                    scalars[k] = (self._per_member(keep, k).bool(), self._per_member(step_size, k),
-                                  self._per_member(bc2_sqrt, k))
+                    scalars[k] = (
+                        self._per_member(keep, k).bool(),
+                        self._per_member(step_size, k),
+                        self._per_member(bc2_sqrt, k),
+                    )
                 alive, size, bc2 = scalars[k]
                 pv, mv, vv = p.view(self.n, *shape), m.view(self.n, *shape), v.view(self.n, *shape)
                 g = p.grad.view(self.n, *shape)
@@ -315,8 +328,11 @@ class FusedOptimizer:
                     continue
                 k = len(shape)
                 if k not in scalars:
-                    scalars[k] = (self._per_member(lr, k), self._per_member(first, k).bool(),
-                                  self._per_member(keep, k).bool())
+                    scalars[k] = (
+                        self._per_member(lr, k),
+                        self._per_member(first, k).bool(),
+                        self._per_member(keep, k).bool(),
+                    )
                 lr_t, is_first, alive = scalars[k]
                 pv, bv = p.view(self.n, *shape), buf.view(self.n, *shape)
                 g = p.grad.view(self.n, *shape)
@@ -335,8 +351,11 @@ class FusedOptimizer:
         for k, name in enumerate(self.names):
             view = lambda t: self.group.member_view(t, name, i).clone()  # noqa: E731
             if r.optimizer == "adam":
-                state[k] = {"step": torch.tensor(float(self.steps[i])), "exp_avg": view(self.exp_avg[k]),
-                            "exp_avg_sq": view(self.exp_avg_sq[k])}
+                state[k] = {
+                    "step": torch.tensor(float(self.steps[i])),
+                    "exp_avg": view(self.exp_avg[k]),
+                    "exp_avg_sq": view(self.exp_avg_sq[k]),
+                }
             elif r.momentum:
                 state[k] = {"momentum_buffer": view(self.momentum_buffer[k])}
         group = {"lr": r.lr, "weight_decay": r.weight_decay, "params": list(range(len(self.names)))}
@@ -347,9 +366,17 @@ class FusedOptimizer:
         return {"state": state, "param_groups": [group]}
 
 
-def fused_train_step(group: FusedGroup, optimizer: FusedOptimizer, xs, ys, lrs: Sequence[float], *,
-                     active: Sequence[bool] | None = None, autocast=None, before_update=None
-                     ) -> tuple[list[float], list[float]]:
+def fused_train_step(
+    group: FusedGroup,
+    optimizer: FusedOptimizer,
+    xs,
+    ys,
+    lrs: Sequence[float],
+    *,
+    active: Sequence[bool] | None = None,
+    autocast=None,
+    before_update=None,
+) -> tuple[list[float], list[float]]:
     """One optimiser step of every member on its own batch; per member ``(losses, errors)``."""
     x = xs if isinstance(xs, torch.Tensor) else group.stack_inputs(xs)
     y = ys if isinstance(ys, torch.Tensor) else torch.stack(list(ys), dim=1)

@@ -11,6 +11,7 @@ BatchNorm uses the statistics of the batch by default (as in training and in
 the initialisation analyses of He et al. 2015 and Yang et al. 2019) without
 touching the running statistics; the model is left exactly as it was found.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -58,8 +59,9 @@ def _probe_state(model: nn.Module, weights: Sequence[nn.Parameter], batch_stats:
     """
     with model_lock(model).exclusive():  # other threads never see the temporary state
         modes = [(m, m.training) for m in model.modules()]
-        bn_flags = [(m, m.track_running_stats) for m in model.modules()
-                    if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        bn_flags = [
+            (m, m.track_running_stats) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        ]
         requires = [(w, w.requires_grad) for w in weights]
         try:
             model.train(batch_stats)
@@ -110,8 +112,9 @@ def first_last_ratio(norms: Sequence[float] | Sequence[tuple[str, float]]) -> fl
     return first / last
 
 
-def _flow(model: TwinNet, x: torch.Tensor, y: torch.Tensor, *, batch_stats: bool,
-          record_signals: bool) -> tuple[list[str], list[float], list[str], list[float], float]:
+def _flow(
+    model: TwinNet, x: torch.Tensor, y: torch.Tensor, *, batch_stats: bool, record_signals: bool
+) -> tuple[list[str], list[float], list[str], list[float], float]:
     named = main_path_weights(model)
     names = [name for name, _ in named]
     weights = [w for _, w in named]
@@ -134,8 +137,9 @@ def _flow(model: TwinNet, x: torch.Tensor, y: torch.Tensor, *, batch_stats: bool
     return names, numbers[:n], blocks, numbers[n:-1], numbers[-1]
 
 
-def gradient_norms(model: TwinNet, x: torch.Tensor, y: torch.Tensor, *,
-                   batch_stats: bool = True) -> list[tuple[str, float]]:
+def gradient_norms(
+    model: TwinNet, x: torch.Tensor, y: torch.Tensor, *, batch_stats: bool = True
+) -> list[tuple[str, float]]:
     """``[(layer_name, norm), ...]``: the L2 norm of the cross-entropy loss gradient
     for every main-path weight, ordered from input to output.
 
@@ -163,12 +167,12 @@ def forward_signals(model: TwinNet, x: torch.Tensor, *, batch_stats: bool = True
 def gradient_flow(model: TwinNet, x: torch.Tensor, y: torch.Tensor, *, batch_stats: bool = True) -> GradientFlow:
     """Gradient norms and forward signals of ``model`` from a single forward/backward pass."""
     layers, norms, blocks, signals, loss = _flow(model, x, y, batch_stats=batch_stats, record_signals=True)
-    return GradientFlow(twin=model.twin, layers=layers, grad_norms=norms, blocks=blocks, signal_std=signals,
-                        loss=loss)
+    return GradientFlow(twin=model.twin, layers=layers, grad_norms=norms, blocks=blocks, signal_std=signals, loss=loss)
 
 
-def example_batch(kind: str = "shapes", *, arch: str = CIFAR_ARCH, batch_size: int = 16,
-                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def example_batch(
+    kind: str = "shapes", *, arch: str = CIFAR_ARCH, batch_size: int = 16, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch ``(x, y)`` sized for ``arch``: bundled shapes images, or Gaussian noise with random labels.
 
     CIFAR networks get 32x32 images, torchvision networks 224x224. Labels are
@@ -186,9 +190,20 @@ def example_batch(kind: str = "shapes", *, arch: str = CIFAR_ARCH, batch_size: i
     return x, y
 
 
-def twin_flow(arch: str = CIFAR_ARCH, depth: int = 20, twin: str = "resnet", *, norm: str = "batch",
-              activation: str = "relu", block: str = "post", init: str = "kaiming", batch: str = "shapes",
-              seed: int = 0, batch_size: int | None = None, device: torch.device | str = "cpu") -> GradientFlow:
+def twin_flow(
+    arch: str = CIFAR_ARCH,
+    depth: int = 20,
+    twin: str = "resnet",
+    *,
+    norm: str = "batch",
+    activation: str = "relu",
+    block: str = "post",
+    init: str = "kaiming",
+    batch: str = "shapes",
+    seed: int = 0,
+    batch_size: int | None = None,
+    device: torch.device | str = "cpu",
+) -> GradientFlow:
     """Build a fresh twin pair and measure one of them (``twin`` is ``"resnet"`` or ``"plain"``).
 
     ``seed`` fixes both the initial weights and the batch, so the two twins of one
@@ -200,8 +215,9 @@ def twin_flow(arch: str = CIFAR_ARCH, depth: int = 20, twin: str = "resnet", *, 
     if batch_size is None:
         batch_size = 16 if arch == CIFAR_ARCH else 8
     x, y = example_batch(batch, arch=arch, batch_size=batch_size, seed=seed)
-    resnet, plain = build_twins(arch, seed=seed, depth=depth, norm=norm, activation=activation, block=block,
-                                init=init, num_classes=NUM_CLASSES)
+    resnet, plain = build_twins(
+        arch, seed=seed, depth=depth, norm=norm, activation=activation, block=block, init=init, num_classes=NUM_CLASSES
+    )
     model = resnet if twin == "resnet" else plain
     return gradient_flow(model.to(device), x.to(device), y.to(device))
 
@@ -209,8 +225,14 @@ def twin_flow(arch: str = CIFAR_ARCH, depth: int = 20, twin: str = "resnet", *, 
 MeasureTwin = Callable[..., GradientFlow]  # twin_flow's signature: (arch, depth, twin, **options)
 
 
-def twin_flows(arch: str = CIFAR_ARCH, *, depth: int = 20, progress: Callable[[float, str], None] | None = None,
-               measure: MeasureTwin = twin_flow, **options) -> dict[str, GradientFlow]:
+def twin_flows(
+    arch: str = CIFAR_ARCH,
+    *,
+    depth: int = 20,
+    progress: Callable[[float, str], None] | None = None,
+    measure: MeasureTwin = twin_flow,
+    **options,
+) -> dict[str, GradientFlow]:
     """Both twins of a fresh pair: ``{"resnet": GradientFlow, "plain": GradientFlow}`` (options as :func:`twin_flow`).
 
     ``measure`` builds and measures one twin; a caller that caches each twin's
@@ -234,8 +256,13 @@ class DepthSweep:
     ratios: dict[str, list[float]]
 
 
-def depth_sweep(depths: Sequence[int] | None = None, *, progress: Callable[[float, str], None] | None = None,
-                measure: MeasureTwin = twin_flow, **options) -> DepthSweep:
+def depth_sweep(
+    depths: Sequence[int] | None = None,
+    *,
+    progress: Callable[[float, str], None] | None = None,
+    measure: MeasureTwin = twin_flow,
+    **options,
+) -> DepthSweep:
     """First/last gradient ratio against depth for both twins (CIFAR networks, options as :func:`twin_flow`).
 
     ``depths`` defaults to :data:`SWEEP_DEPTHS`; ``measure`` as in :func:`twin_flows`.

@@ -1,4 +1,5 @@
 """Plotly figures for the gradient-flow views (log-scale y, ResNet solid blue, plain twin dashed orange)."""
+
 from __future__ import annotations
 
 import math
@@ -10,7 +11,6 @@ from .gradients import DepthSweep, GradientFlow
 from .i18n import _
 from .models import TWINS, twin_label
 from .style import COLORS, DASH, base_layout
-
 
 
 def format_ratio(ratio: float) -> str:
@@ -48,29 +48,51 @@ def _twin_lines(flows: Mapping[str, GradientFlow], names: str, values: str, *, l
         if twin not in flows:
             continue
         flow = flows[twin]
-        fig.add_trace(go.Scatter(
-            x=list(range(len(getattr(flow, names)))), y=_positive(getattr(flow, values)),
-            customdata=getattr(flow, names), mode="lines+markers", marker=dict(size=4),
-            line=dict(color=COLORS[twin], dash=DASH[twin]), name=label(twin, flow),
-            hovertemplate="%{customdata}<br>" + hover + "<extra>" + twin_label(twin) + "</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(len(getattr(flow, names)))),
+                y=_positive(getattr(flow, values)),
+                customdata=getattr(flow, names),
+                mode="lines+markers",
+                marker=dict(size=4),
+                line=dict(color=COLORS[twin], dash=DASH[twin]),
+                name=label(twin, flow),
+                hovertemplate="%{customdata}<br>" + hover + "<extra>" + twin_label(twin) + "</extra>",
+            )
+        )
     return fig
 
 
 def gradient_norm_figure(flows: Mapping[str, GradientFlow], *, title: str | None = None) -> go.Figure:
     """Per-layer gradient norm of both twins on one chart, input (left) to output (right)."""
-    fig = _twin_lines(flows, "layers", "grad_norms", hover="‖∂L/∂W‖ = %{y:.3g}",
-                      label=lambda twin, flow: _("{twin} — first/last ratio {ratio}").format(
-                          twin=twin_label(twin), ratio=format_ratio(flow.ratio)))
-    _layout(fig, title=title or _("Gradient norm per layer"),
-            x=_("layer index (0 = stem convolution … last = final linear layer)"),
-            y=_("‖∂loss/∂W‖ (log scale)"), log_y=True)
+    fig = _twin_lines(
+        flows,
+        "layers",
+        "grad_norms",
+        hover="‖∂L/∂W‖ = %{y:.3g}",
+        label=lambda twin, flow: _("{twin} — first/last ratio {ratio}").format(
+            twin=twin_label(twin), ratio=format_ratio(flow.ratio)
+        ),
+    )
+    _layout(
+        fig,
+        title=title or _("Gradient norm per layer"),
+        x=_("layer index (0 = stem convolution … last = final linear layer)"),
+        y=_("‖∂loss/∂W‖ (log scale)"),
+        log_y=True,
+    )
     return fig
 
 
 def forward_signal_figure(flows: Mapping[str, GradientFlow], *, title: str | None = None) -> go.Figure:
     fig = _twin_lines(flows, "blocks", "signal_std", hover="std = %{y:.3g}", label=lambda twin, flow: twin_label(twin))
-    _layout(fig, title=title or _("Forward signal: standard deviation of each block's output"),
-            x=_("block index (0 = stem … last = final block)"), y=_("output std (log scale)"), log_y=True)
+    _layout(
+        fig,
+        title=title or _("Forward signal: standard deviation of each block's output"),
+        x=_("block index (0 = stem … last = final block)"),
+        y=_("output std (log scale)"),
+        log_y=True,
+    )
     return fig
 
 
@@ -78,12 +100,24 @@ def depth_sweep_figure(sweep: DepthSweep, *, title: str | None = None) -> go.Fig
     fig = go.Figure()
     for twin in TWINS:
         ratios = sweep.ratios[twin]
-        fig.add_trace(go.Scatter(
-            x=sweep.depths, y=_positive(ratios), mode="lines+markers", line=dict(color=COLORS[twin], dash=DASH[twin]),
-            name=twin_label(twin), text=[format_ratio(r) for r in ratios],
-            hovertemplate=_("depth %{x}<br>first/last = %{text}") + "<extra>" + twin_label(twin) + "</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=sweep.depths,
+                y=_positive(ratios),
+                mode="lines+markers",
+                line=dict(color=COLORS[twin], dash=DASH[twin]),
+                name=twin_label(twin),
+                text=[format_ratio(r) for r in ratios],
+                hovertemplate=_("depth %{x}<br>first/last = %{text}") + "<extra>" + twin_label(twin) + "</extra>",
+            )
+        )
     fig.add_hline(y=1, line=dict(color="#888", width=1, dash="dot"))
-    _layout(fig, title=title or _("First/last gradient ratio against depth"), x=_("depth (layers)"),
-            y=_("first/last gradient-norm ratio (log scale)"), log_y=True)
+    _layout(
+        fig,
+        title=title or _("First/last gradient ratio against depth"),
+        x=_("depth (layers)"),
+        y=_("first/last gradient-norm ratio (log scale)"),
+        log_y=True,
+    )
     fig.update_xaxes(tickvals=sweep.depths)
     return fig

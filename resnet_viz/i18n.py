@@ -10,6 +10,7 @@ they can be edited independently); Babel compiles them into one catalogue in mem
 a language is first used, so no compiled ``.mo`` file can go stale. Extract the messages
 with ``pybabel extract -F babel.cfg -o messages.pot .``.
 """
+
 from __future__ import annotations
 
 import contextlib

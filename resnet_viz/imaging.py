@@ -2,6 +2,7 @@
 
 Every failure becomes :class:`ImageError` with a message a person can act on.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -29,8 +30,9 @@ class ImageError(ValueError):
     """An upload that cannot be explained, with the reason in plain words."""
 
 
-def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS, max_side: int = DISPLAY_MAX_SIDE,
-               timeout: float = DECODE_TIMEOUT_S) -> Image.Image:
+def load_image(
+    data: bytes, *, max_pixels: int = MAX_PIXELS, max_side: int = DISPLAY_MAX_SIDE, timeout: float = DECODE_TIMEOUT_S
+) -> Image.Image:
     """Decode an upload into an upright RGB image no larger than ``max_side``.
 
     Handles EXIF rotation, palette/RGBA/CMYK/16-bit/grayscale modes and the first
@@ -44,8 +46,9 @@ def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS, max_side: int = DIS
         return future.result(timeout=timeout)
     except concurrent.futures.TimeoutError:
         future.cancel()
-        raise ImageError(_("The image took longer than {seconds:g} s to decode and was refused.").format(
-            seconds=timeout)) from None
+        raise ImageError(
+            _("The image took longer than {seconds:g} s to decode and was refused.").format(seconds=timeout)
+        ) from None
 
 
 def _decode(data: bytes, max_pixels: int, max_side: int) -> Image.Image:
@@ -56,15 +59,23 @@ def _decode(data: bytes, max_pixels: int, max_side: int) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             if img.format not in ACCEPTED_FORMATS:
-                raise ImageError(_("{format} images are not supported; use PNG, JPEG, WebP, BMP or GIF.").format(
-                    format=img.format))
+                raise ImageError(
+                    _("{format} images are not supported; use PNG, JPEG, WebP, BMP or GIF.").format(format=img.format)
+                )
             w, h = img.size
             if w * h > max_pixels:
-                raise ImageError(_("The image is too large ({w}x{h} = {mp:.0f} megapixels); the limit is {limit:.0f} "
-                                   "megapixels.").format(w=w, h=h, mp=w * h / 1e6, limit=max_pixels / 1e6))
+                raise ImageError(
+                    _(
+                        "The image is too large ({w}x{h} = {mp:.0f} megapixels); the limit is {limit:.0f} megapixels."
+                    ).format(w=w, h=h, mp=w * h / 1e6, limit=max_pixels / 1e6)
+                )
             if max(w, h) / max(1, min(w, h)) > MAX_ASPECT:
-                raise ImageError(_("The image is too elongated ({w}x{h}); the longer side may be at most {n:.0f} "
-                                   "times the shorter.").format(w=w, h=h, n=MAX_ASPECT))
+                raise ImageError(
+                    _(
+                        "The image is too elongated ({w}x{h}); the longer side may be at most {n:.0f} "
+                        "times the shorter."
+                    ).format(w=w, h=h, n=MAX_ASPECT)
+                )
             img.seek(0)  # first frame of an animation
             if img.format == "JPEG":  # decode at reduced scale: much faster for big photos
                 img.draft("RGB", (max_side, max_side))
@@ -75,8 +86,9 @@ def _decode(data: bytes, max_pixels: int, max_side: int) -> Image.Image:
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(_reason(exc)) from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as exc:
-        raise ImageError(_("The image could not be decoded; the file may be truncated or corrupt ({reason}).").format(
-            reason=exc)) from exc
+        raise ImageError(
+            _("The image could not be decoded; the file may be truncated or corrupt ({reason}).").format(reason=exc)
+        ) from exc
     img = to_rgb(img)
     if max(img.size) > max_side:
         img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)

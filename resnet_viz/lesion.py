@@ -3,6 +3,7 @@
 A deleted ResNet block becomes its shortcut; a deleted plain block becomes the identity, which only a block
 that keeps its shape can do. Models must be in eval mode; every call reads the model under its shared lock.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,7 @@ def keeps_shape(block: nn.Module) -> bool:
 
     Only such blocks can be replaced by the identity in a plain network.
     """
-    convs = [m for name, m in block.named_modules()
-             if isinstance(m, nn.Conv2d) and not name.startswith("downsample")]
+    convs = [m for name, m in block.named_modules() if isinstance(m, nn.Conv2d) and not name.startswith("downsample")]
     return all(c.stride == (1, 1) for c in convs) and convs[0].in_channels == convs[-1].out_channels
 
 
@@ -33,8 +33,14 @@ def _lesioned(block: nn.Module, h: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def deletion_accuracies(model: TwinNet, images: torch.Tensor, labels: torch.Tensor,
-                        deletions: Sequence[Iterable[int]], *, batch_size: int = 250) -> list[float]:
+def deletion_accuracies(
+    model: TwinNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    deletions: Sequence[Iterable[int]],
+    *,
+    batch_size: int = 250,
+) -> list[float]:
     """Accuracy of ``model`` with each set of block indices deleted.
 
     Blocks before the first deleted one run once per batch and are shared by
@@ -45,8 +51,9 @@ def deletion_accuracies(model: TwinNet, images: torch.Tensor, labels: torch.Tens
         return _deletion_accuracies(model, images, labels, deletions, batch_size)
 
 
-def _deletion_accuracies(model: TwinNet, images: torch.Tensor, labels: torch.Tensor,
-                         deletions: Sequence[Iterable[int]], batch_size: int) -> list[float]:
+def _deletion_accuracies(
+    model: TwinNet, images: torch.Tensor, labels: torch.Tensor, deletions: Sequence[Iterable[int]], batch_size: int
+) -> list[float]:
     check_eval(model)
     blocks = [block for _, block in model.blocks()]
     requested = [frozenset(int(i) for i in d) for d in deletions]
@@ -60,8 +67,8 @@ def _deletion_accuracies(model: TwinNet, images: torch.Tensor, labels: torch.Ten
     p = next(model.parameters())
     correct = np.zeros(len(sets))
     for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device=p.device, dtype=p.dtype)
-        y = labels[start:start + batch_size].to(p.device)
+        x = images[start : start + batch_size].to(device=p.device, dtype=p.dtype)
+        y = labels[start : start + batch_size].to(p.device)
         # inputs[i]: the clean input of block i (inputs[len(blocks)] feeds the head).
         firsts = [min(s) if s else len(blocks) for s in sets]
         inputs = [model.stem(x)]
@@ -76,8 +83,7 @@ def _deletion_accuracies(model: TwinNet, images: torch.Tensor, labels: torch.Ten
     return [accuracy[s] for s in requested]
 
 
-def lesion_accuracies(model: TwinNet, images: torch.Tensor, labels: torch.Tensor, *,
-                      batch_size: int = 250) -> dict:
+def lesion_accuracies(model: TwinNet, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 250) -> dict:
     """Accuracy with each single block deleted (Veit et al. 2016).
 
     Returns ``{"baseline": float, "per_block": [float | None, ...]}``. In a
@@ -94,9 +100,16 @@ def lesion_accuracies(model: TwinNet, images: torch.Tensor, labels: torch.Tensor
     return {"baseline": accs[0], "per_block": per_block}
 
 
-def random_deletion_accuracies(model: TwinNet, images: torch.Tensor, labels: torch.Tensor, *,
-                               ks: Sequence[int] | None = None, samples: int = 5, seed: int = 0,
-                               batch_size: int = 250) -> dict:
+def random_deletion_accuracies(
+    model: TwinNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    ks: Sequence[int] | None = None,
+    samples: int = 5,
+    seed: int = 0,
+    batch_size: int = 250,
+) -> dict:
     """Accuracy against the number k of blocks deleted at random.
 
     Blocks are drawn among those that keep their shape, the ones both twins
@@ -111,13 +124,19 @@ def random_deletion_accuracies(model: TwinNet, images: torch.Tensor, labels: tor
     ks = [int(k) for k in ks if 0 <= int(k) <= len(candidates)]
     rng = np.random.default_rng(seed)
     sets = [rng.choice(candidates, size=k, replace=False).tolist() for k in ks for _ in range(samples)]
-    accs = np.array(deletion_accuracies(model, images, labels, sets, batch_size=batch_size)).reshape(len(ks),
-                                                                                                     samples)
-    return {"k": ks, "mean": accs.mean(axis=1).tolist(), "std": accs.std(axis=1).tolist(),
-            "min": accs.min(axis=1).tolist(), "max": accs.max(axis=1).tolist(), "candidates": candidates}
+    accs = np.array(deletion_accuracies(model, images, labels, sets, batch_size=batch_size)).reshape(len(ks), samples)
+    return {
+        "k": ks,
+        "mean": accs.mean(axis=1).tolist(),
+        "std": accs.std(axis=1).tolist(),
+        "min": accs.min(axis=1).tolist(),
+        "max": accs.max(axis=1).tolist(),
+        "candidates": candidates,
+    }
 
 
 # -- the unravelled view: 2^n paths ----------------------------------------------------------------
+
 
 def path_length_distribution(n_blocks: int) -> dict:
     """Path lengths in a ResNet of ``n_blocks`` blocks seen as an ensemble.
@@ -131,7 +150,7 @@ def path_length_distribution(n_blocks: int) -> dict:
     if not isinstance(n_blocks, int) or n_blocks < 1:
         raise ValueError(f"n_blocks must be a positive integer, got {n_blocks!r}")
     counts = [math.comb(n_blocks, k) for k in range(n_blocks + 1)]
-    total = 2 ** n_blocks
+    total = 2**n_blocks
     fractions = [c / total for c in counts]
     # Grow the range from the mode, always taking the larger neighbour, until 95% is inside.
     lo = hi = n_blocks // 2
@@ -145,5 +164,11 @@ def path_length_distribution(n_blocks: int) -> dict:
         else:
             hi += 1
             mass += right
-    return {"length": list(range(n_blocks + 1)), "count": counts, "fraction": fractions, "total": total,
-            "mean": n_blocks / 2, "central_95": (lo, hi)}
+    return {
+        "length": list(range(n_blocks + 1)),
+        "count": counts,
+        "fraction": fractions,
+        "total": total,
+        "mean": n_blocks / 2,
+        "central_95": (lo, hi),
+    }

@@ -6,6 +6,7 @@ batch statistics switch BatchNorm to training mode; explaining a model left in
 training mode switches it to eval): they take the model exclusively, so no
 reader ever sees another thread's temporary state.
 """
+
 from __future__ import annotations
 
 import threading

@@ -12,6 +12,7 @@ for ``resnet18/34/50``) with two changes that make the models safe to probe:
   block probes and lesions use this instead of hooks, so a shared model is
   never mutated while it is being explained.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Iterator
@@ -39,6 +40,7 @@ def twin_label(twin: str, *, lowercase: bool = False, skips_removed: bool = Fals
     if skips_removed:
         return _("Plain twin (skip connections removed)")
     return _("plain twin") if lowercase else _("Plain twin")
+
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 NORMS = ("batch", "none")
@@ -126,8 +128,9 @@ def _make_downsample(cin: int, cout: int, stride: int, *, shortcut: str, norm: s
 class BasicBlock(_Block):
     expansion = 1
 
-    def __init__(self, cin, planes, stride=1, *, residual=True, norm="batch", activation="relu",
-                 preact=False, shortcut="B"):
+    def __init__(
+        self, cin, planes, stride=1, *, residual=True, norm="batch", activation="relu", preact=False, shortcut="B"
+    ):
         super().__init__(residual=residual, preact=preact, activation=activation)
         bias = norm == "none"
         cout = planes * self.expansion
@@ -152,8 +155,9 @@ class BasicBlock(_Block):
 class Bottleneck(_Block):
     expansion = 4
 
-    def __init__(self, cin, planes, stride=1, *, residual=True, norm="batch", activation="relu",
-                 preact=False, shortcut="B"):
+    def __init__(
+        self, cin, planes, stride=1, *, residual=True, norm="batch", activation="relu", preact=False, shortcut="B"
+    ):
         super().__init__(residual=residual, preact=preact, activation=activation)
         bias = norm == "none"
         cout = planes * self.expansion
@@ -194,9 +198,22 @@ class TwinNet(nn.Module):
     an image into its input).
     """
 
-    def __init__(self, *, arch: str, stage_blocks: list[int], stage_planes: list[int], block: type[_Block],
-                 residual: bool, num_classes: int, in_channels: int, norm: str, activation: str,
-                 preact: bool, shortcut: str, imagenet_stem: bool):
+    def __init__(
+        self,
+        *,
+        arch: str,
+        stage_blocks: list[int],
+        stage_planes: list[int],
+        block: type[_Block],
+        residual: bool,
+        num_classes: int,
+        in_channels: int,
+        norm: str,
+        activation: str,
+        preact: bool,
+        shortcut: str,
+        imagenet_stem: bool,
+    ):
         super().__init__()
         self.arch = arch
         self.residual = residual
@@ -223,8 +240,18 @@ class TwinNet(nn.Module):
             blocks = []
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(block(cin, planes, stride, residual=residual, norm=norm, activation=activation,
-                                    preact=preact, shortcut=shortcut))
+                blocks.append(
+                    block(
+                        cin,
+                        planes,
+                        stride,
+                        residual=residual,
+                        norm=norm,
+                        activation=activation,
+                        preact=preact,
+                        shortcut=shortcut,
+                    )
+                )
                 cin = planes * block.expansion
             name = f"layer{i + 1}"
             self.add_module(name, nn.Sequential(*blocks))
@@ -300,20 +327,51 @@ def _init_weights(model: TwinNet, init: str, activation: str) -> None:
             nn.init.zeros_(m.bias)
 
 
-def _build(arch: str, residual: bool, *, depth: int, width: int, num_classes: int, in_channels: int,
-           norm: str, activation: str, block: str, shortcut: str) -> TwinNet:
+def _build(
+    arch: str,
+    residual: bool,
+    *,
+    depth: int,
+    width: int,
+    num_classes: int,
+    in_channels: int,
+    norm: str,
+    activation: str,
+    block: str,
+    shortcut: str,
+) -> TwinNet:
     preact = block == "pre"
     if arch == CIFAR_ARCH:
         n = (depth - 2) // 6
-        return TwinNet(arch=arch, stage_blocks=[n] * 3, stage_planes=[16 * width, 32 * width, 64 * width],
-                       block=BasicBlock, residual=residual, num_classes=num_classes, in_channels=in_channels,
-                       norm=norm, activation=activation, preact=preact, shortcut=shortcut, imagenet_stem=False)
+        return TwinNet(
+            arch=arch,
+            stage_blocks=[n] * 3,
+            stage_planes=[16 * width, 32 * width, 64 * width],
+            block=BasicBlock,
+            residual=residual,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            norm=norm,
+            activation=activation,
+            preact=preact,
+            shortcut=shortcut,
+            imagenet_stem=False,
+        )
     kind, stage_blocks = TORCHVISION_ARCHS[arch]
-    return TwinNet(arch=arch, stage_blocks=stage_blocks, stage_planes=[64 * width, 128 * width, 256 * width,
-                                                                        512 * width],
-                   block=BasicBlock if kind == "basic" else Bottleneck, residual=residual,
-                   num_classes=num_classes, in_channels=in_channels, norm=norm, activation=activation,
-                   preact=preact, shortcut=shortcut, imagenet_stem=True)
+    return TwinNet(
+        arch=arch,
+        stage_blocks=stage_blocks,
+        stage_planes=[64 * width, 128 * width, 256 * width, 512 * width],
+        block=BasicBlock if kind == "basic" else Bottleneck,
+        residual=residual,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        norm=norm,
+        activation=activation,
+        preact=preact,
+        shortcut=shortcut,
+        imagenet_stem=True,
+    )
 
 
 def _check_options(arch, depth, width, norm, activation, block, shortcut, init, num_classes, in_channels):
@@ -339,10 +397,21 @@ def _check_options(arch, depth, width, norm, activation, block, shortcut, init, 
             raise ValueError(f"{what} must be a positive integer, got {value!r}")
 
 
-def build_twins(arch: str = CIFAR_ARCH, *, seed: int = 0, depth: int = 20, width: int = 1,
-                num_classes: int | None = None, in_channels: int = 3, norm: str = "batch",
-                activation: str = "relu", block: str = "post", shortcut: str | None = None,
-                init: str = "kaiming", weights: str | None = None) -> tuple[TwinNet, TwinNet]:
+def build_twins(
+    arch: str = CIFAR_ARCH,
+    *,
+    seed: int = 0,
+    depth: int = 20,
+    width: int = 1,
+    num_classes: int | None = None,
+    in_channels: int = 3,
+    norm: str = "batch",
+    activation: str = "relu",
+    block: str = "post",
+    shortcut: str | None = None,
+    init: str = "kaiming",
+    weights: str | None = None,
+) -> tuple[TwinNet, TwinNet]:
     """Build a ResNet and its plain twin with the same initial weights.
 
     ``arch="cifar"`` gives He et al.'s 6n+2-layer CIFAR networks (3 stages of
@@ -360,12 +429,29 @@ def build_twins(arch: str = CIFAR_ARCH, *, seed: int = 0, depth: int = 20, width
     _check_options(arch, depth, width, norm, activation, block, shortcut, init, num_classes, in_channels)
     if weights not in (None, "imagenet"):
         raise ValueError(f"weights must be None or 'imagenet', got {weights!r}")
-    if weights == "imagenet" and (arch == CIFAR_ARCH or num_classes != 1000 or width != 1 or in_channels != 3
-                                  or norm != "batch" or activation != "relu" or block != "post"):
-        raise ValueError("ImageNet weights exist only for the standard torchvision architecture "
-                         "(resnet18/34/50, 1000 classes, BatchNorm, ReLU, post-activation blocks)")
-    options = dict(depth=depth, width=width, num_classes=num_classes, in_channels=in_channels, norm=norm,
-                   activation=activation, block=block, shortcut=shortcut)
+    if weights == "imagenet" and (
+        arch == CIFAR_ARCH
+        or num_classes != 1000
+        or width != 1
+        or in_channels != 3
+        or norm != "batch"
+        or activation != "relu"
+        or block != "post"
+    ):
+        raise ValueError(
+            "ImageNet weights exist only for the standard torchvision architecture "
+            "(resnet18/34/50, 1000 classes, BatchNorm, ReLU, post-activation blocks)"
+        )
+    options = dict(
+        depth=depth,
+        width=width,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        norm=norm,
+        activation=activation,
+        block=block,
+        shortcut=shortcut,
+    )
     # The seed fixes the initial weights without touching the caller's RNG.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -383,8 +469,12 @@ def build_twins(arch: str = CIFAR_ARCH, *, seed: int = 0, depth: int = 20, width
     for model in (resnet, plain):
         model.config = dict(config)
         if arch == CIFAR_ARCH:
-            model.preprocess = {"size": 32, "resize": "square", "mean": (0.5,) * in_channels,
-                                "std": (0.25,) * in_channels}
+            model.preprocess = {
+                "size": 32,
+                "resize": "square",
+                "mean": (0.5,) * in_channels,
+                "std": (0.25,) * in_channels,
+            }
         else:
             model.preprocess = {"size": 224, "resize": "shorter", "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
         model.eval()

@@ -1,4 +1,5 @@
 """Progress bars for the command line: one tqdm bar on stderr, fed as a ``progress(done, total)`` callback."""
+
 from __future__ import annotations
 
 import sys
@@ -23,8 +24,9 @@ class ProgressBar:
         if self._bar is None:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=self.label or None, unit=self.unit, file=sys.stderr,
-                             dynamic_ncols=True, leave=True)
+            self._bar = tqdm(
+                total=total, desc=self.label or None, unit=self.unit, file=sys.stderr, dynamic_ncols=True, leave=True
+            )
             if self.note is not None:
                 self._bar.set_postfix_str(self.note, refresh=False)
         elif self._bar.total != total:

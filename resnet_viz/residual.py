@@ -22,6 +22,7 @@ All probes run the network block by block through :meth:`TwinNet.blocks`
 threads at once while no other thread has it in a temporary state.  Models
 must be in eval mode.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -53,6 +54,7 @@ def _flat_norm(t: torch.Tensor) -> torch.Tensor:
 
 
 # -- forward: F(x) versus the identity -----------------------------------------------------------
+
 
 @torch.no_grad()
 def block_contributions(model: TwinNet, x: torch.Tensor, *, details: bool = True) -> list[dict]:
@@ -96,17 +98,25 @@ def _block_contributions(model: TwinNet, x: torch.Tensor, details: bool) -> list
                 cosine = float(F.cosine_similarity(fx.flatten(1), reference.flatten(1), dim=1, eps=1e-12).mean())
             scale = reference.abs().mean().clamp_min(1e-12)
             spatial = (fx.abs().mean(dim=1) / scale).mean(dim=0).float().cpu().numpy()
-        entries.append({
-            "name": name, "index": index, "stage": stage_of[name.split(".")[0]],
-            "resolution": tuple(fx.shape[-2:]), "residual_norm": residual_norm, "identity_norm": identity_norm,
-            "ratio": residual_norm / identity_norm if identity_norm > 0 else float("inf"), "cosine": cosine,
-            "spatial_map": spatial,
-        })
+        entries.append(
+            {
+                "name": name,
+                "index": index,
+                "stage": stage_of[name.split(".")[0]],
+                "resolution": tuple(fx.shape[-2:]),
+                "residual_norm": residual_norm,
+                "identity_norm": identity_norm,
+                "ratio": residual_norm / identity_norm if identity_norm > 0 else float("inf"),
+                "cosine": cosine,
+                "spatial_map": spatial,
+            }
+        )
         h = block.combine(fx, sx)
     return entries
 
 
 # -- backward: where the gradient flows ----------------------------------------------------------
+
 
 def gradient_split(model: TwinNet, x: torch.Tensor, targets: torch.Tensor | Sequence[int] | None = None) -> list[dict]:
     """Per block, the part of dL/dx (x the block's input) that comes through each path.
@@ -154,7 +164,13 @@ def _gradient_split(model: TwinNet, x: torch.Tensor, targets) -> list[dict]:
             identity = float(_flat_norm(g_id).mean())
             residual = float(_flat_norm(g_res).mean())
             total = identity + residual
-            entries.append({"name": name, "identity_grad_norm": identity, "residual_grad_norm": residual,
-                            "input_grad_norm": float(_flat_norm(g_id + g_res).mean()),
-                            "identity_share": identity / total if total > 0 else 0.0})
+            entries.append(
+                {
+                    "name": name,
+                    "identity_grad_norm": identity,
+                    "residual_grad_norm": residual,
+                    "input_grad_norm": float(_flat_norm(g_id + g_res).mean()),
+                    "identity_share": identity / total if total > 0 else 0.0,
+                }
+            )
     return entries

@@ -21,6 +21,7 @@ statistics yet, so its BatchNorm layers take the mean and variance of the line's
 copy; for image lines, 16 points spread along it) and keep them fixed; then one backward pass of the summed
 outputs gives every point's gradient.
 """
+
 from __future__ import annotations
 
 import copy
@@ -58,8 +59,7 @@ class FullyConnectedNet(nn.Module):
     PyTorch's default uniform(±1/√fan-in), which puts the first layer's kinks inside [-1, 1].
     """
 
-    def __init__(self, depth: int, *, residual: bool, norm: str = "batch", width: int = PAPER_WIDTH,
-                 seed: int = 0):
+    def __init__(self, depth: int, *, residual: bool, norm: str = "batch", width: int = PAPER_WIDTH, seed: int = 0):
         super().__init__()
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, got {depth!r}")
@@ -71,8 +71,9 @@ class FullyConnectedNet(nn.Module):
             torch.manual_seed(seed)
             self.first = nn.Linear(1, width)
             self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(depth - 1))
-            self.norms = nn.ModuleList(nn.BatchNorm1d(width) if norm == "batch" else nn.Identity()
-                                       for _ in range(depth))
+            self.norms = nn.ModuleList(
+                nn.BatchNorm1d(width) if norm == "batch" else nn.Identity() for _ in range(depth)
+            )
             self.last = nn.Linear(width, 1)
             for layer in (self.first, *self.hidden):
                 nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
@@ -156,10 +157,20 @@ def _freeze_batch_statistics(model: nn.Module, x: torch.Tensor, *, copy_model: b
     return copy_.eval()
 
 
-def line_gradients(model: nn.Module, x0: torch.Tensor, v: torch.Tensor, t: torch.Tensor, *,
-                   output: int = 0, batch_stats: bool = False, calibration_points: int | None = None,
-                   chunk: int = 256, label: str = "", settings: dict | None = None,
-                   copy_model: bool = True) -> LineGradients:
+def line_gradients(
+    model: nn.Module,
+    x0: torch.Tensor,
+    v: torch.Tensor,
+    t: torch.Tensor,
+    *,
+    output: int = 0,
+    batch_stats: bool = False,
+    calibration_points: int | None = None,
+    chunk: int = 256,
+    label: str = "",
+    settings: dict | None = None,
+    copy_model: bool = True,
+) -> LineGradients:
     """Gradients of output ``output`` of ``model`` along x(t) = x0 + t·v, in ``ceil(n / chunk)`` backward passes.
 
     ``x0`` and ``v`` have the shape of one input (no batch dimension), ``t`` is 1-D. ``batch_stats=True``
@@ -182,7 +193,7 @@ def line_gradients(model: nn.Module, x0: torch.Tensor, v: torch.Tensor, t: torch
     grads, outs = [], []
     with model_lock(model).shared(), torch.enable_grad():
         for start in range(0, len(points), chunk):
-            xs = points[start:start + chunk].detach().requires_grad_(True)
+            xs = points[start : start + chunk].detach().requires_grad_(True)
             y = model(xs).reshape(len(xs), -1)[:, output]
             (g,) = torch.autograd.grad(y.sum(), xs)
             grads.append(g.detach().flatten(1).double())
@@ -190,8 +201,14 @@ def line_gradients(model: nn.Module, x0: torch.Tensor, v: torch.Tensor, t: torch
     g = torch.cat(grads)
     directional = g @ v.flatten().double()
     neighbours = _row_correlation(g[:-1], g[1:]) if g.shape[1] > 1 else torch.empty(0)
-    return LineGradients(t=t.double().tolist(), outputs=torch.cat(outs).tolist(), directional=directional.tolist(),
-                         neighbour_correlation=neighbours.tolist(), label=label, settings=dict(settings or {}))
+    return LineGradients(
+        t=t.double().tolist(),
+        outputs=torch.cat(outs).tolist(),
+        directional=directional.tolist(),
+        neighbour_correlation=neighbours.tolist(),
+        label=label,
+        settings=dict(settings or {}),
+    )
 
 
 def paper_line(points: int = PAPER_POINTS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -199,8 +216,9 @@ def paper_line(points: int = PAPER_POINTS) -> tuple[torch.Tensor, torch.Tensor, 
     return torch.zeros(1), torch.ones(1), torch.linspace(*PAPER_RANGE, points)
 
 
-def fc_line_gradients(depth: int, residual: bool, *, norm: str = "batch", seed: int = 0,
-                      points: int = PAPER_POINTS) -> LineGradients:
+def fc_line_gradients(
+    depth: int, residual: bool, *, norm: str = "batch", seed: int = 0, points: int = PAPER_POINTS
+) -> LineGradients:
     """f'(x) of one of the paper's fully connected nets at initialisation, on its 256 inputs in [-2, 2].
 
     Deterministic, so remembered (the figure's three nets are also points of the depth sweep); the result is
@@ -213,19 +231,28 @@ def fc_line_gradients(depth: int, residual: bool, *, norm: str = "batch", seed: 
 def _fc_line_gradients(depth: int, residual: bool, norm: str, seed: int, points: int) -> LineGradients:
     net = FullyConnectedNet(depth, residual=residual, norm=norm, seed=seed).requires_grad_(False)
     x0, v, t = paper_line(points)
-    return line_gradients(net, x0, v, t, batch_stats=norm == "batch", label=f"{net.twin}-{depth}",
-                          copy_model=False,
-                          settings=dict(kind="fc", depth=depth, residual=residual, norm=norm, seed=seed))
+    return line_gradients(
+        net,
+        x0,
+        v,
+        t,
+        batch_stats=norm == "batch",
+        label=f"{net.twin}-{depth}",
+        copy_model=False,
+        settings=dict(kind="fc", depth=depth, residual=residual, norm=norm, seed=seed),
+    )
 
 
 def paper_figure_nets(*, norm: str = "batch", seed: int = 0) -> dict[str, LineGradients]:
     """The three nets of the paper's Fig. 1: ``{"shallow": 1 layer, "plain": 24 layers, "resnet": 50 layers}``."""
-    return {key: fc_line_gradients(depth, residual, norm=norm, seed=seed)
-            for key, (depth, residual) in PAPER_NETS.items()}
+    return {
+        key: fc_line_gradients(depth, residual, norm=norm, seed=seed) for key, (depth, residual) in PAPER_NETS.items()
+    }
 
 
-def image_line(x0: torch.Tensor, *, seed: int = 0, points: int = CIFAR_POINTS,
-               span: float = IMAGE_SPAN) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def image_line(
+    x0: torch.Tensor, *, seed: int = 0, points: int = CIFAR_POINTS, span: float = IMAGE_SPAN
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A line through image ``x0``: v a Gaussian direction (unit variance per pixel), t on [-span, span]."""
     gen = torch.Generator().manual_seed(seed)
     v = torch.randn(x0.shape, generator=gen)
@@ -238,9 +265,18 @@ def example_image(seed: int = 0) -> tuple[torch.Tensor, int]:
     return x[0], int(y[0])
 
 
-def twins_line_gradients(resnet: nn.Module, plain: nn.Module, *, at_init: bool, seed: int = 0,
-                         points: int = CIFAR_POINTS, span: float = IMAGE_SPAN, image_seed: int = 0,
-                         output: int | None = None, chunk: int = 64) -> dict[str, LineGradients]:
+def twins_line_gradients(
+    resnet: nn.Module,
+    plain: nn.Module,
+    *,
+    at_init: bool,
+    seed: int = 0,
+    points: int = CIFAR_POINTS,
+    span: float = IMAGE_SPAN,
+    image_seed: int = 0,
+    output: int | None = None,
+    chunk: int = 64,
+) -> dict[str, LineGradients]:
     """Both twins along the same line through a shapes image; ``output`` defaults to the image's class.
 
     ``at_init=True`` for untrained twins (BatchNorm takes the line's statistics); trained twins run in eval mode.
@@ -250,16 +286,33 @@ def twins_line_gradients(resnet: nn.Module, plain: nn.Module, *, at_init: bool, 
     output = label if output is None else output
     device = next(resnet.parameters()).device
     x0, v, t = x0.to(device), v.to(device), t.to(device)
-    return {model.twin: line_gradients(model, x0, v, t, output=output, batch_stats=at_init,
-                                       calibration_points=CALIBRATION_POINTS, chunk=chunk,
-                                       label=model.twin, settings=dict(kind="cifar", output=output, seed=seed,
-                                                                       span=span, image_seed=image_seed))
-            for model in (resnet, plain)}
+    return {
+        model.twin: line_gradients(
+            model,
+            x0,
+            v,
+            t,
+            output=output,
+            batch_stats=at_init,
+            calibration_points=CALIBRATION_POINTS,
+            chunk=chunk,
+            label=model.twin,
+            settings=dict(kind="cifar", output=output, seed=seed, span=span, image_seed=image_seed),
+        )
+        for model in (resnet, plain)
+    }
 
 
-def cifar_twin_line_gradients(depth: int, twin: str, *, init: str = "kaiming", norm: str = "batch",
-                              seed: int = 0, points: int = CIFAR_POINTS,
-                              device: torch.device | str = "cpu") -> LineGradients:
+def cifar_twin_line_gradients(
+    depth: int,
+    twin: str,
+    *,
+    init: str = "kaiming",
+    norm: str = "batch",
+    seed: int = 0,
+    points: int = CIFAR_POINTS,
+    device: torch.device | str = "cpu",
+) -> LineGradients:
     """One CIFAR twin at initialisation (any 6n+2 depth, init and norm) along the image line of ``seed``."""
     if twin not in TWINS:
         raise ValueError(f"twin must be one of {list(TWINS)}, got {twin!r}")
@@ -267,10 +320,24 @@ def cifar_twin_line_gradients(depth: int, twin: str, *, init: str = "kaiming", n
     model = (resnet if twin == "resnet" else plain).requires_grad_(False).to(device)  # gradients of the input only
     x0, label = example_image(0)
     x0, v, t = image_line(x0, seed=seed, points=points)
-    result = line_gradients(model, x0.to(device), v.to(device), t.to(device), output=label, batch_stats=True,
-                            calibration_points=CALIBRATION_POINTS, chunk=points, label=twin, copy_model=False)
-    return LineGradients(**{**result.__dict__, "settings": dict(kind="cifar", depth=depth, init=init, norm=norm,
-                                                                seed=seed, output=label)})
+    result = line_gradients(
+        model,
+        x0.to(device),
+        v.to(device),
+        t.to(device),
+        output=label,
+        batch_stats=True,
+        calibration_points=CALIBRATION_POINTS,
+        chunk=points,
+        label=twin,
+        copy_model=False,
+    )
+    return LineGradients(
+        **{
+            **result.__dict__,
+            "settings": dict(kind="cifar", depth=depth, init=init, norm=norm, seed=seed, output=label),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -285,8 +352,9 @@ class ShatterSweep:
 Measure = Callable[[int, str], float]  # (depth, twin) -> the summary number
 
 
-def shatter_sweep(depths: Sequence[int], measure: Measure, *, kind: str,
-                  progress: Callable[[int, int], None] | None = None) -> ShatterSweep:
+def shatter_sweep(
+    depths: Sequence[int], measure: Measure, *, kind: str, progress: Callable[[int, int], None] | None = None
+) -> ShatterSweep:
     """``measure(depth, twin)`` for both twins at every depth; ``progress(done, total)`` after each."""
     depths = list(depths)
     lag1: dict[str, list[float]] = {twin: [] for twin in TWINS}
@@ -299,21 +367,35 @@ def shatter_sweep(depths: Sequence[int], measure: Measure, *, kind: str,
     return ShatterSweep(depths=depths, lag1=lag1, kind=kind)
 
 
-def fc_sweep(depths: Sequence[int] = FC_SWEEP_DEPTHS, *, norm: str = "batch", seeds: Sequence[int] = (0,),
-             progress: Callable[[int, int], None] | None = None) -> ShatterSweep:
+def fc_sweep(
+    depths: Sequence[int] = FC_SWEEP_DEPTHS,
+    *,
+    norm: str = "batch",
+    seeds: Sequence[int] = (0,),
+    progress: Callable[[int, int], None] | None = None,
+) -> ShatterSweep:
     """The paper's fully connected nets across depth; each point is the mean lag-1 number over ``seeds``."""
+
     def measure(depth: int, twin: str) -> float:
         return float(np.mean([fc_line_gradients(depth, twin == "resnet", norm=norm, seed=s).lag1 for s in seeds]))
 
     return shatter_sweep(depths, measure, kind="fc", progress=progress)
 
 
-def cifar_sweep(depths: Sequence[int] = CIFAR_SWEEP_DEPTHS, *, init: str = "kaiming", norm: str = "batch",
-                seed: int = 0, points: int = CIFAR_POINTS, progress: Callable[[int, int], None] | None = None,
-                measure: Measure | None = None) -> ShatterSweep:
+def cifar_sweep(
+    depths: Sequence[int] = CIFAR_SWEEP_DEPTHS,
+    *,
+    init: str = "kaiming",
+    norm: str = "batch",
+    seed: int = 0,
+    points: int = CIFAR_POINTS,
+    progress: Callable[[int, int], None] | None = None,
+    measure: Measure | None = None,
+) -> ShatterSweep:
     """The CIFAR twins at initialisation across depth (``measure`` lets a caller cache each twin)."""
-    measure = measure or (lambda depth, twin: cifar_twin_line_gradients(depth, twin, init=init, norm=norm,
-                                                                        seed=seed, points=points).lag1)
+    measure = measure or (
+        lambda depth, twin: cifar_twin_line_gradients(depth, twin, init=init, norm=norm, seed=seed, points=points).lag1
+    )
     return shatter_sweep(depths, measure, kind="cifar", progress=progress)
 
 
@@ -348,12 +430,19 @@ def fit_decay(depths: Sequence[int], values: Sequence[float], *, floor: float = 
 
     slope_exp, rms_exp = rms(L)
     slope_pow, rms_pow = rms(np.log(L))
-    return DecayFit(depths=[int(d) for d in L], rate=math.exp(slope_exp), exponent=-slope_pow,
-                    exponential_rms=rms_exp, power_rms=rms_pow)
+    return DecayFit(
+        depths=[int(d) for d in L],
+        rate=math.exp(slope_exp),
+        exponent=-slope_pow,
+        exponential_rms=rms_exp,
+        power_rms=rms_pow,
+    )
 
 
 def predicted_curves(depths: Sequence[int], anchor: dict[str, float]) -> dict[str, list[float]]:
     """The paper's predicted shapes through the first depth's measured values: plain ∝ 2^-L, ResNet ∝ 1/√L."""
     first = depths[0]
-    return {"plain": [anchor["plain"] * 2.0 ** -(d - first) for d in depths],
-            "resnet": [anchor["resnet"] * math.sqrt(first / d) for d in depths]}
+    return {
+        "plain": [anchor["plain"] * 2.0 ** -(d - first) for d in depths],
+        "resnet": [anchor["resnet"] * math.sqrt(first / d) for d in depths],
+    }

@@ -1,4 +1,5 @@
 """A fair, bounded set of work slots: at most ``n`` holders, the rest wait in line."""
+
 from __future__ import annotations
 
 import threading
@@ -36,8 +37,14 @@ class Slots:
     def waiting(self) -> int:
         return len(self._line)
 
-    def acquire(self, ticket: object, *, cancelled: threading.Event | None = None,
-                on_wait: Callable[[int], None] | None = None, poll: float = 0.5) -> bool:
+    def acquire(
+        self,
+        ticket: object,
+        *,
+        cancelled: threading.Event | None = None,
+        on_wait: Callable[[int], None] | None = None,
+        poll: float = 0.5,
+    ) -> bool:
         """Wait in line until ``ticket`` holds a slot (True) or ``cancelled`` is set (False, and out of line).
 
         ``on_wait(ahead)`` is called while waiting with the number of people ahead (holders and earlier
@@ -78,8 +85,9 @@ class Slots:
             return None
 
     @contextmanager
-    def hold(self, on_wait: Callable[[int], None] | None = None, poll: float = 0.5,
-             cancelled: threading.Event | None = None) -> Iterator[None]:
+    def hold(
+        self, on_wait: Callable[[int], None] | None = None, poll: float = 0.5, cancelled: threading.Event | None = None
+    ) -> Iterator[None]:
         """A slot for the block; raises :class:`LeftTheLine` instead when ``cancelled`` is set while waiting."""
         if not self.acquire(object(), cancelled=cancelled, on_wait=on_wait, poll=poll):
             raise LeftTheLine("the wait for a work slot was cancelled")

@@ -1,9 +1,9 @@
 """One visual language for every chart: ResNet solid blue, plain twin dashed orange."""
+
 from __future__ import annotations
 
 import plotly.graph_objects as go
 import plotly.io as pio
-
 
 COLORS = {"resnet": "#1f77b4", "plain": "#ff7f0e"}
 DASH = {"resnet": "solid", "plain": "dash"}
@@ -15,8 +15,14 @@ TEMPLATE = "plotly_white"
 
 def base_layout(fig: go.Figure, *, title: str, x: str, y: str, log_y: bool = False, height: int = 380) -> go.Figure:
     apply_template(fig)
-    fig.update_layout(title=title, height=height, margin=dict(l=60, r=20, t=50, b=50),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), xaxis_title=x, yaxis_title=y)
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin=dict(l=60, r=20, t=50, b=50),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        xaxis_title=x,
+        yaxis_title=y,
+    )
     if log_y:
         fig.update_yaxes(type="log", exponentformat="power")
     return fig

@@ -4,6 +4,7 @@ A :class:`Recipe` fixes everything that affects the result: steps, batch size,
 optimiser, learning-rate schedule, weight decay and the seed of the batch
 order. Twins trained with one recipe see the same batches in the same order.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,13 +72,20 @@ def batch_indices(n: int, recipe: Recipe) -> Iterator[torch.Tensor]:
     for _ in range(recipe.steps):
         if pos + recipe.batch_size > n:
             perm, pos = torch.randperm(n, generator=gen), 0
-        yield perm[pos:pos + recipe.batch_size]
+        yield perm[pos : pos + recipe.batch_size]
         pos += recipe.batch_size
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               lr: float, *, autocast: Callable[[], ContextManager] = nullcontext,
-               before_update: Callable[[], None] | None = None) -> tuple[float, float]:
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lr: float,
+    *,
+    autocast: Callable[[], ContextManager] = nullcontext,
+    before_update: Callable[[], None] | None = None,
+) -> tuple[float, float]:
     """One optimiser step; returns ``(loss, error)`` on the batch.
 
     ``before_update`` runs between backward and the update, while the gradients are there to read.
@@ -115,7 +123,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     loss_sum, wrong = 0.0, 0
     with eval_mode(model):
         for i in range(0, len(images), batch_size):
-            x, y = images[i:i + batch_size].to(device), labels[i:i + batch_size].to(device)
+            x, y = images[i : i + batch_size].to(device), labels[i : i + batch_size].to(device)
             logits = model(x).float()
             loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
             wrong += int((logits.argmax(1) != y).sum())

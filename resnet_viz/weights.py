@@ -4,6 +4,7 @@ Nothing here runs unless asked: the app works offline with the bundled twins.
 Weights are cached where ``torch.hub`` caches them (``$TORCH_HOME/hub/checkpoints``),
 so a file placed there by hand works without a network.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,9 @@ def imagenet_categories(arch: str) -> list[str]:
     return list(_weights_enum(arch).meta["categories"])
 
 
-def download_imagenet_weights(arch: str, progress: Callable[[int, int], None] | None = None,
-                              timeout: float = 20.0) -> Path:
+def download_imagenet_weights(
+    arch: str, progress: Callable[[int, int], None] | None = None, timeout: float = 20.0
+) -> Path:
     """Download the checkpoint into the cache (atomically) and return its path.
 
     ``progress(done_bytes, total_bytes)`` is called as bytes arrive. Raises
@@ -73,8 +75,10 @@ def download_imagenet_weights(arch: str, progress: Callable[[int, int], None] | 
         if "tmp" in locals() and os.path.exists(tmp.name):
             os.unlink(tmp.name)
         raise WeightsUnavailable(
-            _("Could not download ImageNet weights for {arch} ({reason}). Without a network, download\n  {url}\n"
-              "on another machine and copy it to\n  {path}").format(arch=arch, reason=exc, url=url, path=path)
+            _(
+                "Could not download ImageNet weights for {arch} ({reason}). Without a network, download\n  {url}\n"
+                "on another machine and copy it to\n  {path}"
+            ).format(arch=arch, reason=exc, url=url, path=path)
         ) from exc
     return path
 
@@ -85,5 +89,8 @@ def imagenet_state_dict(arch: str, progress: Callable[[int, int], None] | None =
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file in the cache
-        raise WeightsUnavailable(_("The cached file {path} is not a valid checkpoint ({reason}); delete it and "
-                                   "download again.").format(path=path, reason=exc)) from exc
+        raise WeightsUnavailable(
+            _("The cached file {path} is not a valid checkpoint ({reason}); delete it and download again.").format(
+                path=path, reason=exc
+            )
+        ) from exc

@@ -42,8 +42,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(no_browser)
 
 
-CHROMIUM_ARGS = ["--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--no-sandbox", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-sandbox",
+    "--disable-dev-shm-usage",
+]
 # True while the browser still draws: a skeleton, a spinner, or a chart without its SVG yet.
 DRAWING = """() => !!document.querySelector('[data-testid=stSkeleton], [data-testid=stSpinner]')
     || [...document.querySelectorAll('.js-plotly-plot')].some(p => !p.querySelector('.main-svg'))"""
@@ -70,10 +77,27 @@ def running_app():
     port = _free_port()
     log = open(os.path.join(root, "streamlit-test.log"), "a")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],  # the tests change no source; a watcher over .venv overflows inotify
-        cwd=root, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],  # the tests change no source; a watcher over .venv overflows inotify
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -125,8 +149,9 @@ def page(browser):
 
 def wait_for_idle(page) -> None:
     """Wait until the app's script run has finished: a click during a rerun may hit an element the run replaces."""
-    page.wait_for_function("document.querySelector('[data-testid=stApp]')"
-                           "?.getAttribute('data-test-script-state') === 'notRunning'")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state') === 'notRunning'"
+    )
 
 
 def screenshot(page, name: str) -> str:

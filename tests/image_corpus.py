@@ -1,4 +1,5 @@
 """Awkward and hostile image files, generated on the fly (nothing is shipped)."""
+
 import io
 import struct
 import zlib
@@ -25,8 +26,7 @@ def _png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + \
-        chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
 
 def _exif_rotated() -> bytes:
@@ -63,8 +63,7 @@ def good_files() -> dict:
         "bmp": ("a.bmp", _save(photo, "BMP"), (64, 48)),
         "gif-animated": ("a.gif", _animated_gif(), (40, 30)),
         "tiny-1x1": ("tiny.png", _save(Image.new("RGB", (1, 1), (9, 9, 9)), "PNG"), (1, 1)),
-        "large": ("big.jpg", _save(Image.new("RGB", (6000, 4000), (90, 120, 200)), "JPEG", quality=50),
-                  (1024, 683)),
+        "large": ("big.jpg", _save(Image.new("RGB", (6000, 4000), (90, 120, 200)), "JPEG", quality=50), (1024, 683)),
         "elongated": ("wide.png", _save(_photo(1000, 60), "PNG"), (1000, 60)),
         "16-bit": ("deep.png", _sixteen_bit(), (64, 48)),
         "cmyk": ("cmyk.jpg", _save(photo.convert("CMYK"), "JPEG"), (64, 48)),

@@ -9,6 +9,7 @@ process can look at the server's own objects before and after the visitors close
 
 Both leave. The report says what each held before leaving and what remains afterwards.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,10 +36,16 @@ def start_server(port: int):
     from streamlit.web.server import Server
 
     os.chdir(ROOT)
-    bootstrap.load_config_options({
-        "server.port": port, "server.address": "127.0.0.1", "server.headless": True,
-        "server.fileWatcherType": "none", "browser.gatherUsageStats": False,
-        "server.disconnectedSessionTTL": 1})
+    bootstrap.load_config_options(
+        {
+            "server.port": port,
+            "server.address": "127.0.0.1",
+            "server.headless": True,
+            "server.fileWatcherType": "none",
+            "browser.gatherUsageStats": False,
+            "server.disconnectedSessionTTL": 1,
+        }
+    )
     server = Server(os.path.join(ROOT, "app.py"), False)
     started = threading.Event()
 
@@ -142,7 +149,8 @@ async def visitors(url: str, report: dict) -> None:
     report["uploaded_nets_still_alive"] = sum(ref() is not None for ref in model_refs)
     report["slots_active_after_leaving"] = slots.active
     report["race_threads_after_leaving"] = sorted(
-        t.name for t in threading.enumerate() if t.name.startswith("training-race"))
+        t.name for t in threading.enumerate() if t.name.startswith("training-race")
+    )
 
 
 def main() -> None:

@@ -5,16 +5,24 @@ runs offline; it is injected into each page in Debian's Chromium. A violation of
 the app's own content fails the test; ``STREAMLIT_OWN`` lists the ones that come from Streamlit's own widgets and
 cannot be fixed from this app (each with the element it is found on).
 """
+
 import os
 
 import pytest
-
 from conftest import DRAWING, screenshot, wait_for_idle
 
 AXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor", "axe-core", "axe.min.js")
-PAGES = ["", "lesson?step=3", "explain", "gradient_flow", "shattered_gradients", "residual_vs_identity", "training_race",
-         "loss_landscape"]
-VIEWS = ([(p, "en", False) for p in PAGES] + [(p, "zh", False) for p in PAGES] + [(p, "en", True) for p in PAGES])
+PAGES = [
+    "",
+    "lesson?step=3",
+    "explain",
+    "gradient_flow",
+    "shattered_gradients",
+    "residual_vs_identity",
+    "training_race",
+    "loss_landscape",
+]
+VIEWS = [(p, "en", False) for p in PAGES] + [(p, "zh", False) for p in PAGES] + [(p, "en", True) for p in PAGES]
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 # (rule, a fragment of the failing element's HTML): found in Streamlit's own markup, not in this app's content.
@@ -60,5 +68,8 @@ def test_no_serious_accessibility_violation_on_any_page(page, app_url):
             view = f"/{name} lang={lang}{' presenter' if presenter else ''}"
             found[view] = violations
             screenshot(page, "axe-" + (name.split("?")[0] or "home") + f"-{lang}" + ("-present" if presenter else ""))
-    assert not found, "\n".join(f"{view}: {v['rule']} ({v['impact']}) on {v['html']!r}: {v['why']}"
-                                for view, vs in found.items() for v in vs[:5])
+    assert not found, "\n".join(
+        f"{view}: {v['rule']} ({v['impact']}) on {v['html']!r}: {v['why']}"
+        for view, vs in found.items()
+        for v in vs[:5]
+    )

@@ -1,4 +1,5 @@
 """rv.attribute against captum's own output, the sanity check, and the faithfulness metrics."""
+
 import math
 import threading
 
@@ -39,8 +40,9 @@ def _captum(model, x, method, target):
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
         torch.manual_seed(0)
         np.random.seed(0)  # captum draws baselines and path points from numpy
-        return ca.GradientShap(model).attribute(x, baselines=torch.cat([zeros, noise]), n_samples=16, stdevs=0.1,
-                                                target=target)
+        return ca.GradientShap(model).attribute(
+            x, baselines=torch.cat([zeros, noise]), n_samples=16, stdevs=0.1, target=target
+        )
     if method == "DeepLift":
         return ca.DeepLift(model).attribute(x, baselines=zeros, target=target)
     if method == "Guided Backprop":
@@ -48,8 +50,9 @@ def _captum(model, x, method, target):
     if method == "Guided Grad-CAM":
         return ca.GuidedGradCam(model, model.layer3).attribute(x, target=target)
     if method == "Occlusion":
-        return ca.Occlusion(model).attribute(x, sliding_window_shapes=(3, 4, 4), strides=(3, 2, 2), baselines=0,
-                                             target=target)
+        return ca.Occlusion(model).attribute(
+            x, sliding_window_shapes=(3, 4, 4), strides=(3, 2, 2), baselines=0, target=target
+        )
     raise AssertionError(method)
 
 
@@ -77,8 +80,14 @@ def test_smoothgrad_option_equals_captums_noise_tunnel(twins, x):
     torch.manual_seed(0)
     np.random.seed(0)
     ref = ca.NoiseTunnel(ca.IntegratedGradients(model)).attribute(
-        x, nt_type="smoothgrad", nt_samples=3, stdevs=0.15 * float(x.max() - x.min()), baselines=torch.zeros_like(x),
-        target=2, n_steps=8)
+        x,
+        nt_type="smoothgrad",
+        nt_samples=3,
+        stdevs=0.15 * float(x.max() - x.min()),
+        baselines=torch.zeros_like(x),
+        target=2,
+        n_steps=8,
+    )
     torch.testing.assert_close(ours.raw, ref.detach(), rtol=1e-4, atol=1e-6)
 
 
@@ -107,8 +116,13 @@ def _state(model):
 
 
 def _hooks(model):
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) +
-               len(getattr(m, "_backward_pre_hooks", {})) for m in model.modules())
+    return sum(
+        len(m._forward_hooks)
+        + len(m._forward_pre_hooks)
+        + len(m._backward_hooks)
+        + len(getattr(m, "_backward_pre_hooks", {}))
+        for m in model.modules()
+    )
 
 
 @pytest.mark.parametrize("training", [False, True])
@@ -128,8 +142,13 @@ def test_sanity_check_and_hooked_methods_leave_the_shared_model_unchanged(x, tra
     assert [s.layer for s in steps] == ["original", "head", "layer3", "layer2", "layer1", "stem"]
 
 
-_HOOK_REGISTRATIONS = ("register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
-                       "register_full_backward_pre_hook", "register_backward_hook")
+_HOOK_REGISTRATIONS = (
+    "register_forward_hook",
+    "register_forward_pre_hook",
+    "register_full_backward_hook",
+    "register_full_backward_pre_hook",
+    "register_backward_hook",
+)
 
 
 @pytest.mark.parametrize("method", A.ATTRIBUTION_METHODS)
@@ -163,8 +182,7 @@ def test_the_registry_answers_what_each_method_is(twins):
     assert A.ATTRIBUTION_METHODS[0] == A.DEFAULT_METHOD == "Grad-CAM"
     assert A.method_info("Occlusion") is A.METHODS["Occlusion"] and A.METHODS["Occlusion"].expensive
     assert {m for m, d in A.METHODS.items() if d.private_copy} == {"DeepLift", "Guided Backprop", "Guided Grad-CAM"}
-    assert [m for m, d in A.METHODS.items() if d.takes_layer] == ["Grad-CAM", "Guided Grad-CAM",
-                                                                   *A.cam_methods()[1:]]
+    assert [m for m, d in A.METHODS.items() if d.takes_layer] == ["Grad-CAM", "Guided Grad-CAM", *A.cam_methods()[1:]]
     assert A.METHODS["Integrated Gradients"].options["n_steps"] == 32
     with pytest.raises(TypeError):
         A.METHODS["Saliency"].options["n_steps"] = 3  # declarations are read-only
@@ -175,15 +193,16 @@ def test_the_registry_answers_what_each_method_is(twins):
     # the defaults an Attribution reports are the declared ones
     assert rv.attribute(twins[0], torch.zeros(1, 3, 32, 32), method="Gradient SHAP", target=0).options == {
         "n_samples": A.METHODS["Gradient SHAP"].options["n_samples"],
-        "stdevs": A.METHODS["Gradient SHAP"].options["stdevs"]}
+        "stdevs": A.METHODS["Gradient SHAP"].options["stdevs"],
+    }
 
 
 def test_sanity_check_separates_the_methods_as_adebayo_et_al_found(twins):
     """Grad-CAM's maps change once weights are random; Guided Backprop's barely notice a random head."""
     model = twins[0]
     images = rv.make_shapes(4, seed=TEST_SEED)[0]
-    cam = [A.sanity_check(model, images[i:i + 1], method="Grad-CAM", seed=i) for i in range(4)]
-    gbp = [A.sanity_check(model, images[i:i + 1], method="Guided Backprop", seed=i) for i in range(4)]
+    cam = [A.sanity_check(model, images[i : i + 1], method="Grad-CAM", seed=i) for i in range(4)]
+    gbp = [A.sanity_check(model, images[i : i + 1], method="Guided Backprop", seed=i) for i in range(4)]
     assert cam[0][0].spearman == cam[0][0].ssim == 1.0 and len(cam[0]) == 2 + 9 + 1
     assert [s.layer for s in cam[0][:3]] == ["original", "head", "layer3.2"]
 
@@ -203,8 +222,9 @@ def test_sanity_verdict_at_its_thresholds():
     assert A.sanity_verdict([1.0, head - 0.01, final + 0.01]).outcome == "partly passes"
     verdict = A.sanity_verdict([1.0, 0.3, 0.6, 0.1])
     assert (verdict.head, verdict.final) == (0.3, 0.1)  # after the head, and once every layer is random
-    steps = [A.Step(layer, np.zeros((2, 2)), rho, rho) for layer, rho in (("original", 1.0), ("head", 0.9),
-                                                                           ("stem", 0.1))]
+    steps = [
+        A.Step(layer, np.zeros((2, 2)), rho, rho) for layer, rho in (("original", 1.0), ("head", 0.9), ("stem", 0.1))
+    ]
     assert A.sanity_verdict(steps).outcome == "fails"
     assert A.sanity_verdict([1.0]) is None and A.sanity_verdict([]) is None
     for outcome, curve in (("fails", [1, 1, 1]), ("passes", [1, 0, 0]), ("partly passes", [1, 0.5, 0.5])):
@@ -220,11 +240,11 @@ def test_spearman_and_ssim_hand_computed():
     a = np.random.default_rng(0).random((16, 16))
     assert A.ssim(a, a) == pytest.approx(1.0)
     # constant 7x7 maps: one window, no variance: (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1)
-    c1 = 0.01 ** 2
+    c1 = 0.01**2
     assert A.ssim(np.full((7, 7), 0.2), np.full((7, 7), 0.6)) == pytest.approx((0.24 + c1) / (0.40 + c1))
     # one window, x against 1 - x: means 0.5, covariance -var: the structure term is (-2 var + C2) / (2 var + C2)
     v = np.linspace(0, 1, 49).reshape(7, 7)
-    var, c2 = np.var(v, ddof=1), 0.03 ** 2
+    var, c2 = np.var(v, ddof=1), 0.03**2
     assert A.ssim(v, 1 - v) == pytest.approx((-2 * var + c2) / (2 * var + c2))
 
 
@@ -271,7 +291,7 @@ def test_a_random_map_scores_at_chance():
     for k in range(400):
         mask = np.zeros((16, 16), bool)
         r, c, h = rng.integers(0, 8), rng.integers(0, 8), rng.integers(3, 9)
-        mask[r:r + h, c:c + h] = True
+        mask[r : r + h, c : c + h] = True
         s = A.random_map((16, 16), seed=k)
         pg.append(A.pointing_game(s, mask))
         mi.append(A.mass_inside(s, mask))
@@ -283,8 +303,14 @@ def test_a_random_map_scores_at_chance():
 
 def test_evaluate_attributions_rows_and_random_baseline(twins):
     images, labels, masks = rv.make_shapes(6, seed=TEST_SEED)
-    rows = A.evaluate_attributions(twins[0], images, labels, masks, steps=8,
-                                   methods=["Grad-CAM", ("Grad-CAM (layer2)", "Grad-CAM", {"layer": "layer2"})])
+    rows = A.evaluate_attributions(
+        twins[0],
+        images,
+        labels,
+        masks,
+        steps=8,
+        methods=["Grad-CAM", ("Grad-CAM (layer2)", "Grad-CAM", {"layer": "layer2"})],
+    )
     assert [r["method"] for r in rows] == ["Grad-CAM", "Grad-CAM (layer2)", "Random"]
     for r in rows:
         assert r["images"] == 6 and len(r["deletion_curve"]) == len(r["insertion_curve"]) == 9
@@ -382,8 +408,10 @@ def test_seeded_methods_give_the_same_map_when_called_from_several_threads_at_on
     """Gradient SHAP and SmoothGrad draw from process-wide generators: concurrent calls take turns, so each gets
     exactly the map a call alone gets."""
     resnet = twins[0]
-    for method, options in (("Gradient SHAP", {"n_samples": 8}), ("Integrated Gradients", {"smoothgrad": True,
-                                                                                           "n_steps": 8})):
+    for method, options in (
+        ("Gradient SHAP", {"n_samples": 8}),
+        ("Integrated Gradients", {"smoothgrad": True, "n_steps": 8}),
+    ):
         alone = rv.attribute(resnet, x, method=method, target=1, **options).map
         maps, errors = [], []
 

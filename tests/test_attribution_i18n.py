@@ -1,4 +1,5 @@
 """The Explain part speaks Chinese (catalogue completeness for every part: tests/test_i18n.py)."""
+
 import numpy as np
 
 from resnet_viz import attribution as A
@@ -7,8 +8,10 @@ from resnet_viz.i18n import _, language
 
 
 def test_plots_speak_chinese():
-    rows = [{"method": "Grad-CAM", "deletion_curve": [1, 0.5, 0], "insertion_curve": [0, 0.5, 1]},
-            {"method": "Random", "deletion_curve": [1, 0.7, 0], "insertion_curve": [0, 0.3, 1]}]
+    rows = [
+        {"method": "Grad-CAM", "deletion_curve": [1, 0.5, 0], "insertion_curve": [0, 0.5, 1]},
+        {"method": "Random", "deletion_curve": [1, 0.7, 0], "insertion_curve": [0, 0.3, 1]},
+    ]
     curves = {"Grad-CAM": {"layers": ["original", "head", "stem"], "spearman": [1, 0.2, 0], "ssim": [1, 0.3, 0.1]}}
     with language("zh"):
         fig = perturbation_figure({"resnet": rows, "plain": rows})
@@ -19,6 +22,7 @@ def test_plots_speak_chinese():
 
         class Exp:
             indices, probs, labels = np.array([1, 0]), np.array([0.7, 0.3]), ["a", "b"]
+
         assert "前 2 名" in topk_figure(Exp(), "resnet").layout.title.text
     fig = perturbation_figure({"resnet": rows})
     assert fig.layout.annotations[0].text.startswith("Deletion")

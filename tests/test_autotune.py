@@ -1,4 +1,5 @@
 """A race measures which engine and precision train it fastest here, keeps the fastest and remembers it."""
+
 import threading
 import time
 from dataclasses import replace
@@ -32,8 +33,9 @@ def fresh_memory():
 
 def config(steps=200, **kw):
     kw.setdefault("seeds", 2)
-    return rr.RaceConfig(depths=(8,), recipe=Recipe(steps=steps, batch_size=8, lr=0.05, warmup_steps=0),
-                         image_size=16, **kw)
+    return rr.RaceConfig(
+        depths=(8,), recipe=Recipe(steps=steps, batch_size=8, lr=0.05, warmup_steps=0), image_size=16, **kw
+    )
 
 
 def fake_times(times):
@@ -47,13 +49,13 @@ def fake_times(times):
         if isinstance(value, Exception):
             raise value
         return value
+
     return measure, calls
 
 
 def test_the_fastest_candidate_wins_and_is_remembered_in_the_process_and_on_disk(tmp_path, monkeypatch):
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
-    measure, calls = fake_times({(False, "fp32"): 0.5, (False, "bf16"): 0.6, (True, "fp32"): 0.3,
-                                 (True, "bf16"): 0.4})
+    measure, calls = fake_times({(False, "fp32"): 0.5, (False, "bf16"): 0.6, (True, "fp32"): 0.3, (True, "bf16"): 0.4})
     choice = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure)
     assert (choice.fused, choice.precision, choice.how) == (True, "fp32", "measured")
     assert len(calls) == 4 and choice.seconds_per_step[candidate_name(True, "fp32")] == 0.3
@@ -69,8 +71,9 @@ def test_the_fastest_candidate_wins_and_is_remembered_in_the_process_and_on_disk
 
 def test_unfused_float32_wins_where_it_is_fastest_and_a_failing_candidate_is_left_out(tmp_path, monkeypatch):
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
-    measure, _calls = fake_times({(False, "fp32"): 0.2, (False, "bf16"): 0.3, (True, "fp32"): RuntimeError("no"),
-                                  (True, "bf16"): 0.25})
+    measure, _calls = fake_times(
+        {(False, "fp32"): 0.2, (False, "bf16"): 0.3, (True, "fp32"): RuntimeError("no"), (True, "bf16"): 0.25}
+    )
     choice = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure)
     assert (choice.fused, choice.precision) == (False, "fp32")
     assert candidate_name(True, "fp32") not in choice.seconds_per_step and len(choice.seconds_per_step) == 3
@@ -79,8 +82,9 @@ def test_unfused_float32_wins_where_it_is_fastest_and_a_failing_candidate_is_lef
 def test_candidates_close_to_the_fastest_are_timed_again_and_keep_their_faster_time(tmp_path, monkeypatch):
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
     # fused fp32 leads by 8 % on the first timing (within the margin), then shows its real speed
-    measure, calls = fake_times({(False, "fp32"): [0.54, 0.45], (False, "bf16"): 0.9, (True, "fp32"): [0.50, 0.60],
-                                 (True, "bf16"): 0.8})
+    measure, calls = fake_times(
+        {(False, "fp32"): [0.54, 0.45], (False, "bf16"): 0.9, (True, "fp32"): [0.50, 0.60], (True, "bf16"): 0.8}
+    )
     choice = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure)
     assert (choice.fused, choice.precision) == (False, "fp32")
     assert choice.seconds_per_step == {"unfused fp32": 0.45, "unfused bf16": 0.9, "fused fp32": 0.5, "fused bf16": 0.8}
@@ -169,8 +173,9 @@ def test_the_choice_is_told_with_every_measured_candidate_in_the_reader_s_langua
     from resnet_viz.i18n import language
     from resnet_viz.race.autotune import describe_choice
 
-    choice = EngineChoice(False, "bf16", "measured", {"unfused bf16": 0.075, "fused bf16": 0.108,
-                                                      "unfused fp32": 0.118}).to_dict()
+    choice = EngineChoice(
+        False, "bf16", "measured", {"unfused bf16": 0.075, "fused bf16": 0.108, "unfused fp32": 0.118}
+    ).to_dict()
     text = describe_choice(choice)
     assert text.startswith("unfused engine, bfloat16: the fastest of 3 ways")
     assert all(f"{ms} ms" in text for ms in (75, 108, 118))
@@ -203,8 +208,9 @@ def test_a_race_much_faster_than_its_measurement_forgets_it_and_the_next_race_me
     assert again.how == "measured" and len(calls) == 4
     autotune.forget_choices()  # a new process: the file was rewritten with the new measurement
     assert choose_engine(cfg, CPU, None, cache_dir=str(tmp_path), measure=measure).how == "remembered"
-    assert not autotune.review_choice(cfg, CPU, EngineChoice(True, "fp32", "default"), [0.01] * steps,
-                                      cache_dir=str(tmp_path))
+    assert not autotune.review_choice(
+        cfg, CPU, EngineChoice(True, "fp32", "default"), [0.01] * steps, cache_dir=str(tmp_path)
+    )
 
 
 def test_a_finished_race_reviews_its_choice_and_reports_that_it_forgot_it(data, tmp_path, monkeypatch):

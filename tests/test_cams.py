@@ -6,6 +6,7 @@ same half-pixel grid) and divided by its maximum. Both are compared after the sa
 and Spearman correlation. Its Score-CAM upsamples the masks with ``align_corners=True`` and its Grad-CAM++
 adds 1e-6 to a denominator: small differences that the correlations absorb.
 """
+
 import copy
 import threading
 import warnings
@@ -13,6 +14,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from test_attribution import _hooks, _state  # noqa: E402  (the shared model's state and hooks)
 from torch import nn
 
 import resnet_viz as rv
@@ -20,16 +22,23 @@ from resnet_viz import attribution as A
 from resnet_viz.attribution import cam_family
 from resnet_viz.data import TEST_SEED
 from resnet_viz.explain import layer_pass
-from test_attribution import _hooks, _state  # noqa: E402  (the shared model's state and hooks)
 
 gradcam = pytest.importorskip("pytorch_grad_cam")
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection  # noqa: E402
 
-PEER = {"Grad-CAM": gradcam.GradCAM, "HiResCAM": gradcam.HiResCAM, "Grad-CAM element-wise": gradcam.GradCAMElementWise,
-        "Grad-CAM++": gradcam.GradCAMPlusPlus, "XGrad-CAM": gradcam.XGradCAM, "LayerCAM": gradcam.LayerCAM,
-        "EigenGrad-CAM": gradcam.EigenGradCAM, "Eigen-CAM": gradcam.EigenCAM, "Score-CAM": gradcam.ScoreCAM,
-        "Ablation-CAM": gradcam.AblationCAM}
+PEER = {
+    "Grad-CAM": gradcam.GradCAM,
+    "HiResCAM": gradcam.HiResCAM,
+    "Grad-CAM element-wise": gradcam.GradCAMElementWise,
+    "Grad-CAM++": gradcam.GradCAMPlusPlus,
+    "XGrad-CAM": gradcam.XGradCAM,
+    "LayerCAM": gradcam.LayerCAM,
+    "EigenGrad-CAM": gradcam.EigenGradCAM,
+    "Eigen-CAM": gradcam.EigenCAM,
+    "Score-CAM": gradcam.ScoreCAM,
+    "Ablation-CAM": gradcam.AblationCAM,
+}
 ONE_PASS = [m for m in PEER if not A.METHODS[m].expensive]
 EIGEN = ("Eigen-CAM", "EigenGrad-CAM")  # a principal component's sign is arbitrary: see _eigen_sign_agrees
 
@@ -110,8 +119,11 @@ def assert_matches_peer(ours_model, peer_model, x, methods, layer, target):
             p = layer_pass(ours_model, x, [target], layer=layer)
             data = p.activations if method == "Eigen-CAM" else p.gradients * p.activations
             flipped = torch.relu(-cam_family.first_component(data))[:, None]
-            mine = _minmax(torch.nn.functional.interpolate(flipped, size=tuple(x.shape[-2:]), mode="bilinear",
-                                                           align_corners=False)[0, 0].numpy())
+            mine = _minmax(
+                torch.nn.functional.interpolate(
+                    flipped, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False
+                )[0, 0].numpy()
+            )
         assert mine.shape == ref.shape
         if ref.max() == 0:  # no positive evidence: both maps are empty
             assert mine.max() == 0, method
@@ -183,18 +195,29 @@ def test_every_cam_runs_through_attribute_and_the_evaluation(twins, x):
         a = rv.attribute(model, x, method=name, target=2, layer="layer2")
         assert a.raw.shape == (1, 1, 16, 16) and a.map.shape == (32, 32), name
         assert A.METHODS[name].takes_layer and A.METHODS[name].citation
-        np.testing.assert_allclose(a.map, rv.cams(model, x, methods=[name], class_ids=[2], layer="layer2")
-                                   .maps[name][0], atol=1e-5, err_msg=name)
-    rows = A.evaluate_attributions(model, rv.make_shapes(2, seed=TEST_SEED)[0], [0, 1], None,
-                                   methods=["Score-CAM", "LayerCAM"], steps=4)
+        np.testing.assert_allclose(
+            a.map,
+            rv.cams(model, x, methods=[name], class_ids=[2], layer="layer2").maps[name][0],
+            atol=1e-5,
+            err_msg=name,
+        )
+    rows = A.evaluate_attributions(
+        model, rv.make_shapes(2, seed=TEST_SEED)[0], [0, 1], None, methods=["Score-CAM", "LayerCAM"], steps=4
+    )
     assert [r["method"] for r in rows] == ["Score-CAM", "LayerCAM", A.RANDOM]
 
 
 def test_perturbation_cams_report_progress_limit_channels_and_stop(twins, x):
     model = twins[0]
     progress = []
-    full = rv.cams(model, x, methods=["Score-CAM", "Ablation-CAM"], topk=2, batch_size=16,
-                   on_progress=lambda done, total: progress.append((done, total)))
+    full = rv.cams(
+        model,
+        x,
+        methods=["Score-CAM", "Ablation-CAM"],
+        topk=2,
+        batch_size=16,
+        on_progress=lambda done, total: progress.append((done, total)),
+    )
     channels = model.layer3[-1].conv2.out_channels
     assert progress[-1] == (2 * channels, 2 * channels) and len(progress) == 2 * -(-channels // 16)
     limited = rv.cams(model, x, methods=["Ablation-CAM"], topk=2, max_channels=8, batch_size=3)
@@ -203,8 +226,14 @@ def test_perturbation_cams_report_progress_limit_channels_and_stop(twins, x):
     assert len(cam_family.chosen_channels(act, 8)) == 8
     calls = []
     with pytest.raises(A.CamsCancelled):
-        rv.cams(model, x, methods=["Score-CAM"], batch_size=8, should_stop=lambda: len(calls) >= 2,
-                on_progress=lambda done, total: calls.append(done))
+        rv.cams(
+            model,
+            x,
+            methods=["Score-CAM"],
+            batch_size=8,
+            should_stop=lambda: len(calls) >= 2,
+            on_progress=lambda done, total: calls.append(done),
+        )
     flat = act[0].flatten(1)
     constant = int((flat.amax(dim=1) == flat.amin(dim=1)).sum())  # all scored by one blank input, counted first
     assert calls == [constant + 8, constant + 16]
@@ -238,8 +267,11 @@ def test_threads_share_one_model(twins, x, monkeypatch):
     shared = set(model.modules())
     on_shared = []
     original = nn.Module.register_forward_hook
-    monkeypatch.setattr(nn.Module, "register_forward_hook",
-                        lambda self, *a, **k: (on_shared.append(self in shared), original(self, *a, **k))[1])
+    monkeypatch.setattr(
+        nn.Module,
+        "register_forward_hook",
+        lambda self, *a, **k: (on_shared.append(self in shared), original(self, *a, **k))[1],
+    )
     methods = [*A.cam_methods(perturbation=False), "Ablation-CAM"]
     expected = rv.cams(model, x, methods=methods, topk=2).maps
     results, barrier = [], threading.Barrier(4)

@@ -1,4 +1,5 @@
 """Text alternatives are written from each chart's own numbers."""
+
 import numpy as np
 import plotly.graph_objects as go
 

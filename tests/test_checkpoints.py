@@ -2,10 +2,10 @@ import pickle
 
 import pytest
 import torch
+from conftest import EvilPickle
 from safetensors.torch import save_file
 
 import resnet_viz as rv
-from conftest import EvilPickle
 from resnet_viz.checkpoints import load_checkpoint, save_twins
 
 
@@ -19,15 +19,18 @@ def test_twins_file_round_trip(tmp_path):
     with torch.no_grad():
         plain.fc.weight.add_(1.0)  # the twins may have diverged in training
     names = ["cat", "dog", "cow"]
-    path = save_twins(tmp_path / "t.safetensors", resnet, plain,
-                      {"build": resnet.config | {"depth": 8}, "class_names": names})
+    path = save_twins(
+        tmp_path / "t.safetensors", resnet, plain, {"build": resnet.config | {"depth": 8}, "class_names": names}
+    )
     r2, p2, info = load_checkpoint(path)
     assert _same(resnet, r2) and _same(plain, p2)
     assert r2.class_names == names and not r2.training
 
 
-@pytest.mark.parametrize("arch,kwargs", [("cifar", dict(depth=14, num_classes=5)), ("resnet18", {}),
-                                         ("cifar", dict(depth=8, shortcut="B", width=2))])
+@pytest.mark.parametrize(
+    "arch,kwargs",
+    [("cifar", dict(depth=14, num_classes=5)), ("resnet18", {}), ("cifar", dict(depth=8, shortcut="B", width=2))],
+)
 def test_plain_state_dicts_in_both_formats(tmp_path, arch, kwargs):
     resnet, _ = rv.build_twins(arch, seed=1, **kwargs)
     state = resnet.state_dict()
@@ -97,9 +100,31 @@ def test_bundled_models_load_through_the_same_path():
 def test_race_cli_save_gives_loadable_twins(tmp_path):
     from resnet_viz.__main__ import main
 
-    code = main(["race", "--depths", "8", "--steps", "3", "--batch-size", "8", "--train-size", "64",
-                 "--test-size", "16", "--eval-every", "3", "--snapshot-every", "3", "--seed", "1",
-                 "--out", str(tmp_path / "race.json"), "--save", str(tmp_path / "models")])
+    code = main(
+        [
+            "race",
+            "--depths",
+            "8",
+            "--steps",
+            "3",
+            "--batch-size",
+            "8",
+            "--train-size",
+            "64",
+            "--test-size",
+            "16",
+            "--eval-every",
+            "3",
+            "--snapshot-every",
+            "3",
+            "--seed",
+            "1",
+            "--out",
+            str(tmp_path / "race.json"),
+            "--save",
+            str(tmp_path / "models"),
+        ]
+    )
     assert code == 0
     resnet, plain, info = load_checkpoint(tmp_path / "models" / "race-8.safetensors")
     assert info["build"]["depth"] == 8 and resnet.class_names == rv.SHAPE_CLASSES

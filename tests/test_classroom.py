@@ -1,14 +1,15 @@
 """Many users on one server: shared models stay untouched, uploads are private and safe."""
+
 import os
 import threading
 
 import numpy as np
 import pytest
 import torch
+from conftest import EvilPickle
 from streamlit.testing.v1 import AppTest
 
 import resnet_viz as rv
-from conftest import EvilPickle
 from resnet_viz.data import TEST_SEED
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
@@ -58,7 +59,7 @@ def _assert_untouched(model, before, training=False):
 def test_gradient_norms_from_many_threads_equal_sequential(shared):
     resnet, _, images, labels = shared
     before = _state(resnet)
-    batches = [(resnet, images[i * 8:(i + 1) * 8], labels[i * 8:(i + 1) * 8]) for i in range(6)]
+    batches = [(resnet, images[i * 8 : (i + 1) * 8], labels[i * 8 : (i + 1) * 8]) for i in range(6)]
     sequential = [rv.gradient_norms(*b) for b in batches]
     parallel = _in_threads(rv.gradient_norms, batches)
     assert parallel == sequential
@@ -73,23 +74,22 @@ def test_block_probes_and_lesions_from_many_threads_equal_sequential(shared):
         entries = rv.block_contributions(model, x)
         return [(e["residual_norm"], e["identity_norm"], e["cosine"]) for e in entries]
 
-    jobs = [(m, images[i * 4:(i + 1) * 4]) for i in range(4) for m in (resnet, plain)]
+    jobs = [(m, images[i * 4 : (i + 1) * 4]) for i in range(4) for m in (resnet, plain)]
     assert _in_threads(probe, jobs) == [probe(*j) for j in jobs]
     lesion_jobs = [(resnet, images, labels)] * 3 + [(plain, images, labels)] * 3
-    assert _in_threads(rv.lesion_accuracies, lesion_jobs, repeats=1) == [rv.lesion_accuracies(*j)
-                                                                          for j in lesion_jobs]
+    assert _in_threads(rv.lesion_accuracies, lesion_jobs, repeats=1) == [rv.lesion_accuracies(*j) for j in lesion_jobs]
     _assert_untouched(resnet, before)
 
 
 def test_mixed_probes_on_one_model_do_not_disturb_each_other(shared):
     """Gradient norms switch BatchNorm to batch statistics for a moment; Grad-CAM must never see that."""
     resnet, _, images, labels = shared
-    expected = [rv.explain(resnet, images[i:i + 1], topk=2) for i in range(4)]
+    expected = [rv.explain(resnet, images[i : i + 1], topk=2) for i in range(4)]
 
     def mixed(i):
         if i % 2:
             return rv.gradient_norms(resnet, images[:16], labels[:16])
-        return rv.explain(resnet, images[i // 2:i // 2 + 1], topk=2)
+        return rv.explain(resnet, images[i // 2 : i // 2 + 1], topk=2)
 
     results = _in_threads(mixed, [(i,) for i in range(8)], repeats=3)
     for i in range(0, 8, 2):
@@ -105,9 +105,12 @@ def _upload_checkpoint(at, name, data):
 
 def test_uploaded_checkpoint_is_offered_and_explained(tmp_path):
     resnet, plain = rv.build_twins("cifar", depth=8, num_classes=3, seed=5)
-    path = rv.save_twins(tmp_path / "mine.safetensors", resnet, plain,
-                         {"build": {"arch": "cifar", "depth": 8, "num_classes": 3, "seed": 5},
-                          "class_names": ["apple", "pear", "plum"]})
+    path = rv.save_twins(
+        tmp_path / "mine.safetensors",
+        resnet,
+        plain,
+        {"build": {"arch": "cifar", "depth": 8, "num_classes": 3, "seed": 5}, "class_names": ["apple", "pear", "plum"]},
+    )
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.switch_page("pages/explain.py")
@@ -136,8 +139,12 @@ def test_malicious_checkpoint_upload_is_refused_in_the_app(tmp_path, monkeypatch
 
 def test_uploaded_checkpoint_on_gradient_flow_and_residual_pages(tmp_path):
     resnet, plain = rv.build_twins("cifar", depth=8, num_classes=8, seed=6)
-    path = rv.save_twins(tmp_path / "eight.safetensors", resnet, plain,
-                         {"build": {"arch": "cifar", "depth": 8, "num_classes": 8, "seed": 6}})
+    path = rv.save_twins(
+        tmp_path / "eight.safetensors",
+        resnet,
+        plain,
+        {"build": {"arch": "cifar", "depth": 8, "num_classes": 8, "seed": 6}},
+    )
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
     _upload_checkpoint(at, "eight.safetensors", path.read_bytes())
@@ -158,12 +165,18 @@ def test_uploaded_checkpoint_on_gradient_flow_and_residual_pages(tmp_path):
 def test_stopping_a_session_race_ends_its_thread_within_seconds():
     import time
 
-    from ui.work import SessionRaces
     from resnet_viz import race as rr
     from resnet_viz.training import Recipe
+    from ui.work import SessionRaces
 
-    config = rr.RaceConfig(depths=(8,), recipe=Recipe(steps=10_000, batch_size=8, lr=0.01), train_size=64,
-                           test_size=16, eval_every=1000, snapshot_every=1000)
+    config = rr.RaceConfig(
+        depths=(8,),
+        recipe=Recipe(steps=10_000, batch_size=8, lr=0.01),
+        train_size=64,
+        test_size=16,
+        eval_every=1000,
+        snapshot_every=1000,
+    )
     store = SessionRaces()
     race = store.track(rr.Race(config, scheduler=rr.RaceScheduler(1)).start())
     deadline = time.time() + 60
@@ -219,7 +232,7 @@ def test_a_session_that_leaves_releases_its_model_its_race_and_its_place_in_line
     out = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=240)
     lines = [line for line in out.stdout.splitlines() if line.startswith("REPORT ")]
     assert lines, out.stdout[-2000:] + out.stderr[-2000:]
-    report = json.loads(lines[-1][len("REPORT "):])
+    report = json.loads(lines[-1][len("REPORT ") :])
     assert "error" not in report, report
     assert report["a_errors"] == []
     # What they held while there ...

@@ -1,4 +1,5 @@
 """Charts stay readable without full colour vision: heatmap lightness keeps its order, curves differ by symbol."""
+
 import os
 import sys
 
@@ -25,8 +26,9 @@ def test_the_simulation_confuses_red_and_green_for_deuteranopes_and_keeps_white_
     seen = _seen(red_green, "deuteranopia")
     assert np.abs(seen[0] - seen[1]).sum() < 0.5 * np.abs(red_green[0] - red_green[1]).sum()
     for kind in KINDS:
-        assert np.allclose(_seen(np.array([[1.0, 1.0, 1.0], [0.5, 0.5, 0.5]]), kind),
-                           [[1, 1, 1], [0.5, 0.5, 0.5]], atol=0.02)
+        assert np.allclose(
+            _seen(np.array([[1.0, 1.0, 1.0], [0.5, 0.5, 0.5]]), kind), [[1, 1, 1], [0.5, 0.5, 0.5]], atol=0.02
+        )
     grey = _seen(red_green, "greyscale")
     assert np.allclose(grey[:, 0], grey[:, 1]) and np.allclose(grey[:, 1], grey[:, 2])
     with pytest.raises(ValueError):
@@ -44,9 +46,17 @@ def test_the_heatmap_scale_gets_lighter_from_cold_to_hot_for_every_kind_of_visio
 
 def test_every_curve_of_a_chart_has_its_own_symbol_and_each_method_one_colour():
     """Curves are told apart by symbol, not by colour alone; the twins of one method share its symbol."""
-    names = ["Grad-CAM", "Grad-CAM (layer2)", "Grad-CAM (layer1)", "Saliency", "Guided Backprop", "Score-CAM",
-             "Integrated Gradients",
-             "Occlusion", "LayerCAM"]
+    names = [
+        "Grad-CAM",
+        "Grad-CAM (layer2)",
+        "Grad-CAM (layer1)",
+        "Saliency",
+        "Guided Backprop",
+        "Score-CAM",
+        "Integrated Gradients",
+        "Occlusion",
+        "LayerCAM",
+    ]
     curve = {"deletion_curve": [1.0, 0.5, 0.1], "insertion_curve": [0.1, 0.5, 1.0]}
     rows = {twin: [{"method": name, **curve} for name in names + ["Random"]] for twin in ("resnet", "plain")}
     fig = perturbation_figure(rows)

@@ -1,4 +1,5 @@
 """Hessian extreme eigenvalues by Lanczos with Hessian-vector products, checked against a dense Hessian."""
+
 import math
 
 import pytest
@@ -24,7 +25,7 @@ def dense_hessian(net, x, y):
         params, i = {}, 0
         for name, shape in zip(names, shapes):
             k = math.prod(shape)
-            params[name] = theta[i:i + k].reshape(shape)
+            params[name] = theta[i : i + k].reshape(shape)
             i += k
         return F.cross_entropy(functional_call(net.double(), params, (x.double(),)), y)
 
@@ -91,8 +92,9 @@ def test_cli_writes_a_curvature_file_for_a_checkpoint(tmp_path, one_thread, caps
     monkeypatch.setattr(resnet_viz.landscape, "landscape_batch", lambda n: rv.make_shapes(n, seed=1)[:2])
 
     resnet, plain = rv.build_twins("cifar", depth=8, num_classes=8)
-    ckpt = rv.save_twins(tmp_path / "race-8.safetensors", resnet, plain,
-                         {"build": dict(arch="cifar", depth=8, num_classes=8)})
+    ckpt = rv.save_twins(
+        tmp_path / "race-8.safetensors", resnet, plain, {"build": dict(arch="cifar", depth=8, num_classes=8)}
+    )
     out = tmp_path / "curv.json"
     assert main(["curvature", "--checkpoint", str(ckpt), "--images", "4", "--steps", "2", "--out", str(out)]) == 0
     doc = cv.read_curvature_file(out)
@@ -129,17 +131,24 @@ def test_loss_landscape_page_shows_the_shipped_eigenvalues():
 
 
 def test_a_race_s_downloaded_twins_get_their_curvature_on_the_loss_landscape_page(one_thread):
+    from conftest import APP
     from streamlit.testing.v1 import AppTest
 
-    from conftest import APP
     from resnet_viz import race as rr
     from resnet_viz.checkpoints import load_checkpoint
     from resnet_viz.landscape import training_batch
     from resnet_viz.training import Recipe
     from ui.curvature_panel import LIVE_IMAGES, LIVE_STEPS
 
-    config = rr.RaceConfig(depths=(8,), recipe=Recipe(steps=4, batch_size=8, lr=0.05, warmup_steps=0), seeds=1,
-                           train_size=64, test_size=16, eval_every=0, snapshot_every=0)  # the quick race's data: 16 px
+    config = rr.RaceConfig(
+        depths=(8,),
+        recipe=Recipe(steps=4, batch_size=8, lr=0.05, warmup_steps=0),
+        seeds=1,
+        train_size=64,
+        test_size=16,
+        eval_every=0,
+        snapshot_every=0,
+    )  # the quick race's data: 16 px
     race = rr.Race(config, scheduler=rr.RaceScheduler(1)).start()
     assert race.join(120) and race.status == "finished"
     checkpoint = rr.race_twins_bytes(race, 8)
@@ -159,6 +168,7 @@ def test_a_race_s_downloaded_twins_get_their_curvature_on_the_loss_landscape_pag
     metrics = {m.label: m.value for m in at.metric}
 
     import tempfile
+
     with tempfile.NamedTemporaryFile(suffix=".safetensors") as f:
         f.write(checkpoint)
         f.flush()

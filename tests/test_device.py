@@ -7,7 +7,6 @@ import torch
 
 from resnet_viz.device import _libgomp, best_device, describe_device, release_openmp_threads
 
-
 PROBE_NAME = b"omp-probe"
 
 
@@ -30,8 +29,9 @@ def os_threads() -> int:
     return count
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or _libgomp() is None,
-                    reason="needs Linux and torch built with GNU OpenMP")
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self/task") or _libgomp() is None, reason="needs Linux and torch built with GNU OpenMP"
+)
 def test_release_openmp_threads_frees_the_callers_idle_pool():
     # Run in a fresh thread so no pool of the test runner's main thread is involved.
     before = torch.get_num_threads()

@@ -44,7 +44,7 @@ def test_matches_captum_on_bundled_twins(name, layer):
     for model in load_bundled(name)[:2]:
         layer_module = getattr(model, layer or model.default_layer)
         for i in range(len(images)):
-            x = images[i:i + 1]
+            x = images[i : i + 1]
             exp = explain(model, x, topk=2, layer=layer)
             for k, cls in enumerate(exp.indices):
                 ref = _captum_cam(model, x, layer_module, int(cls)).detach().numpy()
@@ -60,7 +60,7 @@ def test_predictions_match_a_plain_forward():
     with torch.no_grad():
         probs = torch.softmax(resnet(images), 1)
     for i in range(16):
-        exp = explain(resnet, images[i:i + 1], topk=5)
+        exp = explain(resnet, images[i : i + 1], topk=5)
         expected = probs[i].topk(5)
         assert exp.indices.tolist() == expected.indices.tolist()
         np.testing.assert_allclose(exp.probs, expected.values.numpy(), rtol=1e-4, atol=1e-6)
@@ -91,14 +91,14 @@ def test_training_mode_is_restored_and_statistics_untouched():
 def test_threads_on_one_shared_model_get_the_sequential_results():
     resnet, _, _ = load_bundled("shapes-20")
     images, _, _ = make_shapes(8, seed=TEST_SEED)
-    sequential = [explain(resnet, images[i:i + 1], topk=3) for i in range(8)]
+    sequential = [explain(resnet, images[i : i + 1], topk=3) for i in range(8)]
     results = [None] * 8
     barrier = threading.Barrier(8)
 
     def work(i):
         barrier.wait()
         for _ in range(3):
-            results[i] = explain(resnet, images[i:i + 1], topk=3)
+            results[i] = explain(resnet, images[i : i + 1], topk=3)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
     for t in threads:
@@ -125,8 +125,9 @@ def test_localisation_score():
 def test_bundled_heatmaps_point_at_the_object():
     resnet, _, _ = load_bundled("shapes-20")
     images, labels, masks = make_shapes(40, seed=TEST_SEED)
-    inside = [rv.localisation(explain(resnet, images[i:i + 1], topk=1).heatmaps[0], masks[i].numpy())
-              for i in range(40)]
+    inside = [
+        rv.localisation(explain(resnet, images[i : i + 1], topk=1).heatmaps[0], masks[i].numpy()) for i in range(40)
+    ]
     mass = np.mean([s["mass_inside"] for s in inside])
     share = np.mean([s["object_share"] for s in inside])
     assert mass > share  # more heat on the object than a uniform map would put there

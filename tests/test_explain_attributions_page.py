@@ -1,11 +1,11 @@
 """The Explain page's attribution methods, faithfulness table and sanity check (AppTest and the browser)."""
+
 import os
 
 import pytest
+from conftest import open_app_page, screenshot
 from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
-
-from conftest import open_app_page, screenshot
 
 import resnet_viz as rv
 from resnet_viz import attribution as A
@@ -50,8 +50,9 @@ def test_every_method_in_a_grid_of_methods_by_twins_with_downloads():
 
 def test_model_methods_and_stage_come_from_the_url_and_follow_the_widgets():
     """A shared link opens the same view; changing it changes the link; bad values get a note, not an error."""
-    at = open_app_page("pages/explain.py", {"model": "shapes-56", "methods": "Occlusion,Guided Grad-CAM",
-                                             "stage": "layer2"})
+    at = open_app_page(
+        "pages/explain.py", {"model": "shapes-56", "methods": "Occlusion,Guided Grad-CAM", "stage": "layer2"}
+    )
     assert at.selectbox(key="explain-model").value == "shapes-56"
     assert at.multiselect(key="explain-methods").value == ["Occlusion", "Guided Grad-CAM"]
     assert at.selectbox(key="explain-stage").value == "layer2"
@@ -78,8 +79,12 @@ def test_sanity_check_and_live_measurement_on_this_image():
     at = _explain_page()
     at.multiselect(key="explain-methods").set_value(["Grad-CAM", "Guided Backprop"]).run()
     # the shipped curves' verdict, one line per method and twin
-    verdicts = [line for md in at.markdown for line in md.value.splitlines()
-                if line.startswith("- ") and "once every layer is" in line]
+    verdicts = [
+        line
+        for md in at.markdown
+        for line in md.value.splitlines()
+        if line.startswith("- ") and "once every layer is" in line
+    ]
     assert len(verdicts) == 4
     assert all("**fails**" in v for v in verdicts if v.startswith("- Guided Backprop,"))
     assert all("**passes**" in v for v in verdicts if v.startswith("- Grad-CAM,"))
@@ -110,12 +115,14 @@ def test_browser_several_methods_and_the_sanity_check(page, app_url):
         page.keyboard.press("Enter")
         page.keyboard.press("Escape")
         expect(main.locator("[data-testid=stImageCaption]").filter(has_text=f"{method} for")).to_have_count(
-            2, timeout=60_000)
+            2, timeout=60_000
+        )
     expect(main.get_by_text("Download overlay (PNG)")).to_have_count(6)
     expect(main.get_by_text("Download the table (CSV)")).to_be_visible()
     main.get_by_role("button", name="Run the sanity check on this image").click()
     expect(main.locator("[data-testid=stImageCaption]").filter(has_text="original · ρ 1.00")).to_have_count(
-        6, timeout=120_000)
+        6, timeout=120_000
+    )
     expect(page.locator(".js-plotly-plot")).to_have_count(5, timeout=60_000)
     screenshot(page, "explain-attributions")
 

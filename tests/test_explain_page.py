@@ -1,12 +1,12 @@
 import os
 
 import pytest
+from conftest import chart_keys, open_app_page, screenshot, warnings
+from image_corpus import bad_files, good_files
 from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
 import resnet_viz as rv
-from conftest import chart_keys, open_app_page, screenshot, warnings
-from image_corpus import bad_files, good_files
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 
@@ -35,13 +35,15 @@ def test_default_view_explains_a_shapes_sample_with_both_twins():
     assert chart_keys(at) == TOP_K + FAITHFULNESS
     assert [m.label for m in at.metric] == ["Heat on the object", "Peak on the object"] * 2  # for each twin's map
     assert any("True class" in c.value for c in at.caption)
-    assert [b.label for b in at.get("download_button")] == ["Download overlay (PNG)"] * 2 + \
-        ["Download the table (CSV)"]
+    assert [b.label for b in at.get("download_button")] == ["Download overlay (PNG)"] * 2 + ["Download the table (CSV)"]
     assert at.multiselect(key="explain-methods").value == ["Grad-CAM"]  # our Grad-CAM stays the default
     assert at.selectbox(key="explain-stage").value == "layer3"
     assert all(c.startswith("Grad-CAM for '") and c.endswith("at layer3") for c in _captions(at))
-    assert {k: at.query_params[k] for k in ("model", "methods", "stage")} == \
-        {"model": "shapes-20", "methods": "Grad-CAM", "stage": "layer3"}
+    assert {k: at.query_params[k] for k in ("model", "methods", "stage")} == {
+        "model": "shapes-20",
+        "methods": "Grad-CAM",
+        "stage": "layer3",
+    }
 
 
 def test_stage_and_class_controls_rerun_without_errors():
@@ -77,19 +79,32 @@ def test_upload_then_hostile_files_then_recovery():
 BAD_URL = {"model": "resnet-9000", "methods": "Magic,Saliency", "stage": "layer9"}
 
 
-@pytest.mark.parametrize("lang, notes", [
-    ("en", ["Ignored a setting in the URL: `model=resnet-9000` is not valid (choose from shapes-20, shapes-56, "
-            "resnet18, resnet50); using `shapes-20`.",
-            "Ignored a setting in the URL: `methods=Magic,Saliency` is not valid (choose from "
-            f"{', '.join(rv.ATTRIBUTION_METHODS)}); using `Saliency`.",
-            "Ignored a setting in the URL: `stage=layer9` is not valid (choose from layer1, layer2, layer3); "
-            "using `layer3`."]),
-    ("zh", ["已忽略网址中的一项设置：`model=resnet-9000` 无效（可选：shapes-20, shapes-56, resnet18, resnet50）；"
-            "改用 `shapes-20`。",
-            f"已忽略网址中的一项设置：`methods=Magic,Saliency` 无效（可选：{', '.join(rv.ATTRIBUTION_METHODS)}）；"
-            "改用 `Saliency`。",
-            "已忽略网址中的一项设置：`stage=layer9` 无效（可选：layer1, layer2, layer3）；改用 `layer3`。"]),
-])
+@pytest.mark.parametrize(
+    "lang, notes",
+    [
+        (
+            "en",
+            [
+                "Ignored a setting in the URL: `model=resnet-9000` is not valid (choose from shapes-20, shapes-56, "
+                "resnet18, resnet50); using `shapes-20`.",
+                "Ignored a setting in the URL: `methods=Magic,Saliency` is not valid (choose from "
+                f"{', '.join(rv.ATTRIBUTION_METHODS)}); using `Saliency`.",
+                "Ignored a setting in the URL: `stage=layer9` is not valid (choose from layer1, layer2, layer3); "
+                "using `layer3`.",
+            ],
+        ),
+        (
+            "zh",
+            [
+                "已忽略网址中的一项设置：`model=resnet-9000` 无效（可选：shapes-20, shapes-56, resnet18, resnet50）；"
+                "改用 `shapes-20`。",
+                f"已忽略网址中的一项设置：`methods=Magic,Saliency` 无效（可选：{', '.join(rv.ATTRIBUTION_METHODS)}）；"
+                "改用 `Saliency`。",
+                "已忽略网址中的一项设置：`stage=layer9` 无效（可选：layer1, layer2, layer3）；改用 `layer3`。",
+            ],
+        ),
+    ],
+)
 def test_bad_url_values_are_named_with_the_value_used_instead(lang, notes):
     at = open_app_page("pages/explain.py", {**BAD_URL, "lang": lang}, timeout=120)
     assert warnings(at) == notes
@@ -117,6 +132,8 @@ def test_browser_upload_shows_both_heatmaps(page, app_url):
     page.get_by_text("Download overlay (PNG)").first.wait_for()
     # Plotly draws asynchronously: wait for both charts rather than sleeping.
     expect(page.locator("[data-testid=stImage] img")).to_have_count(2, timeout=60_000)
-    expect(page.locator(".js-plotly-plot")).to_have_count(2 + 2, timeout=60_000)  # top-k bars, faithfulness and sanity curves
+    expect(page.locator(".js-plotly-plot")).to_have_count(
+        2 + 2, timeout=60_000
+    )  # top-k bars, faithfulness and sanity curves
     assert page.get_by_text("Plain twin", exact=True).first.is_visible()
     screenshot(page, "explain-upload")

@@ -1,4 +1,5 @@
 """The fused engine: a group trained as one network equals each member trained alone."""
+
 import copy
 
 import pytest
@@ -40,8 +41,18 @@ def train_both(optimizer: str, dtype=torch.float32, steps=STEPS):
         torch.manual_seed(0)
         images, labels = torch.randn(48, 3, 8, 8, dtype=dtype), torch.randint(0, 4, (48,))
     nets = [m.to(dtype) for m in members()]
-    recipes = [Recipe(steps=steps, batch_size=8, optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 1e-2,
-                      weight_decay=1e-4, warmup_steps=2, seed=m.config["seed"]) for m in nets]
+    recipes = [
+        Recipe(
+            steps=steps,
+            batch_size=8,
+            optimizer=optimizer,
+            lr=0.05 if optimizer == "sgd" else 1e-2,
+            weight_decay=1e-4,
+            warmup_steps=2,
+            seed=m.config["seed"],
+        )
+        for m in nets
+    ]
     alone = [copy.deepcopy(m) for m in nets]
     optimizers = [make_optimizer(m, r, fused=True) for m, r in zip(alone, recipes)]
     group = FusedGroup(nets)
@@ -67,8 +78,13 @@ def assert_members_equal(group, fused_opt, alone, optimizers, atol, rtol=0.0):
         assert set(state["state"]) == set(reference["state"])
         for k, entry in reference["state"].items():
             for name, value in entry.items():
-                torch.testing.assert_close(state["state"][k][name].to(value.dtype), value, atol=atol, rtol=rtol,
-                                           msg=f"member {i} optimiser {k} {name}")
+                torch.testing.assert_close(
+                    state["state"][k][name].to(value.dtype),
+                    value,
+                    atol=atol,
+                    rtol=rtol,
+                    msg=f"member {i} optimiser {k} {name}",
+                )
         # The state is an ordinary optimiser's: it loads into one built for the member taken out.
         make_optimizer(group.member(i), fused_opt.recipe).load_state_dict(state)
 
@@ -106,8 +122,9 @@ def test_a_member_taken_out_explains_like_the_same_net_trained_alone():
         reference.eval()
         assert type(taken) is type(reference) and taken.twin == reference.twin
         deletions = [[], [0]]
-        assert deletion_accuracies(taken, images, labels, deletions) == deletion_accuracies(reference, images,
-                                                                                            labels, deletions)
+        assert deletion_accuracies(taken, images, labels, deletions) == deletion_accuracies(
+            reference, images, labels, deletions
+        )
         _, ids, cams = grad_cam(taken, images[:1], topk=2)
         _, ids_ref, cams_ref = grad_cam(reference, images[:1], topk=2)
         assert list(ids) == list(ids_ref)
@@ -115,8 +132,9 @@ def test_a_member_taken_out_explains_like_the_same_net_trained_alone():
         norms = gradient_norms(taken, images, labels)
         norms_ref = gradient_norms(reference, images, labels)
         assert [n for n, _ in norms] == [n for n, _ in norms_ref]
-        torch.testing.assert_close(torch.tensor([v for _, v in norms]), torch.tensor([v for _, v in norms_ref]),
-                                   atol=1e-9, rtol=0)
+        torch.testing.assert_close(
+            torch.tensor([v for _, v in norms]), torch.tensor([v for _, v in norms_ref]), atol=1e-9, rtol=0
+        )
 
 
 def test_group_gradient_norms_are_each_members_own():
@@ -124,14 +142,18 @@ def test_group_gradient_norms_are_each_members_own():
     group = FusedGroup(nets)
     x, y = torch.randn(8, 3, 8, 8), torch.randint(0, 4, (8,))
     logits = group(group.stack_inputs(x))
-    torch.nn.functional.cross_entropy(logits.reshape(-1, 4), y.repeat_interleave(2), reduction="none").view(8, 2) \
-        .mean(0).sum().backward()
+    torch.nn.functional.cross_entropy(logits.reshape(-1, 4), y.repeat_interleave(2), reduction="none").view(8, 2).mean(
+        0
+    ).sum().backward()
     table = group.grad_norms(["conv1.weight", "layer1.0.conv2.weight", "fc.weight"])
     for i, net in enumerate(nets):
         norms = dict(gradient_norms(net, x, y))
-        torch.testing.assert_close(torch.tensor(table[i]),
-                                   torch.tensor([norms["conv1"], norms["layer1.0.conv2"], norms["fc"]]),
-                                   atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            torch.tensor(table[i]),
+            torch.tensor([norms["conv1"], norms["layer1.0.conv2"], norms["fc"]]),
+            atol=1e-5,
+            rtol=1e-4,
+        )
 
 
 def test_a_diverged_member_leaves_the_others_and_its_own_weights_alone():
@@ -146,8 +168,11 @@ def test_a_diverged_member_leaves_the_others_and_its_own_weights_alone():
     losses, _ = fused_train_step(group, opt, [x, x], [y, y], [1e-2, 1e-2])
     assert torch.isfinite(torch.tensor(losses[0])) and not torch.isfinite(torch.tensor(losses[1]))
     after = group.member_state_dict(1)
-    assert all(torch.equal(before[k].nan_to_num(), after[k].nan_to_num()) or k.endswith(("running_mean", "running_var", "num_batches_tracked"))
-               for k in before)
+    assert all(
+        torch.equal(before[k].nan_to_num(), after[k].nan_to_num())
+        or k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        for k in before
+    )
     assert all(torch.isfinite(v).all() for k, v in group.member_state_dict(0).items())
 
 
@@ -175,9 +200,16 @@ def test_a_fused_race_records_what_the_unfused_race_records():
     data = rr.RaceData("shapes", tx[:, :, ::2, ::2], ty, vx[:, :, ::2, ::2], vy, list(SHAPE_CLASSES), "tiny")
     results = {}
     for engine in ("fused", "unfused"):
-        config = rr.RaceConfig(depths=(8, 14), recipe=Recipe(steps=4, batch_size=8, lr=0.05, optimizer="sgd"),
-                               eval_every=2, snapshot_every=2, probe_size=8, seeds=2, engine=engine,
-                               precision="fp32")
+        config = rr.RaceConfig(
+            depths=(8, 14),
+            recipe=Recipe(steps=4, batch_size=8, lr=0.05, optimizer="sgd"),
+            eval_every=2,
+            snapshot_every=2,
+            probe_size=8,
+            seeds=2,
+            engine=engine,
+            precision="fp32",
+        )
         race = rr.Race(config, data=data, scheduler=rr.RaceScheduler(1)).start()
         assert race.join(60)
         assert race.status == "finished", race.message

@@ -1,4 +1,5 @@
 """CUDA paths: each result on the GPU matches the CPU's, and the race trains there (skipped without CUDA)."""
+
 import math
 
 import pytest

@@ -1,13 +1,16 @@
 import pytest
+from conftest import chart_titles, open_app_page, screenshot, warnings
 from streamlit.testing.v1 import AppTest
 
 import resnet_viz as rv
-from conftest import chart_titles, open_app_page, screenshot, warnings
 from resnet_viz.teaching import preset_view
 
 PAGE = "pages/gradient_flow.py"
-NORMS, SIGNALS, SWEEP = ("Gradient norm per layer", "Forward signal: standard deviation of each block's output",
-                         "First/last gradient ratio against depth")
+NORMS, SIGNALS, SWEEP = (
+    "Gradient norm per layer",
+    "Forward signal: standard deviation of each block's output",
+    "First/last gradient ratio against depth",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -35,19 +38,28 @@ def url_view(at: AppTest) -> dict:
 
 def widget_view(at: AppTest) -> dict:
     """The view the widgets show, written as the URL writes it."""
-    values = dict(preset=at.radio(key="gf_preset").value, depth=at.select_slider(key="gf_depth").value,
-                  seed=at.number_input(key="gf_seed").value,
-                  **{k: at.selectbox(key=f"gf_{k}").value for k in ("arch", "norm", "act", "block", "init", "batch",
-                                                                   "sweep")})
+    values = dict(
+        preset=at.radio(key="gf_preset").value,
+        depth=at.select_slider(key="gf_depth").value,
+        seed=at.number_input(key="gf_seed").value,
+        **{k: at.selectbox(key=f"gf_{k}").value for k in ("arch", "norm", "act", "block", "init", "batch", "sweep")},
+    )
     return {k: str(v) for k, v in values.items()}
 
 
-@pytest.mark.parametrize("preset, label, settings", [
-    ("vanishing", "Vanishing gradients", dict(norm="none", act="sigmoid", block="pre", depth="56")),
-    ("exploding", "Exploding gradients at initialisation", dict(norm="batch", act="relu", block="post", depth="110")),
-    ("paper", "The paper's setting", dict(norm="batch", act="relu", block="post", depth="56")),
-    ("block_design", "Why block design matters", dict(norm="none", act="sigmoid", block="post", depth="56")),
-])
+@pytest.mark.parametrize(
+    "preset, label, settings",
+    [
+        ("vanishing", "Vanishing gradients", dict(norm="none", act="sigmoid", block="pre", depth="56")),
+        (
+            "exploding",
+            "Exploding gradients at initialisation",
+            dict(norm="batch", act="relu", block="post", depth="110"),
+        ),
+        ("paper", "The paper's setting", dict(norm="batch", act="relu", block="post", depth="56")),
+        ("block_design", "Why block design matters", dict(norm="none", act="sigmoid", block="post", depth="56")),
+    ],
+)
 def test_each_preset_sets_the_view_and_explains_it(preset, label, settings):
     at = open_page()
     assert chart_titles(at) == [NORMS, SIGNALS, SWEEP]
@@ -71,8 +83,18 @@ def test_each_preset_sets_the_view_and_explains_it(preset, label, settings):
 
 
 def test_url_reproduces_the_view():
-    url = dict(preset="custom", arch="cifar", depth="14", norm="none", act="tanh", block="pre", init="xavier",
-               batch="noise", seed="7", sweep="off")
+    url = dict(
+        preset="custom",
+        arch="cifar",
+        depth="14",
+        norm="none",
+        act="tanh",
+        block="pre",
+        init="xavier",
+        batch="noise",
+        seed="7",
+        sweep="off",
+    )
     at = open_page(url)
     assert not at.warning
     assert at.selectbox(key="gf_act").value == "tanh"
@@ -80,8 +102,10 @@ def test_url_reproduces_the_view():
     assert at.select_slider(key="gf_depth").value == 14
     assert at.number_input(key="gf_seed").value == 7
     assert widget_view(at) == url
-    assert current_view(at) == ("**Current view:** CIFAR, 14 layers · no normalisation · tanh · pre-activation (2016) · "
-                                "Xavier init · random noise · seed 7")
+    assert current_view(at) == (
+        "**Current view:** CIFAR, 14 layers · no normalisation · tanh · pre-activation (2016) · "
+        "Xavier init · random noise · seed 7"
+    )
     assert chart_titles(at) == [NORMS, SIGNALS]  # sweep off
     assert url_view(at) == url  # app.py adds only the language
 
@@ -116,7 +140,8 @@ def test_bad_url_values_fall_back_to_defaults_with_a_warning():
         "Ignored a setting in the URL: `depth=57` is not valid (choose from 8, 14, 20, 32, 44, 56, 110, 164); "
         "using `20`.",
         "Ignored a setting in the URL: `act=swish` is not valid (choose from relu, tanh, sigmoid); using `relu`.",
-        "Ignored a setting in the URL: `seed=-1` is not valid (a whole number from 0 to 2147483647); using `0`."]
+        "Ignored a setting in the URL: `seed=-1` is not valid (a whole number from 0 to 2147483647); using `0`.",
+    ]
     assert at.query_params["depth"] == "20" and at.query_params["act"] == "relu" and at.query_params["seed"] == "0"
     assert widget_view(at) == url_view(at)
     assert chart_titles(at) == [NORMS, SIGNALS]
@@ -126,15 +151,18 @@ def test_bad_url_values_are_explained_in_chinese():
     at = open_page({**BAD_URL, "lang": "zh"})
     assert warnings(at)[:2] == [
         "已忽略网址中的一项设置：`depth=57` 无效（可选：8, 14, 20, 32, 44, 56, 110, 164）；改用 `20`。",
-        "已忽略网址中的一项设置：`act=swish` 无效（可选：relu, tanh, sigmoid）；改用 `relu`。"]
+        "已忽略网址中的一项设置：`act=swish` 无效（可选：relu, tanh, sigmoid）；改用 `relu`。",
+    ]
     assert warnings(at)[2] == "已忽略网址中的一项设置：`seed=-1` 无效（应为 0 到 2147483647 之间的整数）；改用 `0`。"
     assert at.selectbox(key="gf_act").label == "激活函数" and at.selectbox(key="gf_act").value == "relu"
 
 
 def test_bad_url_value_under_a_preset_names_the_value_the_preset_uses():
     at = open_page({"preset": "paper", "depth": "999", "sweep": "off"})
-    assert warnings(at) == ["Ignored a setting in the URL: `depth=999` is not valid (choose from 8, 14, 20, 32, 44, "
-                            "56, 110, 164); using `56`."]
+    assert warnings(at) == [
+        "Ignored a setting in the URL: `depth=999` is not valid (choose from 8, 14, 20, 32, 44, "
+        "56, 110, 164); using `56`."
+    ]
     assert at.query_params["depth"] == "56" and at.query_params["preset"] == "paper"
     assert widget_view(at) == url_view(at)
 

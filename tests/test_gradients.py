@@ -6,10 +6,22 @@ import torch
 import torch.nn.functional as F
 
 import resnet_viz as rv
-from resnet_viz.gradients import (NUM_CLASSES, depth_sweep, example_batch, first_last_ratio, main_path_weights,
-                                  twin_flow, twin_flows)
-from resnet_viz.gradients_plots import (count_zeros, depth_sweep_figure, format_ratio, forward_signal_figure,
-                                        gradient_norm_figure)
+from resnet_viz.gradients import (
+    NUM_CLASSES,
+    depth_sweep,
+    example_batch,
+    first_last_ratio,
+    main_path_weights,
+    twin_flow,
+    twin_flows,
+)
+from resnet_viz.gradients_plots import (
+    count_zeros,
+    depth_sweep_figure,
+    format_ratio,
+    forward_signal_figure,
+    gradient_norm_figure,
+)
 
 
 def small_twins(**options):
@@ -122,6 +134,7 @@ def test_example_batch_shapes_and_errors():
 
 # -- measured physics (depth 56, CPU) ------------------------------------------------------------
 
+
 def test_sigmoid_preactivation_plain_gradient_vanishes_resnet_carries_it():
     flows = twin_flows(depth=56, norm="none", activation="sigmoid", block="pre", init="kaiming", seed=0)
     assert flows["plain"].ratio < 1e-6
@@ -164,8 +177,12 @@ def test_a_caller_can_measure_each_twin_its_own_way():
         return twin_flow(arch, depth, twin, **options)
 
     sweep = depth_sweep((8, 14), measure=measure, norm="batch", seed=1)
-    assert [c[:3] for c in calls] == [("cifar", 8, "resnet"), ("cifar", 8, "plain"), ("cifar", 14, "resnet"),
-                                      ("cifar", 14, "plain")]
+    assert [c[:3] for c in calls] == [
+        ("cifar", 8, "resnet"),
+        ("cifar", 8, "plain"),
+        ("cifar", 14, "resnet"),
+        ("cifar", 14, "plain"),
+    ]
     assert all(c[3] == {"norm": "batch", "seed": 1} for c in calls)
     assert sweep.ratios["plain"][1] == twin_flows(depth=14, norm="batch", seed=1)["plain"].ratio
     flows = twin_flows("cifar", depth=8, measure=measure, seed=2)
@@ -179,6 +196,7 @@ def test_the_sweep_reads_its_default_depths_when_it_runs(monkeypatch):
 
 
 # -- figures -------------------------------------------------------------------------------------
+
 
 def test_figures_are_log_scale_with_both_twins(batch):
     x, y = batch

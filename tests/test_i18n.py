@@ -1,4 +1,5 @@
 """Translations: every message has Chinese, no catalogue is stale or contradicts another, numbers never change."""
+
 import os
 import re
 from collections import defaultdict
@@ -12,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import resnet_viz as rv
 from resnet_viz import i18n
-from resnet_viz.i18n import Labels, N_, _, browser_language, language
+from resnet_viz.i18n import N_, Labels, _, browser_language, language
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(ROOT, "app.py")
@@ -26,7 +27,7 @@ def source_messages() -> dict[str, list[str]]:
         method_map, options_map = parse_mapping_cfg(f)
     found = defaultdict(list)
     for filename, lineno, message, _comments, _context in extract_from_dir(ROOT, method_map, options_map):
-        for msgid in (message if isinstance(message, tuple) else (message,)):
+        for msgid in message if isinstance(message, tuple) else (message,):
             if msgid:
                 found[msgid].append(f"{filename}:{lineno}")
     return found
@@ -72,18 +73,27 @@ def test_catalogues_agree_where_they_overlap(catalogues):
 
 def test_translations_keep_every_placeholder(catalogues):
     """A dropped or renamed {value} would raise KeyError in .format() or lose a number on screen."""
-    bad = [(name, msgid) for name, cat in catalogues.items() for msgid, text in cat.items()
-           if text and sorted(PLACEHOLDER.findall(msgid)) != sorted(PLACEHOLDER.findall(text))]
+    bad = [
+        (name, msgid)
+        for name, cat in catalogues.items()
+        for msgid, text in cat.items()
+        if text and sorted(PLACEHOLDER.findall(msgid)) != sorted(PLACEHOLDER.findall(text))
+    ]
     assert not bad, bad[:10]
 
 
 def test_translations_are_chinese(catalogues):
     """A msgstr that is just the English copied over is not a translation (names such as "ResNet-18" aside)."""
+
     def words(msgid):
         return re.findall(r"[A-Za-z]{2,}", PLACEHOLDER.sub("", msgid))
 
-    untranslated = [msgid for cat in catalogues.values() for msgid, text in cat.items()
-                    if len(words(msgid)) >= 4 and not re.search(r"[\u4e00-\u9fff]", text)]
+    untranslated = [
+        msgid
+        for cat in catalogues.values()
+        for msgid, text in cat.items()
+        if len(words(msgid)) >= 4 and not re.search(r"[\u4e00-\u9fff]", text)
+    ]
     assert not untranslated, untranslated[:10]
 
 
@@ -94,8 +104,14 @@ def test_language_context_and_labels():
         assert labels["plain"] == labels.get("plain") == "普通孪生网络"
         assert _("Reveal the answer") == "揭晓答案"
     assert i18n.get_language() == "en"
-    assert [browser_language(x) for x in ("zh-CN", "zh_TW", "en-GB", None, "de-DE", "")] == \
-        ["zh", "zh", "en", "en", "en", "en"]
+    assert [browser_language(x) for x in ("zh-CN", "zh_TW", "en-GB", None, "de-DE", "")] == [
+        "zh",
+        "zh",
+        "en",
+        "en",
+        "en",
+        "en",
+    ]
 
 
 def _figure_numbers(fig) -> list:
@@ -125,8 +141,11 @@ def test_switching_language_changes_no_number():
             flows = {m.twin: rv.gradient_flow(m, x, y) for m in (resnet, plain)}
             lesions = {m.twin: lesion_accuracies(m, images, labels) for m in (resnet, plain)}
             names = [n for n, _b in resnet.blocks()]
-            figures[lang] = [gradient_norm_figure(flows), lesion_figure(lesions, names),
-                             path_length_figure(path_length_distribution(9))]
+            figures[lang] = [
+                gradient_norm_figure(flows),
+                lesion_figure(lesions, names),
+                path_length_figure(path_length_distribution(9)),
+            ]
             figures[lang + "-title"] = figures[lang][0].layout.title.text
             figures[lang + "-handout"] = handout_html(lesson_steps(), {}, lang=lang)
     for en, zh in zip(figures["en"], figures["zh"]):

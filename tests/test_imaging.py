@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from image_corpus import bad_files, good_files
 
 import resnet_viz as rv
-from image_corpus import bad_files, good_files
 from resnet_viz.imaging import ImageError, image_to_tensor, load_image
 
 GOOD = good_files()

@@ -1,4 +1,5 @@
 """Loss landscapes: the grid's values, the directions, the shared model left alone, Stop, files and figures."""
+
 import json
 import math
 import threading
@@ -11,8 +12,13 @@ import torch.nn.functional as F
 import resnet_viz as rv
 from resnet_viz import landscape as ls
 from resnet_viz.i18n import language
-from resnet_viz.landscape_plots import (convexity_figure, line_figure, slice_figure, twin_contour_figure,
-                                        twin_surface_figure)
+from resnet_viz.landscape_plots import (
+    convexity_figure,
+    line_figure,
+    slice_figure,
+    twin_contour_figure,
+    twin_surface_figure,
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +75,7 @@ def test_grid_points_evaluated_as_one_fused_group_equal_one_at_a_time(tiny, twin
     try:
         one = rv.loss_surface(model, x, y, span=0.6, steps=3, seed=7, points=1)
         done = []
-        fused = rv.loss_surface(model, x, y, span=0.6, steps=3, seed=7, points=4,
-                                progress=lambda d, t: done.append(d))
+        fused = rv.loss_surface(model, x, y, span=0.6, steps=3, seed=7, points=4, progress=lambda d, t: done.append(d))
     finally:
         torch.set_num_threads(threads)
     np.testing.assert_allclose(fused.loss, one.loss, rtol=1e-5, atol=1e-6)
@@ -156,10 +161,17 @@ def test_stop_cancels_the_grid(tiny, kind):
         rv.record_path(resnet, x, y, steps=10, cancel=lambda: True)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(steps=4), "odd"), (dict(steps=1), "odd"), (dict(steps=201), "odd"), (dict(span=0.0), "span"),
-    (dict(span=float("nan")), "span"), (dict(span=-1), "span"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(steps=4), "odd"),
+        (dict(steps=1), "odd"),
+        (dict(steps=201), "odd"),
+        (dict(span=0.0), "span"),
+        (dict(span=float("nan")), "span"),
+        (dict(span=-1), "span"),
+    ],
+)
 def test_bad_grid_settings_are_refused_with_a_clear_message(tiny, kwargs, message):
     resnet, _, x, y = tiny
     with pytest.raises(ValueError, match=message):
@@ -256,8 +268,11 @@ def test_a_surface_survives_its_file_and_bad_files_are_refused(tmp_path, tiny):
     back = ls.read_landscape_file(path)["surfaces"]
     np.testing.assert_allclose(back["resnet"].loss, surfaces["resnet"].loss, rtol=1e-5)
     assert math.isnan(back["plain"].loss[0, 0])
-    for text in ("{", json.dumps({"format": "other"}),
-                 json.dumps({"format": ls.FORMAT, "surfaces": {"resnet": {"alphas": [0, 1]}}})):
+    for text in (
+        "{",
+        json.dumps({"format": "other"}),
+        json.dumps({"format": ls.FORMAT, "surfaces": {"resnet": {"alphas": [0, 1]}}}),
+    ):
         with pytest.raises(ValueError, match="not a landscape|not a loss surface"):
             ls.read_landscape_file(text)
 

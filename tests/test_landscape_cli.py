@@ -1,4 +1,5 @@
 """``python -m resnet_viz landscape``: files, clear errors, and a grid split across two processes."""
+
 import os
 import subprocess
 import sys
@@ -15,8 +16,9 @@ SMALL = ["--steps", "5", "--span", "0.5", "--images", "16", "--threads", "1"]
 
 def run(*args, module=("-m", "resnet_viz")):
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, *module, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, *module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_writes_a_surface_file_for_a_bundled_pair(tmp_path):
@@ -35,8 +37,26 @@ def test_cli_file_holds_the_library_surfaces_of_the_same_inputs(tmp_path, one_th
     from resnet_viz.__main__ import main
 
     out = tmp_path / "p.json"
-    code = main(["landscape", "--bundled", "shapes-20", "--twins", "plain", *SMALL, "--path", "--path-steps", "6",
-                 "--path-grid", "3", "--snapshots", "4", "--no-line", "--out", str(out)])
+    code = main(
+        [
+            "landscape",
+            "--bundled",
+            "shapes-20",
+            "--twins",
+            "plain",
+            *SMALL,
+            "--path",
+            "--path-steps",
+            "6",
+            "--path-grid",
+            "3",
+            "--snapshots",
+            "4",
+            "--no-line",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     doc = ls.read_landscape_file(out)
     _, plain, info = rv.load_bundled("shapes-20")
@@ -55,10 +75,13 @@ def test_cli_file_holds_the_library_surfaces_of_the_same_inputs(tmp_path, one_th
     assert got.recipe["start"] == "the recorded initial weights" and got.recipe["train_images"] == 16
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "empty"),
-    (b"this is not a checkpoint at all", "neither a safetensors file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty"),
+        (b"this is not a checkpoint at all", "neither a safetensors file"),
+    ],
+)
 def test_cli_refuses_a_bad_checkpoint_with_a_clear_message(tmp_path, content, message):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(content)
@@ -84,12 +107,34 @@ def test_cli_explains_why_a_checkpoint_for_other_data_cannot_be_measured(tmp_pat
 @pytest.mark.slow
 def test_two_processes_compute_the_same_surface_and_path_as_one(tmp_path):
     """The grid split over 2 gloo processes (torchrun) equals the single-process grid, point for point."""
-    args = ["landscape", "--bundled", "shapes-20", *SMALL, "--path", "--path-steps", "6", "--path-grid", "3",
-            "--snapshots", "4", "--no-line"]
+    args = [
+        "landscape",
+        "--bundled",
+        "shapes-20",
+        *SMALL,
+        "--path",
+        "--path-steps",
+        "6",
+        "--path-grid",
+        "3",
+        "--snapshots",
+        "4",
+        "--no-line",
+    ]
     one = run(*args, "--out", str(tmp_path / "one.json"))
     assert one.returncode == 0, one.stderr
-    two = run("--nproc_per_node", "2", "--master_port", str(_free_port()), "-m", "resnet_viz", *args,
-              "--out", str(tmp_path / "two.json"), module=("-m", "torch.distributed.run"))
+    two = run(
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "resnet_viz",
+        *args,
+        "--out",
+        str(tmp_path / "two.json"),
+        module=("-m", "torch.distributed.run"),
+    )
     assert two.returncode == 0, two.stderr
     a, b = ls.read_landscape_file(tmp_path / "one.json"), ls.read_landscape_file(tmp_path / "two.json")
     assert a["processes"] == 1 and b["processes"] == 2

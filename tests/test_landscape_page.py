@@ -1,8 +1,8 @@
 """The Loss landscape page: shipped surfaces at once, the view in the URL, bad URLs, live recomputation."""
-import pytest
-from streamlit.testing.v1 import AppTest
 
+import pytest
 from conftest import chart_keys, open_app_page, screenshot, warnings
+from streamlit.testing.v1 import AppTest
 
 PAGE = "pages/loss_landscape.py"
 
@@ -57,15 +57,17 @@ def test_bad_url_values_give_a_clear_message_and_the_defaults():
         "Ignored a setting in the URL: `model=resnet-9000` is not valid (choose from shapes-20, shapes-56); "
         "using `shapes-56`.",
         "Ignored a setting in the URL: `view=<script>" + "x" * 32 + "` is not valid (choose from contour, 3d, "
-        "slices, convexity, path); using `contour`."]  # a long value is cut to 40 characters
+        "slices, convexity, path); using `contour`.",
+    ]  # a long value is cut to 40 characters
     assert widget_view(at) == url_view(at) == {"model": "shapes-56", "view": "contour"}
     assert chart_keys(at) == ["ll-contour"]
 
 
 def test_bad_url_values_are_explained_in_chinese():
     at = open_page({"model": "shapes-20", "view": "4d", "lang": "zh"})
-    assert warnings(at) == ["已忽略网址中的一项设置：`view=4d` 无效（可选：contour, 3d, slices, convexity, path）；"
-                            "改用 `contour`。"]
+    assert warnings(at) == [
+        "已忽略网址中的一项设置：`view=4d` 无效（可选：contour, 3d, slices, convexity, path）；改用 `contour`。"
+    ]
     assert widget_view(at) == {"model": "shapes-20", "view": "contour"} and at.radio(key="ll_view").label == "视图"
 
 
@@ -77,8 +79,9 @@ def test_live_recomputation_replaces_the_shipped_surfaces(one_thread):
     at.number_input(key="ll_seed").set_value(5)
     at.button(key="ll_compute").click().run()
     assert not at.exception, at.exception
-    assert any("Your computation: 11×11 grid" in c.value and "seed 5, 32 training images" in c.value
-               for c in at.caption)
+    assert any(
+        "Your computation: 11×11 grid" in c.value and "seed 5, 32 training images" in c.value for c in at.caption
+    )
     at.button(key="ll_back").click().run()
     assert any("Shipped surfaces: 21×21" in c.value for c in at.caption)
 

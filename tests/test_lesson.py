@@ -1,13 +1,14 @@
 """The Lesson page: every step asks, reveals a live figure, links to its page; ?step=key; the handout."""
+
 import dataclasses
 import os
 import re
 
 import pytest
+from conftest import screenshot, wait_for_idle
 from streamlit.testing.v1 import AppTest
 
 import resnet_viz as rv
-from conftest import screenshot, wait_for_idle
 from resnet_viz import race as rr
 from resnet_viz.i18n import _, language
 from resnet_viz.teaching import STEPS, Choice, Step, compare, handout_html, lesson_steps
@@ -18,8 +19,17 @@ APP = os.path.join(ROOT, "app.py")
 PAGE = "pages/lesson.py"
 STEP_KEYS = [s.key for s in lesson_steps()]
 # What each reveal draws: plotly charts and pictures.
-EXPECTED = {"block": (0, 0), "vanishing": (1, 0), "exploding": (2, 0), "shattered": (1, 0), "race": (1, 0), "lesion": (2, 0),
-            "landscape": (1, 0), "gradcam": (0, 2), "summary": (1, 0)}
+EXPECTED = {
+    "block": (0, 0),
+    "vanishing": (1, 0),
+    "exploding": (2, 0),
+    "shattered": (1, 0),
+    "race": (1, 0),
+    "lesion": (2, 0),
+    "landscape": (1, 0),
+    "gradcam": (0, 2),
+    "summary": (1, 0),
+}
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,7 +56,8 @@ def test_the_loss_landscape_step_waits_for_its_page():
 
 def test_markdown_marks_up_bold_italic_and_code_and_escapes_the_rest():
     assert markdown_html("**Say:** point at `out + x` and the *addition* <here> & there") == (
-        "<strong>Say:</strong> point at <code>out + x</code> and the <em>addition</em> &lt;here&gt; &amp; there")
+        "<strong>Say:</strong> point at <code>out + x</code> and the <em>addition</em> &lt;here&gt; &amp; there"
+    )
     assert markdown_html("`x*y*z < 1`") == "<code>x*y*z &lt; 1</code>"  # a code span is shown as written
     assert markdown_html("对输入的*修正*，") == "对输入的<em>修正</em>，"  # emphasis inside a word (Chinese)
     assert markdown_html("2 * 3 * 4, a ** b") == "2 * 3 * 4, a ** b"  # a star with a space after is not emphasis
@@ -185,7 +196,8 @@ def test_without_its_reveal_a_step_keeps_its_question_and_stated_answer():
     assert html.count("could not be computed") == len(steps)
     stated = [s for s in steps if s.answer is not None]
     assert stated and re.findall(r'<li class="right">(.*?)</li>', html) == [
-        markdown_html(s.choice(s.answer).text) for s in stated]
+        markdown_html(s.choice(s.answer).text) for s in stated
+    ]
 
 
 def test_compare_names_the_outcome_within_its_tolerance():

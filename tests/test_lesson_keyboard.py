@@ -3,11 +3,12 @@
 No mouse event is sent: every action is a key press, and the test only reads the page to know where the focus
 is and what it shows.
 """
+
 import re
 
 import pytest
-
 from conftest import wait_for_idle
+
 from resnet_viz.teaching import lesson_steps
 
 ACTIVE = """() => { const el = document.activeElement; if (!el) return null;
@@ -44,8 +45,11 @@ def test_the_whole_lesson_can_be_walked_with_the_keyboard_alone(page, app_url):
     wait_for_idle(page)
     for number, step in enumerate(steps, start=1):
         # Predict: Tab into the radio group, Space picks the focused choice, ArrowDown moves on to the next.
-        radio = tab_to(page, lambda el: el["type"] == "radio" and re.match(r"[A-D]\. ", el["option"]),
-                       f"step {number}'s prediction")  # not the sidebar's language choice
+        radio = tab_to(
+            page,
+            lambda el: el["type"] == "radio" and re.match(r"[A-D]\. ", el["option"]),
+            f"step {number}'s prediction",
+        )  # not the sidebar's language choice
         page.keyboard.press("Space")
         page.keyboard.press("ArrowDown")
         wait_for_idle(page)

@@ -1,4 +1,5 @@
 """The load generator (``benchmarks/loadgen.py``) gets what a browser gets: the same charts, in the same order."""
+
 import asyncio
 import os
 import sys

@@ -25,11 +25,14 @@ def test_cifar_twins_share_every_common_weight(depth):
     assert not torch.allclose(resnet(x), plain(x))  # the skips matter
 
 
-@pytest.mark.parametrize("options", [
-    dict(norm="none", activation="sigmoid", block="pre"),
-    dict(norm="batch", activation="tanh", block="post", shortcut="B"),
-    dict(norm="none", activation="relu", block="pre", shortcut="B", width=2, in_channels=1, num_classes=4),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(norm="none", activation="sigmoid", block="pre"),
+        dict(norm="batch", activation="tanh", block="post", shortcut="B"),
+        dict(norm="none", activation="relu", block="pre", shortcut="B", width=2, in_channels=1, num_classes=4),
+    ],
+)
 def test_cifar_options(options):
     resnet, plain = build_twins("cifar", depth=14, **options)
     only_resnet = _shared_equal(resnet, plain)
@@ -82,19 +85,23 @@ def test_units_compose_to_forward():
         resnet.unit_index("layer9")
 
 
-@pytest.mark.parametrize("bad", [dict(depth=21), dict(norm="group"), dict(activation="gelu"), dict(block="mid"),
-                                 dict(width=0)])
+@pytest.mark.parametrize(
+    "bad", [dict(depth=21), dict(norm="group"), dict(activation="gelu"), dict(block="mid"), dict(width=0)]
+)
 def test_bad_options_are_rejected(bad):
     with pytest.raises(ValueError):
         build_twins("cifar", **bad)
 
 
-@pytest.mark.parametrize("arch, options, size", [
-    ("cifar", dict(depth=8, block="post"), 32),
-    ("cifar", dict(depth=8, block="pre", activation="sigmoid", norm="none"), 32),
-    ("resnet18", {}, 32),
-    ("resnet50", {}, 32),
-])
+@pytest.mark.parametrize(
+    "arch, options, size",
+    [
+        ("cifar", dict(depth=8, block="post"), 32),
+        ("cifar", dict(depth=8, block="pre", activation="sigmoid", norm="none"), 32),
+        ("resnet18", {}, 32),
+        ("resnet50", {}, 32),
+    ],
+)
 def test_twins_are_hook_safe(arch, options, size):
     """Hooks see every module's real output: no later in-place op changes it, and each module runs once a pass.
 

@@ -6,25 +6,26 @@ from its view. The Explain test at the top covers an upload: afterwards the Meth
 Grad-CAM and Stage layer3, as the maps and the URL do (a widget drawn after an early stop of the page falls back
 to its own default unless the page sends its value again).
 """
+
 import os
 import re
 import time
 from urllib.parse import parse_qsl, urlparse
 
 import pytest
+from conftest import screenshot
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
-from conftest import screenshot
 from resnet_viz.i18n import _, language
 
 pytestmark = pytest.mark.browser
-SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resnet_viz", "assets",
-                       "samples")
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resnet_viz", "assets", "samples")
 SCRIPT_STATE = "document.querySelector('[data-testid=stApp]')?.dataset.testScriptState"
 
 
 # -- reading and driving widgets -------------------------------------------------------------------------------
+
 
 def idle(page) -> None:
     """Wait until the app's script run that the last action started has finished."""
@@ -97,8 +98,11 @@ def checked(page, label: str) -> str:
 
 def chips(page, label: str) -> list[str]:
     """The options a multiselect shows as chosen."""
-    box = main(page).locator("[data-testid=stMultiSelect]").filter(
-        has=page.get_by_role("combobox", name=label, exact=True))
+    box = (
+        main(page)
+        .locator("[data-testid=stMultiSelect]")
+        .filter(has=page.get_by_role("combobox", name=label, exact=True))
+    )
     return [tag.get_attribute("aria-label") for tag in box.locator("[data-tag]").all()]
 
 
@@ -158,6 +162,7 @@ def zh(text: str) -> str:
 
 # -- Explain ------------------------------------------------------------------------------------------------------
 
+
 def open_explain(page, app_url: str, query: str = "") -> None:
     page.goto(f"{app_url}/explain{query}")
     main(page).get_by_text("Grad-CAM for", exact=False).first.wait_for()
@@ -179,8 +184,10 @@ def test_explain_after_an_upload_the_widgets_show_the_maps_view(page, app_url):
     screenshot(page, "explain-upload-widgets")
 
 
-EXPLAIN_MODELS = {"shapes-20": "Bundled ResNet-20 and Plain-20 (shapes, offline)",
-                  "shapes-56": "Bundled ResNet-56 and Plain-56 (shapes, offline)"}
+EXPLAIN_MODELS = {
+    "shapes-20": "Bundled ResNet-20 and Plain-20 (shapes, offline)",
+    "shapes-56": "Bundled ResNet-56 and Plain-56 (shapes, offline)",
+}
 
 
 def test_explain_widgets_url_and_maps_agree_through_every_select_and_radio(page, app_url):
@@ -192,8 +199,9 @@ def test_explain_widgets_url_and_maps_agree_through_every_select_and_radio(page,
         wanted = {"model": view["model"], "methods": ",".join(view["methods"]), "stage": view["stage"]}
         assert url_settles(page, wanted) == wanted
         model_label = EXPLAIN_MODELS[view["model"]]
-        assert shown(page, "Model" if lang == "en" else zh("Model")) == (model_label if lang == "en" else
-                                                                          zh(model_label))
+        assert shown(page, "Model" if lang == "en" else zh("Model")) == (
+            model_label if lang == "en" else zh(model_label)
+        )
         if not maps_shown:
             assert captions(page) == []
             return
@@ -202,7 +210,7 @@ def test_explain_widgets_url_and_maps_agree_through_every_select_and_radio(page,
         maps = captions(page)
         assert len(maps) == 2 * len(view["methods"]), maps
         for i, method in enumerate(view["methods"]):  # rows are methods, columns twins
-            for caption in maps[2 * i:2 * i + 2]:
+            for caption in maps[2 * i : 2 * i + 2]:
                 assert caption.startswith(method), (method, caption)
                 assert (view["stage"] in caption) == (method == "Grad-CAM"), caption
 
@@ -259,16 +267,35 @@ def gf_description(view: dict) -> str:
     """What the page's "Current view" line says for ``view``."""
     arch = f"CIFAR, {view['depth']} layers" if view["arch"] == "cifar" else GF["arch"][1][view["arch"]]
     norm = "BatchNorm" if view["norm"] == "batch" else "no normalisation"
-    return " · ".join([arch, norm, GF["act"][1][view["act"]], GF["block"][1][view["block"]],
-                       f"{GF['init'][1][view['init']]} init", GF["batch"][1][view["batch"]], f"seed {view['seed']}"])
+    return " · ".join(
+        [
+            arch,
+            norm,
+            GF["act"][1][view["act"]],
+            GF["block"][1][view["block"]],
+            f"{GF['init'][1][view['init']]} init",
+            GF["batch"][1][view["batch"]],
+            f"seed {view['seed']}",
+        ]
+    )
 
 
 def test_gradient_flow_widgets_url_and_view_agree_through_every_select_and_radio(page, app_url):
     page.goto(f"{app_url}/gradient_flow?sweep=off&depth=8&seed=4")
     main(page).get_by_text("Current view:").wait_for()
     idle(page)
-    view = dict(preset="custom", arch="cifar", depth=8, norm="batch", act="relu", block="post", init="kaiming",
-                batch="shapes", seed=4, sweep="off")
+    view = dict(
+        preset="custom",
+        arch="cifar",
+        depth=8,
+        norm="batch",
+        act="relu",
+        block="post",
+        init="kaiming",
+        batch="shapes",
+        seed=4,
+        sweep="off",
+    )
 
     def agree(lang: str = "en") -> None:
         no_exception(page)
@@ -282,20 +309,32 @@ def test_gradient_flow_widgets_url_and_view_agree_through_every_select_and_radio
         assert slider.get_attribute("aria-valuetext") == str(view["depth"])
         if lang == "en":
             expect(main(page).locator("p").filter(has_text="Current view:")).to_have_text(
-                "Current view: " + gf_description(view))
+                "Current view: " + gf_description(view)
+            )
         expect(main(page).locator(".js-plotly-plot")).to_have_count(3 if view["sweep"] == "on" else 2)
         if lang == "en":
             expect(main(page).locator(".js-plotly-plot .gtitle")).to_have_text(
-                ["Gradient norm per layer", "Forward signal: standard deviation of each block's output",
-                 "First/last gradient ratio against depth"][:3 if view["sweep"] == "on" else 2])
+                [
+                    "Gradient norm per layer",
+                    "Forward signal: standard deviation of each block's output",
+                    "First/last gradient ratio against depth",
+                ][: 3 if view["sweep"] == "on" else 2]
+            )
 
     agree()
     choose(page, "Lesson", PRESETS["vanishing"])
     view.update(preset="vanishing", depth=56, norm="none", act="sigmoid", block="pre")
     agree()
     expect(main(page).get_by_role("heading", name="Vanishing gradients")).to_be_visible()
-    steps = [("act", "tanh"), ("norm", "batch"), ("block", "post"), ("init", "xavier"), ("batch", "noise"),
-             ("arch", "resnet18"), ("sweep", "on")]
+    steps = [
+        ("act", "tanh"),
+        ("norm", "batch"),
+        ("block", "post"),
+        ("init", "xavier"),
+        ("batch", "noise"),
+        ("arch", "resnet18"),
+        ("sweep", "on"),
+    ]
     for key, value in steps:
         label, options = GF[key]
         pick(page, label, options[value])
@@ -310,8 +349,13 @@ def test_gradient_flow_widgets_url_and_view_agree_through_every_select_and_radio
 # -- Loss landscape -----------------------------------------------------------------------------------------------
 
 LL_MODELS = {"shapes-20": "ResNet-20 vs Plain-20", "shapes-56": "ResNet-56 vs Plain-56"}
-LL_VIEWS = {"contour": "Contour", "3d": "3-D surface", "slices": "1-D slices", "convexity": "Convexity map",
-            "path": "Optimiser's path"}
+LL_VIEWS = {
+    "contour": "Contour",
+    "3d": "3-D surface",
+    "slices": "1-D slices",
+    "convexity": "Convexity map",
+    "path": "Optimiser's path",
+}
 
 
 def test_loss_landscape_widgets_url_and_view_agree_through_every_select_and_radio(page, app_url):
@@ -352,10 +396,12 @@ def test_loss_landscape_widgets_url_and_view_agree_through_every_select_and_radi
 
 # -- Training race ------------------------------------------------------------------------------------------------
 
+
 def test_training_race_settings_and_url_agree_through_every_select(page, app_url):
     page.goto(f"{app_url}/training_race?steps=50")
     main(page).get_by_text("What to look for").first.wait_for()
     idle(page)
+
     def open_settings() -> None:
         expand(page, "Race settings", main(page).get_by_role("combobox", name="Depths", exact=True))
 
@@ -375,8 +421,13 @@ def test_training_race_settings_and_url_agree_through_every_select(page, app_url
     add_to(page, "Depths", "8")
     settings["depths"] = "20,56,8"
     agree()
-    for label, option in (("Data set", "Bundled shapes (offline)"), ("Optimiser", "SGD with momentum"),
-                          ("Decay", "constant"), ("Image size (px)", "32"), ("Precision", "float32 (forced)")):
+    for label, option in (
+        ("Data set", "Bundled shapes (offline)"),
+        ("Optimiser", "SGD with momentum"),
+        ("Decay", "constant"),
+        ("Image size (px)", "32"),
+        ("Precision", "float32 (forced)"),
+    ):
         pick(page, label, option)
         assert shown(page, label) == option
         agree()
@@ -392,6 +443,7 @@ def test_training_race_settings_and_url_agree_through_every_select(page, app_url
 
 
 # -- Residual vs identity -----------------------------------------------------------------------------------------
+
 
 def test_residual_widgets_and_what_the_page_shows_agree_through_every_select_and_radio(page, app_url):
     page.goto(f"{app_url}/residual_vs_identity")

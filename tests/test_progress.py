@@ -1,4 +1,5 @@
 """The command line's progress bar: counts on stderr, nothing when quiet, label and note shown."""
+
 from resnet_viz.progress import ProgressBar
 
 

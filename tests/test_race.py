@@ -1,4 +1,5 @@
 """The training-race engine: twins, batches, stop/pause, divergence, the queue, files, data sets, CLI."""
+
 import json
 import math
 import threading
@@ -9,10 +10,10 @@ import pytest
 import torch
 
 from resnet_viz import race as rr
-from resnet_viz.race import data as race_data
-from resnet_viz.race import engine as race_engine
 from resnet_viz.data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes
 from resnet_viz.device import cpu_has_native_bf16
+from resnet_viz.race import data as race_data
+from resnet_viz.race import engine as race_engine
 from resnet_viz.race_plots import curves_figure, gradient_snapshot_figure, ratio_snapshot_figure, snapshot_steps
 from resnet_viz.training import Recipe
 
@@ -26,8 +27,14 @@ def tiny_data():
 
 def tiny_config(steps=6, depths=(8, 14), **kw):
     kw.setdefault("seeds", 1)
-    return rr.RaceConfig(depths=depths, recipe=Recipe(steps=steps, batch_size=8, lr=0.05, warmup_steps=0),
-                         eval_every=3, snapshot_every=3, probe_size=8, **kw)
+    return rr.RaceConfig(
+        depths=depths,
+        recipe=Recipe(steps=steps, batch_size=8, lr=0.05, warmup_steps=0),
+        eval_every=3,
+        snapshot_every=3,
+        probe_size=8,
+        **kw,
+    )
 
 
 def tiny_race(tiny_data, scheduler=None, **kw):
@@ -46,8 +53,12 @@ def test_race_trains_all_runs_and_records_metrics(tiny_data):
     race = tiny_race(tiny_data).start()
     assert race.join(120) and race.status == "finished"
     result = race.to_dict()
-    assert [(r["arch"], r["depth"]) for r in result["runs"]] == [("resnet", 8), ("plain", 8), ("resnet", 14),
-                                                                  ("plain", 14)]
+    assert [(r["arch"], r["depth"]) for r in result["runs"]] == [
+        ("resnet", 8),
+        ("plain", 8),
+        ("resnet", 14),
+        ("plain", 14),
+    ]
     for run in result["runs"]:
         assert run["status"] == "finished"
         assert [row["step"] for row in run["history"]] == [1, 2, 3, 4, 5, 6]
@@ -70,8 +81,10 @@ def test_cpu_race_trains_channels_last(tiny_data, monkeypatch):
 
     def spy(run, x, y, lr, **kw):
         conv_weights = [m.weight for m in run.model.modules() if isinstance(m, torch.nn.Conv2d)]
-        layouts.append(x.is_contiguous(memory_format=torch.channels_last) and all(
-            w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights))
+        layouts.append(
+            x.is_contiguous(memory_format=torch.channels_last)
+            and all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights)
+        )
         return real_step(run, x, y, lr, **kw)
 
     monkeypatch.setattr(race_engine, "instrumented_step", spy)
@@ -107,8 +120,10 @@ def test_twins_start_equal_and_see_identical_batches(tiny_data, monkeypatch):
 
 
 def _histories(race):
-    return {r["label"]: [(h["train_loss"], h["train_error"], h["test_error"]) for h in r["history"]]
-            for r in race.to_dict()["runs"]}
+    return {
+        r["label"]: [(h["train_loss"], h["train_error"], h["test_error"]) for h in r["history"]]
+        for r in race.to_dict()["runs"]
+    }
 
 
 def test_cpu_runs_train_side_by_side_one_worker_per_core_and_match_turn_taking(tiny_data, monkeypatch):
@@ -199,10 +214,23 @@ def test_stop_halts_within_a_second_and_is_idempotent(tiny_data):
 
 def test_stop_halts_within_a_second_during_a_long_test_evaluation(tiny_data):
     # 3200 test images after every step: evaluating them takes seconds, far longer than a step.
-    big_test = rr.RaceData("shapes", tiny_data.train_x, tiny_data.train_y, tiny_data.test_x.repeat(100, 1, 1, 1),
-                           tiny_data.test_y.repeat(100), tiny_data.classes, "big test set")
-    config = rr.RaceConfig(depths=(20,), twins=("resnet",), eval_every=1, snapshot_every=0, seeds=1,
-                           recipe=Recipe(steps=100, batch_size=8, lr=0.05, warmup_steps=0))
+    big_test = rr.RaceData(
+        "shapes",
+        tiny_data.train_x,
+        tiny_data.train_y,
+        tiny_data.test_x.repeat(100, 1, 1, 1),
+        tiny_data.test_y.repeat(100),
+        tiny_data.classes,
+        "big test set",
+    )
+    config = rr.RaceConfig(
+        depths=(20,),
+        twins=("resnet",),
+        eval_every=1,
+        snapshot_every=0,
+        seeds=1,
+        recipe=Recipe(steps=100, batch_size=8, lr=0.05, warmup_steps=0),
+    )
     race = rr.Race(config, data=big_test, scheduler=rr.RaceScheduler(1)).start()
     wait_for(lambda: race.step >= 1)
     time.sleep(0.3)  # well inside the next evaluation
@@ -293,7 +321,8 @@ def test_summary_csv_json_round_trip_and_thinning(tiny_data):
     hist = result["runs"][0]["history"]
     assert [r["step"] for r in thin["runs"][0]["history"]] == [2, 3, 4, 6]
     assert thin["runs"][0]["history"][0]["train_loss"] == pytest.approx(
-        (hist[0]["train_loss"] + hist[1]["train_loss"]) / 2, abs=1e-4)
+        (hist[0]["train_loss"] + hist[1]["train_loss"]) / 2, abs=1e-4
+    )
     rows = rr.summary(result)
     assert [r["run"] for r in rows] == ["ResNet-8", "Plain-8"] and all(r["steps"] == 6 for r in rows)
     # The figures: one line per run; the error chart adds the test checkpoints.
@@ -315,12 +344,15 @@ def test_summary_csv_json_round_trip_and_thinning(tiny_data):
     assert len(gradient_snapshot_figure(result, 8, 4).data) == 2 and len(ratio_snapshot_figure(result, 8, 4).data) == 2
 
 
-@pytest.mark.parametrize("bad, words", [
-    (b"\xff\xfe not json", "not valid JSON"),
-    (b"[1, 2]", "not a race file"),
-    (json.dumps({"runs": [{"arch": "transformer", "depth": 20, "history": []}]}), "resnet or plain"),
-    (json.dumps({"runs": [{"arch": "plain", "depth": 20, "history": [{"step": "x"}]}]}), "numeric"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        (b"\xff\xfe not json", "not valid JSON"),
+        (b"[1, 2]", "not a race file"),
+        (json.dumps({"runs": [{"arch": "transformer", "depth": 20, "history": []}]}), "resnet or plain"),
+        (json.dumps({"runs": [{"arch": "plain", "depth": 20, "history": [{"step": "x"}]}]}), "numeric"),
+    ],
+)
 def test_bad_race_files_raise_a_readable_error(bad, words):
     with pytest.raises(rr.RaceFileError, match=words):
         rr.load_race(bad)
@@ -348,11 +380,13 @@ def test_a_finished_race_hands_out_each_depths_trained_twins_as_a_checkpoint(tin
             assert all(torch.equal(v, trained[k]) for k, v in loaded.state_dict().items())
     # their loss is measured on their own training images (the race's data at its size), not the bundled batch
     from resnet_viz.landscape import training_batch
+
     x, y = training_batch(info, 8)
     assert torch.equal(x, tiny_data.train_x[:8]) and torch.equal(y, tiny_data.train_y[:8])
     quick = training_batch({**info, "race_data": {"name": "shapes-easy", "image_size": 16, "train_size": 64}}, 4)
     assert quick[0].shape == (4, 3, 16, 16)
     from resnet_viz.landscape import landscape_batch
+
     assert torch.equal(training_batch({"build": info["build"]}, 4)[0], landscape_batch(4)[0])  # not from a race
     # the twins that left the race have its curvature: the same Hessian-vector products give the same numbers
     mine = cv.twin_curvatures(resnet, plain, x, y, steps=4)
@@ -385,6 +419,7 @@ def test_cifar10_offline_fails_fast_with_a_clear_message(tmp_path, monkeypatch):
         def call(*args, **kwargs):
             attempts.append(what)  # recorded: the loader turns any error here into DatasetUnavailable
             raise OSError(f"{what} (not allowed in tests)")
+
         return call
 
     monkeypatch.setattr(race_data, "CIFAR_CACHE", tmp_path / "cifar10")
@@ -443,11 +478,15 @@ def test_data_set_descriptions_are_recorded_in_english_and_shown_in_the_visitors
     from resnet_viz.i18n import language
 
     data = rr.load_race_data("shapes", train_size=8, test_size=4, image_size=16)
-    shapes = {"dataset": {"name": "shapes", "description": data.description},
-              "config": {"image_size": 16, "train_size": 8, "test_size": 4}}
+    shapes = {
+        "dataset": {"name": "shapes", "description": data.description},
+        "config": {"image_size": 16, "train_size": 8, "test_size": 4},
+    }
     assert data.description == rr.describe_dataset(shapes) == "shapes, 16x16 px (8 training images, 4 test images)"
-    folder = {"dataset": {"name": "folder", "description": "image folder cats (16 training images, 4 test images)"},
-              "config": shapes["config"]}
+    folder = {
+        "dataset": {"name": "folder", "description": "image folder cats (16 training images, 4 test images)"},
+        "config": shapes["config"],
+    }
     with language("zh"):
         assert rr.describe_dataset(shapes) == "形状数据集，16x16 像素（8 张训练图像，4 张测试图像）"
         assert rr.describe_dataset(folder) == folder["dataset"]["description"]  # as recorded
@@ -457,14 +496,42 @@ def test_cli_writes_the_race_file(tmp_path, capsys):
     from resnet_viz.__main__ import main
 
     out = tmp_path / "run.json"
-    code = main(["race", "--depths", "8", "--steps", "4", "--batch-size", "8", "--train-size", "64",
-                 "--test-size", "16", "--eval-every", "2", "--snapshot-every", "2", "--lr", "0.05", "--seed", "3",
-                 "--seeds", "2", "--out", str(out)])
+    code = main(
+        [
+            "race",
+            "--depths",
+            "8",
+            "--steps",
+            "4",
+            "--batch-size",
+            "8",
+            "--train-size",
+            "64",
+            "--test-size",
+            "16",
+            "--eval-every",
+            "2",
+            "--snapshot-every",
+            "2",
+            "--lr",
+            "0.05",
+            "--seed",
+            "3",
+            "--seeds",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     data = json.loads(out.read_text())
     assert data["recipe"]["steps"] == 4 and data["recipe"]["batch_size"] == 8 and data["recipe"]["seed"] == 3
-    assert [(r["arch"], r["depth"], r["seed"]) for r in data["runs"]] == [("resnet", 8, 3), ("plain", 8, 3),
-                                                                          ("resnet", 8, 4), ("plain", 8, 4)]
+    assert [(r["arch"], r["depth"], r["seed"]) for r in data["runs"]] == [
+        ("resnet", 8, 3),
+        ("plain", 8, 3),
+        ("resnet", 8, 4),
+        ("plain", 8, 4),
+    ]
     for run in data["runs"]:
         assert [h["step"] for h in run["history"]] == [1, 2, 3, 4]
         assert {"train_loss", "train_error", "test_error"} <= set(run["history"][0])
@@ -474,16 +541,43 @@ def test_cli_writes_the_race_file(tmp_path, capsys):
     assert "4/4" in printed.err  # tqdm's bar reached the end
     assert data["config"]["image_size"] == rr.QUICK_IMAGE_SIZE and data["config"]["dataset"] == rr.QUICK_DATASET
     assert data["runs"][0]["history"][0]["train_loss"] > 0
-    code = main(["race", "--depths", "8", "--twins", "resnet", "--steps", "2", "--batch-size", "4", "--train-size",
-                 "16", "--test-size", "8", "--fp32", "--seeds", "1", "--dataset", "shapes", "--image-size", "32", "--out", str(out)])
+    code = main(
+        [
+            "race",
+            "--depths",
+            "8",
+            "--twins",
+            "resnet",
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--train-size",
+            "16",
+            "--test-size",
+            "8",
+            "--fp32",
+            "--seeds",
+            "1",
+            "--dataset",
+            "shapes",
+            "--image-size",
+            "32",
+            "--out",
+            str(out),
+        ]
+    )
     data = json.loads(out.read_text())
     assert code == 0 and data["recipe"]["precision"] == "fp32" and data["precision"] == "float32"
     assert data["config"]["image_size"] == 32
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not cpu_has_native_bf16(), reason="bfloat16 is emulated on this CPU (minutes, not seconds); "
-                                                      "the comparison runs where the CPU computes bfloat16 natively")
+@pytest.mark.skipif(
+    not cpu_has_native_bf16(),
+    reason="bfloat16 is emulated on this CPU (minutes, not seconds); "
+    "the comparison runs where the CPU computes bfloat16 natively",
+)
 def test_bfloat16_and_float32_races_end_within_their_seed_spread():
     """Curves keep their meaning under bfloat16: on 3 seeds, every run's final loss in bf16 lies within the
     seed-to-seed spread of float32 (a small quick race: depths 8 and 20, 16 px easy shapes, 60 steps)."""
@@ -493,8 +587,14 @@ def test_bfloat16_and_float32_races_end_within_their_seed_spread():
     torch.set_num_threads(1)
     try:
         for precision in finals:
-            config = rr.RaceConfig(depths=(8, 20), precision=precision, eval_every=0, snapshot_every=0, seeds=3,
-                                   recipe=replace(rr.QUICK_RECIPE, steps=60, batch_size=16, seed=0))
+            config = rr.RaceConfig(
+                depths=(8, 20),
+                precision=precision,
+                eval_every=0,
+                snapshot_every=0,
+                seeds=3,
+                recipe=replace(rr.QUICK_RECIPE, steps=60, batch_size=16, seed=0),
+            )
             race = rr.Race(config, data=data, scheduler=rr.RaceScheduler(1)).start()
             assert race.join(300) and race.status == "finished" and race.precision == precision
             for run in race.to_dict()["runs"]:
@@ -525,8 +625,12 @@ def test_recorded_race_shows_the_degradation_problem():
     assert rr.race_seeds(result) == list(range(rr.QUICK_RECIPE.seed, rr.QUICK_RECIPE.seed + seeds))
     assert all(len(runs) == seeds for runs in rr.nets(result).values())
     checks = rr.fig6_checks(result)
-    assert [c["check"] for c in checks] == ["plain_trained", "plain_degrades", "resnet_deeper_no_worse",
-                                            "resnets_below_plain"]
+    assert [c["check"] for c in checks] == [
+        "plain_trained",
+        "plain_degrades",
+        "resnet_deeper_no_worse",
+        "resnets_below_plain",
+    ]
     # Both halves of Fig. 6 on the seed means; the page states each check's count of agreeing seeds.
     assert all(c["holds"] for c in checks), [(c["check"], c["values"]) for c in checks]
     assert all(c["seeds"] == seeds and 0 <= c["seeds_agree"] <= seeds for c in checks)
@@ -538,13 +642,13 @@ def test_fig6_checks_name_each_half_and_fail_when_it_does_not_hold():
         return {"arch": arch, "depth": depth, "seed": seed, "history": [{"step": 1, "train_loss": loss}]}
 
     def holds(losses):
-        result = {"dataset": {"classes": list("abcdefgh")},
-                  "runs": [run(a, d, v) for (a, d), v in losses.items()]}
+        result = {"dataset": {"classes": list("abcdefgh")}, "runs": [run(a, d, v) for (a, d), v in losses.items()]}
         return {c["check"]: c["holds"] for c in rr.fig6_checks(result)}
 
     good = {("resnet", 20): 0.2, ("plain", 20): 0.8, ("resnet", 56): 0.21, ("plain", 56): 1.9}
-    assert holds(good) == dict.fromkeys(["plain_trained", "plain_degrades", "resnet_deeper_no_worse",
-                                         "resnets_below_plain"], True)
+    assert holds(good) == dict.fromkeys(
+        ["plain_trained", "plain_degrades", "resnet_deeper_no_worse", "resnets_below_plain"], True
+    )
     assert not holds({**good, ("plain", 56): 2.07})["plain_trained"]  # at chance (ln 8 = 2.079)
     assert not holds({**good, ("plain", 56): 0.7})["plain_degrades"]
     assert not holds({**good, ("resnet", 56): 0.3})["resnet_deeper_no_worse"]
@@ -552,9 +656,12 @@ def test_fig6_checks_name_each_half_and_fail_when_it_does_not_hold():
     assert rr.fig6_checks({"runs": [run("resnet", 20, 1.0), run("plain", 20, 1.0)]}) == []
     # With seeds: the checks read the seed means and count the seeds that show each check on their own.
     bad_seed = {**good, ("plain", 56): 2.07}
-    seeded = {"dataset": {"classes": list("abcdefgh")},
-              "runs": [run(a, d, v, seed) for seed, losses in enumerate([good, good, bad_seed])
-                       for (a, d), v in losses.items()]}
+    seeded = {
+        "dataset": {"classes": list("abcdefgh")},
+        "runs": [
+            run(a, d, v, seed) for seed, losses in enumerate([good, good, bad_seed]) for (a, d), v in losses.items()
+        ],
+    }
     by_check = {c["check"]: c for c in rr.fig6_checks(seeded)}
     assert by_check["plain_trained"]["holds"]  # mean of 1.9, 1.9, 2.07 is below chance - margin
     assert by_check["plain_trained"]["values"]["plain"] == pytest.approx((1.9 + 1.9 + 2.07) / 3)
@@ -564,15 +671,32 @@ def test_fig6_checks_name_each_half_and_fail_when_it_does_not_hold():
 
 def test_seed_means_bands_and_the_seed_summary():
     def run(arch, seed, losses, status="finished"):
-        return {"arch": arch, "depth": 8, "seed": seed, "status": status,
-                "history": [{"step": i + 1, "train_loss": v, "train_error": 0.5, "test_error": None}
-                            for i, v in enumerate(losses)]}
+        return {
+            "arch": arch,
+            "depth": 8,
+            "seed": seed,
+            "status": status,
+            "history": [
+                {"step": i + 1, "train_loss": v, "train_error": 0.5, "test_error": None} for i, v in enumerate(losses)
+            ],
+        }
 
-    result = {"runs": [run("resnet", 0, [2.0, 1.0]), run("resnet", 1, [3.0, 2.0]),
-                       run("plain", 0, [2.0, 2.0]), run("plain", 1, [2.5, float("nan")], "diverged")]}
+    result = {
+        "runs": [
+            run("resnet", 0, [2.0, 1.0]),
+            run("resnet", 1, [3.0, 2.0]),
+            run("plain", 0, [2.0, 2.0]),
+            run("plain", 1, [2.5, float("nan")], "diverged"),
+        ]
+    }
     curves = rr.mean_curves(result)
-    assert curves[("resnet", 8)] == {"step": [1, 2], "mean": [2.5, 1.5], "low": [2.0, 1.0], "high": [3.0, 2.0],
-                                     "seeds": [2, 2]}
+    assert curves[("resnet", 8)] == {
+        "step": [1, 2],
+        "mean": [2.5, 1.5],
+        "low": [2.0, 1.0],
+        "high": [3.0, 2.0],
+        "seeds": [2, 2],
+    }
     assert curves[("plain", 8)]["seeds"] == [2, 1]  # the diverged seed's NaN is left out
     rows = {r["arch"]: r for r in rr.seed_summary(result)}
     assert rows["resnet"]["seeds"] == 2 and rows["resnet"]["finished"] == 2
@@ -602,8 +726,12 @@ def test_precision_is_chosen_from_the_hardware_and_float32_can_be_forced(tiny_da
     monkeypatch.setattr(race_engine, "instrumented_step", spy)
     for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         seen.clear()
-        race = rr.Race(tiny_config(steps=2, depths=(8,), precision=precision), data=tiny_data,
-                       scheduler=rr.RaceScheduler(1), device="cpu").start()
+        race = rr.Race(
+            tiny_config(steps=2, depths=(8,), precision=precision),
+            data=tiny_data,
+            scheduler=rr.RaceScheduler(1),
+            device="cpu",
+        ).start()
         assert race.join(120) and race.status == "finished"
         assert seen == [dtype] * 4
         result = race.to_dict()
@@ -615,10 +743,28 @@ def test_precision_is_chosen_from_the_hardware_and_float32_can_be_forced(tiny_da
 def test_small_live_race_shows_the_same_ordering():
     """Fig. 6's ordering with a budget small enough for CI: depths 8 and 32, 120 steps of 16 images."""
     # The recipe, data and precision this budget was checked with (the quick race's before bfloat16 and 16 px).
-    recipe = Recipe(steps=120, batch_size=16, optimizer="adam", lr=2e-3, momentum=0.9, weight_decay=5e-4,
-                    warmup_steps=12, schedule="cosine", seed=0)
-    config = rr.RaceConfig(depths=(8, 32), recipe=recipe, dataset="shapes", image_size=32, precision="fp32",
-                           train_size=1000, eval_every=0, snapshot_every=0, seeds=1)
+    recipe = Recipe(
+        steps=120,
+        batch_size=16,
+        optimizer="adam",
+        lr=2e-3,
+        momentum=0.9,
+        weight_decay=5e-4,
+        warmup_steps=12,
+        schedule="cosine",
+        seed=0,
+    )
+    config = rr.RaceConfig(
+        depths=(8, 32),
+        recipe=recipe,
+        dataset="shapes",
+        image_size=32,
+        precision="fp32",
+        train_size=1000,
+        eval_every=0,
+        snapshot_every=0,
+        seeds=1,
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # bit-for-bit the run this budget was checked with (and quicker on shared cores)
     try:

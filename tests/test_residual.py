@@ -1,4 +1,5 @@
 """Residual vs identity probes: block contributions, gradient split, lesions, path lengths."""
+
 import copy
 import math
 
@@ -9,8 +10,13 @@ import torch
 import resnet_viz as rv
 from resnet_viz.bundled import MODELS_DIR
 from resnet_viz.data import TEST_SEED
-from resnet_viz.lesion import (deletion_accuracies, keeps_shape, lesion_accuracies, path_length_distribution,
-                               random_deletion_accuracies)
+from resnet_viz.lesion import (
+    deletion_accuracies,
+    keeps_shape,
+    lesion_accuracies,
+    path_length_distribution,
+    random_deletion_accuracies,
+)
 from resnet_viz.residual import block_contributions, gradient_split
 
 LESION_IMAGES = 300  # about +-2.5 points of sampling error; small enough for 2 shared CPU cores
@@ -37,6 +43,7 @@ def mean_drop(result: dict) -> float:
 
 
 # -- block contributions ------------------------------------------------------------------------
+
 
 def test_one_entry_per_block_with_consistent_numbers(test_shapes):
     # Freshly built twins share every weight (the bundled ones were trained apart).
@@ -103,6 +110,7 @@ def test_model_in_training_mode_is_refused():
 
 # -- gradient split ------------------------------------------------------------------------------
 
+
 def test_gradient_parts_add_up_to_the_input_gradient(twins20, test_shapes):
     resnet, plain = twins20
     x, labels = test_shapes[0][:1], test_shapes[1][:1]
@@ -118,7 +126,8 @@ def test_gradient_parts_add_up_to_the_input_gradient(twins20, test_shapes):
     for e in split:
         assert 0 < e["identity_share"] < 1
         assert e["identity_share"] == pytest.approx(
-            e["identity_grad_norm"] / (e["identity_grad_norm"] + e["residual_grad_norm"]))
+            e["identity_grad_norm"] / (e["identity_grad_norm"] + e["residual_grad_norm"])
+        )
     # The plain twin has no identity path: all of its gradient goes through F.
     assert all(e["identity_grad_norm"] == 0 and e["identity_share"] == 0 for e in gradient_split(plain, x))
     # Activations only: no weight gradient is left behind on the (shared) model.
@@ -126,6 +135,7 @@ def test_gradient_parts_add_up_to_the_input_gradient(twins20, test_shapes):
 
 
 # -- lesions -------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def lesions20(twins20, test_shapes):
@@ -169,8 +179,10 @@ def test_plain_twin_depends_on_every_block_much_more_than_the_resnet(lesions20):
     assert plain_drop >= 3 * resnet_drop
 
 
-needs_shapes56 = pytest.mark.skipif(not (MODELS_DIR / "shapes-56.safetensors").is_file(),
-                                    reason="shapes-56 is not bundled (resnet_viz/assets/models/shapes-56.safetensors)")
+needs_shapes56 = pytest.mark.skipif(
+    not (MODELS_DIR / "shapes-56.safetensors").is_file(),
+    reason="shapes-56 is not bundled (resnet_viz/assets/models/shapes-56.safetensors)",
+)
 
 
 @needs_shapes56
@@ -194,8 +206,7 @@ def lesions56(test_shapes):
 
 def test_random_deletions_share_blocks_between_twins(twins20, test_shapes, lesions20):
     images, labels = test_shapes[0][:80], test_shapes[1][:80]
-    curves = {m.twin: random_deletion_accuracies(m, images, labels, ks=[0, 2, 7], samples=2, seed=3)
-              for m in twins20}
+    curves = {m.twin: random_deletion_accuracies(m, images, labels, ks=[0, 2, 7], samples=2, seed=3) for m in twins20}
     for twin, curve in curves.items():
         assert curve["k"] == [0, 2, 7]
         assert curve["candidates"] == [0, 1, 2, 4, 5, 7, 8]
@@ -207,15 +218,16 @@ def test_random_deletions_share_blocks_between_twins(twins20, test_shapes, lesio
 
 # -- paths ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n", [1, 9, 27, 54])
 def test_path_lengths_are_binomial(n):
     dist = path_length_distribution(n)
-    assert sum(dist["count"]) == dist["total"] == 2 ** n
+    assert sum(dist["count"]) == dist["total"] == 2**n
     assert dist["count"] == [math.comb(n, k) for k in range(n + 1)]
     assert sum(dist["fraction"]) == pytest.approx(1)
     assert dist["mean"] == n / 2
     lo, hi = dist["central_95"]
-    assert sum(dist["fraction"][lo:hi + 1]) >= 0.95
+    assert sum(dist["fraction"][lo : hi + 1]) >= 0.95
     if n == 54:  # Veit et al.: 95% of a 54-block ResNet's paths are 19 to 35 blocks long
         assert 18 <= lo <= 20 and 34 <= hi <= 36
 
@@ -229,12 +241,17 @@ def test_probes_are_safe_on_a_shared_model_from_many_threads(twins20, test_shape
     from concurrent.futures import ThreadPoolExecutor
 
     resnet, _ = twins20
-    inputs = [test_shapes[0][i:i + 2] for i in range(0, 8, 2)]
-    expected = [(block_contributions(resnet, x)[4]["ratio"], gradient_split(resnet, x)[4]["identity_share"])
-                for x in inputs]
+    inputs = [test_shapes[0][i : i + 2] for i in range(0, 8, 2)]
+    expected = [
+        (block_contributions(resnet, x)[4]["ratio"], gradient_split(resnet, x)[4]["identity_share"]) for x in inputs
+    ]
     with ThreadPoolExecutor(4) as pool:
-        got = list(pool.map(lambda x: (block_contributions(resnet, x)[4]["ratio"],
-                                       gradient_split(resnet, x)[4]["identity_share"]), inputs * 2))
+        got = list(
+            pool.map(
+                lambda x: (block_contributions(resnet, x)[4]["ratio"], gradient_split(resnet, x)[4]["identity_share"]),
+                inputs * 2,
+            )
+        )
     flat = [value for pair in got for value in pair]
     assert flat == pytest.approx([value for pair in expected * 2 for value in pair], rel=1e-5)
     assert all(p.grad is None for p in resnet.parameters())

@@ -1,16 +1,21 @@
 """The "Residual vs identity" page: AppTest in-process, and a real browser."""
+
 import os
 
 import pytest
+from conftest import chart_titles, open_app_page, screenshot
 from streamlit.testing.v1 import AppTest
 
-from conftest import chart_titles, open_app_page, screenshot
 from resnet_viz.bundled import MODELS_DIR
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGE = "pages/residual_vs_identity.py"
-PROBES = ["‖F(x)‖ / ‖x‖ per block", "cosine(F(x), x) per block", ": |F(x)| relative to the mean |x|, per block",
-          "Where the gradient reaching each block's input comes from"]  # what one input shows
+PROBES = [
+    "‖F(x)‖ / ‖x‖ per block",
+    "cosine(F(x), x) per block",
+    ": |F(x)| relative to the mean |x|, per block",
+    "Where the gradient reaching each block's input comes from",
+]  # what one input shows
 LESIONS = ["Accuracy with one block deleted", "Accuracy against the number of blocks deleted at random"]
 PATHS = ["paths through"]
 CHARTS = len(PROBES + LESIONS + PATHS)  # the browser waits for them all
@@ -44,8 +49,9 @@ def test_page_shows_every_chart_and_the_lesion_numbers(app):
     assert any("Veit" in md.value for md in app.markdown)
 
 
-@pytest.mark.parametrize("source, caption", [("batch", "64 test shapes: numbers averaged over the batch"),
-                                             ("photo", "Sample photo '")])
+@pytest.mark.parametrize(
+    "source, caption", [("batch", "64 test shapes: numbers averaged over the batch"), ("photo", "Sample photo '")]
+)
 def test_other_inputs_and_the_plain_twins_maps(app, source, caption):
     app.radio(key="residual_source").set_value(source).run()
     app.radio(key="residual_map_twin").set_value("plain").run()
@@ -78,14 +84,17 @@ def test_browser_sees_the_charts_and_a_clear_error_for_a_bad_upload(page, app_ur
 
     page.locator("p:text-is('Upload'):visible").first.click()  # a stale hidden copy may linger in the DOM
     page.get_by_test_id("stMainBlockContainer").locator("input[type=file]").set_input_files(
-        files=[{"name": "not-an-image.png", "mimeType": "image/png", "buffer": b"this is not a PNG"}])
+        files=[{"name": "not-an-image.png", "mimeType": "image/png", "buffer": b"this is not a PNG"}]
+    )
     page.get_by_text("This image cannot be used").first.wait_for()
     assert page.get_by_text("Traceback").count() == 0
     screenshot(page, "residual-bad-upload")
 
 
-@pytest.mark.skipif(not (MODELS_DIR / "shapes-56.safetensors").is_file(),
-                    reason="shapes-56 is not bundled yet (resnet_viz/assets/models/shapes-56.safetensors)")
+@pytest.mark.skipif(
+    not (MODELS_DIR / "shapes-56.safetensors").is_file(),
+    reason="shapes-56 is not bundled yet (resnet_viz/assets/models/shapes-56.safetensors)",
+)
 def test_deep_twins_run_the_lesion_lab_on_request(app):
     app.radio(key="residual_source").set_value("shape").run()
     app.selectbox(key="residual_model").set_value("Bundled shapes-56 (depth 56, trained on shapes)").run()

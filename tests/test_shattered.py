@@ -1,4 +1,5 @@
 """Shattered gradients: the measurements, and the claims of Balduzzi et al. (2017) on the paper's own nets."""
+
 import math
 
 import numpy as np
@@ -106,9 +107,9 @@ def test_plain_correlation_falls_exponentially_the_resnets_sublinearly(one_threa
 
 def test_fit_decay_recovers_known_forms():
     depths = [1, 2, 4, 8, 16, 32]
-    exp = sh.fit_decay(depths, [0.9 ** d for d in depths], floor=1e-6)
+    exp = sh.fit_decay(depths, [0.9**d for d in depths], floor=1e-6)
     assert exp.better == "exponential" and exp.rate == pytest.approx(0.9)
-    power = sh.fit_decay(depths, [d ** -0.5 for d in depths])
+    power = sh.fit_decay(depths, [d**-0.5 for d in depths])
     assert power.better == "power" and power.exponent == pytest.approx(0.5)
     with pytest.raises(ValueError):
         sh.fit_decay(depths, [0.05] * 6)
@@ -123,8 +124,11 @@ def test_predicted_curves_go_through_the_first_point():
 @pytest.mark.slow
 def test_cifar_plain_twin_shatters_with_depth_the_resnet_much_less(one_thread):
     """The app's conv twins at initialisation (BatchNorm, ReLU, Kaiming), one line through a shapes image."""
-    corr = {(d, twin): sh.cifar_twin_line_gradients(d, twin).mean_neighbour_correlation
-            for d in (8, 56) for twin in rv.models.TWINS}
+    corr = {
+        (d, twin): sh.cifar_twin_line_gradients(d, twin).mean_neighbour_correlation
+        for d in (8, 56)
+        for twin in rv.models.TWINS
+    }
     print("CIFAR twins, mean neighbour correlation of input gradients:", {k: round(v, 3) for k, v in corr.items()})
     plain_drop = corr[8, "plain"] - corr[56, "plain"]
     resnet_drop = corr[8, "resnet"] - corr[56, "resnet"]
@@ -145,7 +149,11 @@ def test_trained_bundled_twins_along_a_line(one_thread):
 
 def test_sweep_reports_progress_and_uses_the_measure():
     calls = []
-    sweep = sh.shatter_sweep([8, 14], lambda d, twin: d / 100 if twin == "resnet" else -d / 100, kind="cifar",
-                             progress=lambda done, total: calls.append((done, total)))
+    sweep = sh.shatter_sweep(
+        [8, 14],
+        lambda d, twin: d / 100 if twin == "resnet" else -d / 100,
+        kind="cifar",
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert sweep.lag1 == {"resnet": [0.08, 0.14], "plain": [-0.08, -0.14]}
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]

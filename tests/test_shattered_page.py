@@ -1,7 +1,8 @@
 """The Shattered gradients page: default view, the view in the URL, bad URL values, the trained twins."""
-import pytest
 
+import pytest
 from conftest import chart_keys, chart_titles, open_app_page, warnings
+
 from resnet_viz import shattered as sh
 
 PAGE = "pages/shattered_gradients.py"
@@ -24,8 +25,14 @@ def test_default_view_shows_the_paper_nets_the_twins_and_the_sweep(one_thread):
     assert keys == ["sg-paper-lines", "sg-paper-acf", "sg-conv-lines", "sg-conv-acf", "sg-sweep"]
     titles = chart_titles(at)
     assert titles[0].startswith("f′(x) on 256 inputs") and "20 layers" in titles[2]
-    assert url_view(at) == {"paper_norm": "batch", "twins": "init", "depth": "20", "init": "kaiming", "seed": "0",
-                            "sweep": "paper"}
+    assert url_view(at) == {
+        "paper_norm": "batch",
+        "twins": "init",
+        "depth": "20",
+        "init": "kaiming",
+        "seed": "0",
+        "sweep": "paper",
+    }
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["24-layer plain net: lag-1 autocorrelation"]) < 0.3
     assert len(at.get("download_button")) == 3
@@ -49,9 +56,10 @@ def test_chinese_page(one_thread):
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("lang, title, twins", [
-    ("en", "Shattered gradients", "The app's convolutional twins"),
-    ("zh", "梯度破碎", "本应用的卷积孪生网络")])
+@pytest.mark.parametrize(
+    "lang, title, twins",
+    [("en", "Shattered gradients", "The app's convolutional twins"), ("zh", "梯度破碎", "本应用的卷积孪生网络")],
+)
 def test_page_in_a_browser(page, app_url, lang, title, twins):
     """The page in both languages draws the paper's nets and the twins (depth 8, no sweep: quick on a busy server)."""
     from conftest import screenshot

@@ -45,8 +45,11 @@ def test_waiters_are_told_how_many_are_ahead_and_served_in_order():
         with slots.hold(on_wait=lambda ahead: seen.append((name, ahead)), poll=0.02):
             order.append(name)
 
-    threads = [threading.Thread(target=holder), threading.Thread(target=waiter, args=("a", 0.05)),
-               threading.Thread(target=waiter, args=("b", 0.15))]
+    threads = [
+        threading.Thread(target=holder),
+        threading.Thread(target=waiter, args=("a", 0.05)),
+        threading.Thread(target=waiter, args=("b", 0.15)),
+    ]
     for t in threads:
         t.start()
     time.sleep(0.4)

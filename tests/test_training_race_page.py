@@ -1,11 +1,12 @@
 """The Training race page: AppTest for the flow, a browser test for the live curves."""
+
 import re
 from pathlib import Path
 
 import pytest
+from conftest import chart_titles, open_app_page, screenshot, warnings
 from streamlit.testing.v1 import AppTest
 
-from conftest import chart_titles, open_app_page, screenshot, warnings
 from resnet_viz import race as rr
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -91,14 +92,16 @@ def test_start_trains_a_race_that_stays_in_the_session():
     at.run()
     assert not at.exception
     race = at.session_state["race_live"]
-    assert [(r.label, r.seed) for r in race.runs] in ([], [("ResNet-8", 0), ("Plain-8", 0), ("ResNet-8", 1),
-                                                          ("Plain-8", 1)])
+    assert [(r.label, r.seed) for r in race.runs] in (
+        [],
+        [("ResNet-8", 0), ("Plain-8", 0), ("ResNet-8", 1), ("Plain-8", 1)],
+    )
     assert race.join(120) and race.status == "finished"
     at.run()
     assert not at.exception
     results = at.session_state["race_results"]
     assert len(results) == 1
-    (name, result), = results.items()
+    ((name, result),) = results.items()
     assert at.selectbox(key="race_show").value == name
     assert [len(r["history"]) for r in result["runs"]] == [10, 10, 10, 10]
     assert "Race 1: ResNet-8, Plain-8 (" in name  # each net named once, not once per seed
@@ -165,7 +168,9 @@ def test_pause_holds_the_race_at_once_even_while_it_measures_and_resume_goes_on(
     page.get_by_role("button", name="Pause").wait_for(timeout=10_000)
     page.wait_for_function(
         f"""() => {{ const m = document.body.innerText.match(/Step (\\d+) of 20000/);
-                    return m && Number(m[1]) > {held}; }}""", timeout=120_000)
+                    return m && Number(m[1]) > {held}; }}""",
+        timeout=120_000,
+    )
     page.get_by_role("button", name="Stop").click()
 
 
@@ -181,7 +186,9 @@ def test_the_live_race_stays_in_the_visitor_s_language_between_polls(page, app_u
     first = int(step.search(progress.first.inner_text()).group(1))
     page.wait_for_function(
         f"""() => {{ const m = document.body.innerText.match(/第 (\\d+) \\/ 20000 步/);
-                    return m && Number(m[1]) > {first}; }}""", timeout=60_000)  # redrawn by the fragment
+                    return m && Number(m[1]) > {first}; }}""",
+        timeout=60_000,
+    )  # redrawn by the fragment
     assert not page.get_by_text(re.compile(r"Step \d+ of 20000")).count()
     assert page.get_by_text("训练方式").count()  # how the race trains, in Chinese too
     page.get_by_role("button", name="停止").click()
@@ -200,19 +207,29 @@ def test_url_presets_fill_the_settings_and_bad_values_are_ignored():
     assert at.number_input(key="race_steps").value == 30
     assert at.number_input(key="race_batch").value == 32
     assert warnings(at) == [
-        "Ignored a setting in the URL: `batch=99999` is not valid (a whole number from 4 to 1024); using `32`."]
-    assert {k: at.query_params[k] for k in ("depths", "steps", "batch")} == {"depths": "8,14", "steps": "30",
-                                                                            "batch": "32"}
+        "Ignored a setting in the URL: `batch=99999` is not valid (a whole number from 4 to 1024); using `32`."
+    ]
+    assert {k: at.query_params[k] for k in ("depths", "steps", "batch")} == {
+        "depths": "8,14",
+        "steps": "30",
+        "batch": "32",
+    }
     at.multiselect(key="race_depths").set_value([20]).run()  # the link follows the settings
     assert at.query_params["depths"] == "20" and at.number_input(key="race_steps").value == 30
     assert not at.warning
 
 
-@pytest.mark.parametrize("lang, note", [
-    ("en", "Ignored a setting in the URL: `depths=8,99` is not valid (choose from 8, 14, 20, 32, 44, 56, 110); "
-           "using `20, 56`."),
-    ("zh", "已忽略网址中的一项设置：`depths=8,99` 无效（可选：8, 14, 20, 32, 44, 56, 110）；改用 `20, 56`。"),
-])
+@pytest.mark.parametrize(
+    "lang, note",
+    [
+        (
+            "en",
+            "Ignored a setting in the URL: `depths=8,99` is not valid (choose from 8, 14, 20, 32, 44, 56, 110); "
+            "using `20, 56`.",
+        ),
+        ("zh", "已忽略网址中的一项设置：`depths=8,99` 无效（可选：8, 14, 20, 32, 44, 56, 110）；改用 `20, 56`。"),
+    ],
+)
 def test_a_bad_depth_in_the_url_keeps_the_default_depths(lang, note):
     at = open_app_page("pages/training_race.py", {"depths": "8,99", "steps": "abc", "lang": lang})
     assert at.multiselect(key="race_depths").value == [20, 56]

@@ -1,4 +1,5 @@
 """ui.url_state's checking of a URL against a page's table of properties, without a running app."""
+
 from resnet_viz.i18n import N_, Labels, language
 from ui.url_state import Choice, ChoiceList, IntRange, Preset, UrlState, parse_view
 
@@ -58,8 +59,13 @@ def test_a_list_without_keep_valid_falls_back_whole_and_may_be_empty():
 
 
 def test_a_preset_fills_its_settings_explicit_ones_win_and_then_it_is_custom():
-    assert parse_view(TABLE, {"preset": "warm"})[0] == \
-        {"preset": "warm", "colour": "red", "size": 8, "seed": 0, "tools": ["Saw"]}
+    assert parse_view(TABLE, {"preset": "warm"})[0] == {
+        "preset": "warm",
+        "colour": "red",
+        "size": 8,
+        "seed": 0,
+        "tools": ["Saw"],
+    }
     view, problems, _waiting = parse_view(TABLE, {"preset": "warm", "size": "14"})
     assert view["preset"] == "custom" and view["colour"] == "red" and view["size"] == 14
     view, problems, _waiting = parse_view(TABLE, {"preset": "warm", "size": "999"})
@@ -71,8 +77,10 @@ def test_a_preset_fills_its_settings_explicit_ones_win_and_then_it_is_custom():
 
 def test_options_may_depend_on_a_property_above_and_wait_until_they_are_known():
     stages = {"small": ["layer1", "layer2"], "big": ["layer1", "layer2", "layer3"], "remote": None}
-    table = [Choice("model", list(stages), "small", private=frozenset({"remote"})),
-             Choice("stage", lambda view: stages[view["model"]], lambda options: options[-1])]
+    table = [
+        Choice("model", list(stages), "small", private=frozenset({"remote"})),
+        Choice("stage", lambda view: stages[view["model"]], lambda options: options[-1]),
+    ]
     assert parse_view(table, {"model": "big", "stage": "layer3"})[0] == {"model": "big", "stage": "layer3"}
     view, problems, _waiting = parse_view(table, {"model": "small", "stage": "layer3"})
     assert view == {"model": "small", "stage": "layer2"}
@@ -136,6 +144,7 @@ def test_a_page_reads_its_url_once_then_its_session_wins_and_only_its_keys_are_w
     at.run()
     assert at.markdown[0].value == "Step 1" and at.query_params["step"] == "1"
     assert [w.value for w in at.warning] == [
-        "Ignored a setting in the URL: `step=9` is not valid (a whole number from 1 to 5); using `1`."]
+        "Ignored a setting in the URL: `step=9` is not valid (a whole number from 1 to 5); using `1`."
+    ]
     at.run()
     assert not at.warning and at.query_params["lang"] == "zh"

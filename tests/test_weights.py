@@ -19,6 +19,7 @@ def hub_dir(tmp_path):
 def offline(monkeypatch):
     def refuse(*args, **kwargs):
         raise urllib.error.URLError("no network")
+
     monkeypatch.setattr(weights.urllib.request, "urlopen", refuse)
 
 

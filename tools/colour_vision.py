@@ -8,6 +8,7 @@ simulation of color vision deficiency", severity 1.0), applied in linear RGB; gr
 
 writes ``<name>-<kind>.png`` for each screenshot and kind (256 colours, as tools/screenshots.py saves them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,15 +18,9 @@ import numpy as np
 from PIL import Image
 
 MATRICES = {
-    "deuteranopia": [[0.367322, 0.860646, -0.227968],
-                     [0.280085, 0.672501, 0.047413],
-                     [-0.011820, 0.042940, 0.968881]],
-    "protanopia": [[0.152286, 1.052583, -0.204868],
-                   [0.114503, 0.786281, 0.099216],
-                   [-0.003882, -0.048116, 1.051998]],
-    "tritanopia": [[1.255528, -0.076749, -0.178779],
-                   [-0.078411, 0.930809, 0.147602],
-                   [0.004733, 0.691367, 0.303900]],
+    "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.011820, 0.042940, 0.968881]],
+    "protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216], [-0.003882, -0.048116, 1.051998]],
+    "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602], [0.004733, 0.691367, 0.303900]],
 }
 LUMINANCE = [0.2126, 0.7152, 0.0722]
 KINDS = (*MATRICES, "greyscale")

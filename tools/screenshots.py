@@ -11,6 +11,7 @@ stays small.
 Needs ``requirements-dev.txt`` (Playwright) and ``apt-get install -y chromium`` (plus ``fonts-wqy-microhei`` for
 Chinese); it never downloads a browser.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -89,8 +90,9 @@ def wait_until_idle(page, watcher: ScriptWatcher, *, quiet_s: float, timeout_s: 
 
 def content_height(page) -> int:
     """Pixels from the top to the end of the page's main column (the viewport is taller than most pages)."""
-    return round(page.evaluate(
-        "document.querySelector('[data-testid=stMainBlockContainer]').getBoundingClientRect().bottom"))
+    return round(
+        page.evaluate("document.querySelector('[data-testid=stMainBlockContainer]').getBoundingClientRect().bottom")
+    )
 
 
 def scaled(image: Image.Image, width: int) -> Image.Image:
@@ -99,16 +101,20 @@ def scaled(image: Image.Image, width: int) -> Image.Image:
 
 def save_small(image: Image.Image, path: str) -> None:
     image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-        path, optimize=True)
+        path, optimize=True
+    )
 
 
-def contact_sheet(shots: list[tuple[str, Image.Image]], *, columns: int, tile_width: int,
-                  crop_height: int) -> Image.Image:
+def contact_sheet(
+    shots: list[tuple[str, Image.Image]], *, columns: int, tile_width: int, crop_height: int
+) -> Image.Image:
     """The top ``crop_height`` pixels of each page, ``columns`` to a row, each under its page's name."""
     font = ImageFont.load_default(size=22)
     label_h, gap = 34, 12
-    tiles = [(label, scaled(shot.crop((0, 0, shot.width, min(shot.height, crop_height))), tile_width))
-             for label, shot in shots]
+    tiles = [
+        (label, scaled(shot.crop((0, 0, shot.width, min(shot.height, crop_height))), tile_width))
+        for label, shot in shots
+    ]
     tile_h = max(t.height for _, t in tiles)
     rows = -(-len(tiles) // columns)
     sheet = Image.new("RGB", (gap + columns * (tile_width + gap), gap + rows * (label_h + tile_h + gap)), "#e8eaf0")
@@ -126,13 +132,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lang", choices=sorted(LOCALES), default="en")
     parser.add_argument("--out", help="folder for the PNGs (default docs/screenshots, or docs/screenshots/zh)")
-    parser.add_argument("--pages", nargs="+", choices=[name for name, _, _ in PAGES],
-                        help="only these pages (default: all)")
-    parser.add_argument("--viewport", type=int, nargs=2, default=(1400, 3600), metavar=("W", "H"),
-                        help="browser window; 3600 px high shows a whole page (default 1400 3600)")
+    parser.add_argument(
+        "--pages", nargs="+", choices=[name for name, _, _ in PAGES], help="only these pages (default: all)"
+    )
+    parser.add_argument(
+        "--viewport",
+        type=int,
+        nargs=2,
+        default=(1400, 3600),
+        metavar=("W", "H"),
+        help="browser window; 3600 px high shows a whole page (default 1400 3600)",
+    )
     parser.add_argument("--page-width", type=int, default=800, help="width of each page's PNG (default 800)")
-    parser.add_argument("--sheet-crop", type=int, default=1000,
-                        help="how many pixels from the top of each page the contact sheet shows (default 1000)")
+    parser.add_argument(
+        "--sheet-crop",
+        type=int,
+        default=1000,
+        help="how many pixels from the top of each page the contact sheet shows (default 1000)",
+    )
     parser.add_argument("--tile-width", type=int, default=520, help="width of a page on the contact sheet")
     parser.add_argument("--columns", type=int, default=4)
     parser.add_argument("--sheet-only", action="store_true", help="write only contact-sheet.png")
@@ -147,8 +164,9 @@ def main() -> None:
     shots = []
     with running_app() as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": args.viewport[0], "height": args.viewport[1]},
-                                      locale=LOCALES[args.lang])
+        context = browser.new_context(
+            viewport={"width": args.viewport[0], "height": args.viewport[1]}, locale=LOCALES[args.lang]
+        )
         page = context.new_page()
         page.set_default_timeout(args.timeout * 1000)
         watcher = ScriptWatcher(page)

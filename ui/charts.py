@@ -6,13 +6,14 @@ figure's numbers; the same sentence is the chart's accessible name, so a screen 
 its text are computed once, and each session's run only encodes that dict, instead of copying and checking the
 figure again. A shared figure is never changed; presenter mode draws an enlarged copy.
 """
+
 from __future__ import annotations
 
 import copy
 
 import plotly.graph_objects as go
-from plotly.basedatatypes import BaseFigure
 import streamlit as st
+from plotly.basedatatypes import BaseFigure
 
 from resnet_viz.chart_text import describe
 from ui.presenter import for_projector, presenting

@@ -3,6 +3,7 @@
 Each wrapper only adds Streamlit's cache (and a work slot on a cache miss) around a
 ``resnet_viz`` call; the computation itself is the library's.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,18 +18,35 @@ from ui.work import work_slot
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def cached_twin_flow(arch: str, depth: int, twin: str, norm: str, activation: str, block: str, init: str,
-                     batch: str, seed: int) -> grad.GradientFlow:
+def cached_twin_flow(
+    arch: str, depth: int, twin: str, norm: str, activation: str, block: str, init: str, batch: str, seed: int
+) -> grad.GradientFlow:
     """:func:`resnet_viz.gradients.twin_flow` on the app's device; only a cache miss takes a work slot."""
     with work_slot():
-        return grad.twin_flow(arch, depth, twin, norm=norm, activation=activation, block=block, init=init,
-                              batch=batch, seed=seed, device=device())
+        return grad.twin_flow(
+            arch,
+            depth,
+            twin,
+            norm=norm,
+            activation=activation,
+            block=block,
+            init=init,
+            batch=batch,
+            seed=seed,
+            device=device(),
+        )
 
 
 def flow_options(view: dict) -> dict:
     """twin_flow's model options for a Gradient flow view (see resnet_viz.teaching.GRADIENT_FLOW_DEFAULTS)."""
-    return dict(norm=view["norm"], activation=view["act"], block=view["block"], init=view["init"],
-                batch=view["batch"], seed=view["seed"])
+    return dict(
+        norm=view["norm"],
+        activation=view["act"],
+        block=view["block"],
+        init=view["init"],
+        batch=view["batch"],
+        seed=view["seed"],
+    )
 
 
 def flow_depth(view: dict) -> int:
@@ -64,8 +82,9 @@ def lesion_lab(model_name: str, n_images: int, samples: int, model_key: str = ""
     n_candidates = sum(keeps_shape(b) for _name, b in resnet.blocks())
     # A handful of k values keeps the first view within seconds; the curve is smooth anyway.
     ks = sorted({1, 2, 3, *range(5, n_candidates + 1, max(2, n_candidates // 6)), n_candidates})
-    curves = {m.twin: random_deletion_accuracies(m, images, labels, ks=ks, samples=samples, seed=0)
-              for m in (resnet, plain)}
+    curves = {
+        m.twin: random_deletion_accuracies(m, images, labels, ks=ks, samples=samples, seed=0) for m in (resnet, plain)
+    }
     return single, curves
 
 

@@ -4,6 +4,7 @@ Models cached here are shared by every session and are read-only: library probes
 that must change a model's state for a moment take ``resnet_viz.locks.model_lock``;
 anything else that registers hooks or trains works on its own copy.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,12 +43,14 @@ def bundled_twins(name: str):
     return resnet, plain, info
 
 
-MODEL_SOURCES = Labels({
-    "shapes-20": N_("Bundled ResNet-20 and Plain-20 (shapes, offline)"),
-    "shapes-56": N_("Bundled ResNet-56 and Plain-56 (shapes, offline)"),
-    "resnet18": N_("ImageNet ResNet-18 (torchvision weights)"),
-    "resnet50": N_("ImageNet ResNet-50 (torchvision weights)"),
-})
+MODEL_SOURCES = Labels(
+    {
+        "shapes-20": N_("Bundled ResNet-20 and Plain-20 (shapes, offline)"),
+        "shapes-56": N_("Bundled ResNet-56 and Plain-56 (shapes, offline)"),
+        "resnet18": N_("ImageNet ResNet-18 (torchvision weights)"),
+        "resnet50": N_("ImageNet ResNet-50 (torchvision weights)"),
+    }
+)
 
 
 @st.cache_resource(show_spinner=False)
@@ -84,15 +87,22 @@ def ensure_imagenet(arch: str) -> bool:
         return True
     from resnet_viz.weights import WeightsUnavailable, download_imagenet_weights, imagenet_weights_path
 
-    st.info(_("The ImageNet weights for {arch} are not on this machine yet (expected at `{path}`). They are "
-              "downloaded once and cached.").format(arch=arch, path=imagenet_weights_path(arch)))
+    st.info(
+        _(
+            "The ImageNet weights for {arch} are not on this machine yet (expected at `{path}`). They are "
+            "downloaded once and cached."
+        ).format(arch=arch, path=imagenet_weights_path(arch))
+    )
     if st.button(_("Download {arch} weights").format(arch=arch), key=f"download-{arch}"):
         bar = st.progress(0.0, text=_("Connecting…"))
 
         def progress(done: int, total: int) -> None:
-            bar.progress(min(1.0, done / total) if total else 0.0,
-                         text=_("{done:.1f} of {total:.1f} MB").format(done=done / 1e6, total=total / 1e6)
-                         if total else f"{done / 1e6:.1f} MB")
+            bar.progress(
+                min(1.0, done / total) if total else 0.0,
+                text=_("{done:.1f} of {total:.1f} MB").format(done=done / 1e6, total=total / 1e6)
+                if total
+                else f"{done / 1e6:.1f} MB",
+            )
 
         try:
             download_imagenet_weights(arch, progress=progress)
@@ -105,6 +115,7 @@ def ensure_imagenet(arch: str) -> bool:
 
 
 # --- per-session state: released when the tab closes ----------------------------------------------
+
 
 class SessionModels:
     """The twins a visitor uploaded: private to the session, at most one pair."""
@@ -132,11 +143,16 @@ def checkpoint_sidebar() -> None:
     store = session_models()
     with st.expander(_("Your own model"), expanded=store.twins is not None):
         upload = st.file_uploader(
-            _("Checkpoint (.safetensors or a torch state dict)"), type=CHECKPOINT_TYPES, key="checkpoint",
+            _("Checkpoint (.safetensors or a torch state dict)"),
+            type=CHECKPOINT_TYPES,
+            key="checkpoint",
             max_upload_size=CHECKPOINT_MAX_MB,
-            help=_("Twins saved by `python -m resnet_viz race --save`, or the state dict of a ResNet of a "
-                   "supported architecture. Files are read as tensors only; nothing in them is executed. The model "
-                   "stays in your session and is forgotten when you close the tab."))
+            help=_(
+                "Twins saved by `python -m resnet_viz race --save`, or the state dict of a ResNet of a "
+                "supported architecture. Files are read as tensors only; nothing in them is executed. The model "
+                "stays in your session and is forgotten when you close the tab."
+            ),
+        )
         if upload is None:
             if store.twins is not None:
                 store.release()
@@ -160,5 +176,8 @@ def checkpoint_sidebar() -> None:
             store.twins, store.name, store.digest = (resnet, plain, info), upload.name[:60], digest
         build = store.twins[2]["build"]
         arch = build["arch"] if build["arch"] != "cifar" else f"CIFAR ResNet-{build['depth']}"
-        st.success(_("Loaded {arch} with {n} classes. Choose “Your checkpoint” as the model.").format(
-            arch=arch, n=build["num_classes"]))
+        st.success(
+            _("Loaded {arch} with {n} classes. Choose “Your checkpoint” as the model.").format(
+                arch=arch, n=build["num_classes"]
+            )
+        )

@@ -1,4 +1,5 @@
 """Presenter mode: larger text and charts for a projector (the switch is in app.py's sidebar)."""
+
 import streamlit as st
 
 

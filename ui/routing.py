@@ -7,6 +7,7 @@ run), so a deep link such as ``/gradient_flow`` can start a page without
 which then switches v1 routing off and runs ``app.py`` in place, in the same
 script run, so widget events such as a button click are not lost.
 """
+
 from pathlib import Path
 
 import streamlit as st

@@ -14,6 +14,7 @@ that are not in the table (``lang``, ``present``) belong to app.py and are never
 
 The checking itself, :func:`parse_view`, needs no Streamlit session.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -187,15 +188,17 @@ class ChoiceList(Choice):
         items = list(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip()))
         if not items and not (self.allow_empty and not raw.strip()):
             raise Invalid()
-        found = list(dict.fromkeys(option for item in items for option in self.shareable(allowed)
-                                   if _matches(item, option)))
+        found = list(
+            dict.fromkeys(option for item in items for option in self.shareable(allowed) if _matches(item, option))
+        )
         if len(found) == len(items):
             return found
         raise Invalid(found if self.keep_valid and found else MISSING)
 
     def accepts(self, value, allowed: list) -> bool:
-        return isinstance(value, (list, tuple)) and (self.allow_empty or bool(value)) and \
-            all(v in allowed for v in value)
+        return (
+            isinstance(value, (list, tuple)) and (self.allow_empty or bool(value)) and all(v in allowed for v in value)
+        )
 
     def fallback(self, allowed: list) -> list:
         return [v for v in (self.default or []) if v in allowed]
@@ -209,8 +212,9 @@ class ChoiceList(Choice):
 Property = Choice | IntRange
 
 
-def parse_view(properties: Sequence[Property], params: Mapping[str, str],
-               kept: Mapping[str, Any] | None = None) -> tuple[dict, list[Problem], dict[str, str]]:
+def parse_view(
+    properties: Sequence[Property], params: Mapping[str, str], kept: Mapping[str, Any] | None = None
+) -> tuple[dict, list[Problem], dict[str, str]]:
     """The view that ``params`` (raw strings, from a URL) ask for, on top of the values a session ``kept``.
 
     Properties are read in table order, so a property's options may depend on those above it. A property absent

@@ -5,6 +5,7 @@ widget's value but the browser draws the widget afresh at its default: the page 
 visitor cannot see. Writing the value back through ``st.session_state`` before the widget is created sends it to
 the browser again. Widgets handled this way take their default from the session state, not from ``value=``.
 """
+
 import streamlit as st
 
 

@@ -1,4 +1,5 @@
 """The server's shared work: slots that bound heavy computations, the note while waiting, a session's races."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,8 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import resnet_viz as rv
-from resnet_viz.slots import LeftTheLine
 from resnet_viz.i18n import _
+from resnet_viz.slots import LeftTheLine
 
 
 @st.cache_resource
@@ -43,9 +44,15 @@ def work_slot(on_wait: Callable[[int], None] | None = None) -> Iterator[None]:
 
 def wait_message(placeholder, what: str):
     """An ``on_wait`` callback that tells the visitor why they are waiting; ``what`` is an ``N_``-marked label."""
+
     def on_wait(ahead: int) -> None:
-        placeholder.info(_("The server is busy: {ahead} {what} ahead of yours. It starts as soon as a slot is "
-                           "free.").format(ahead=ahead, what=_(what)), icon=":material/hourglass_top:")
+        placeholder.info(
+            _("The server is busy: {ahead} {what} ahead of yours. It starts as soon as a slot is free.").format(
+                ahead=ahead, what=_(what)
+            ),
+            icon=":material/hourglass_top:",
+        )
+
     return on_wait
 
 

@@ -6,6 +6,7 @@ Every formula below returns k x h x w maps at the layer's resolution, ReLU'd and
 Ablation-CAM perturb (the input, or the activations) once per channel, in batches, reporting progress and
 stopping when asked (:class:`CamsCancelled`). The registry (:mod:`.methods`) declares which formula each method is.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ def _weighted(weights: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
 
 # --- one pass: weightings of A and G -------------------------------------------------------------------------------
 
+
 def grad_cam(p: LayerPass, _: Perturbation) -> torch.Tensor:
     """Selvaraju et al. 2017: channel weights are the gradients averaged over the map."""
     return _weighted(p.gradients.mean(dim=(2, 3)), p.activations)
@@ -64,7 +66,7 @@ def grad_cam_elementwise(p: LayerPass, _: Perturbation) -> torch.Tensor:
 def grad_cam_plus_plus(p: LayerPass, _: Perturbation) -> torch.Tensor:
     """Chattopadhay et al. 2018, their closed form for an exponential score: alpha = G^2 / (2 G^2 + sum(A) G^3),
     weights = sum over positions of alpha ReLU(G); alpha is 0 where its denominator is."""
-    g2 = p.gradients ** 2
+    g2 = p.gradients**2
     denom = 2 * g2 + p.activations.sum(dim=(2, 3), keepdim=True) * g2 * p.gradients
     alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, 1), 0)
     return _weighted((alpha * F.relu(p.gradients)).sum(dim=(2, 3)), p.activations)
@@ -117,6 +119,7 @@ def eigengrad_cam(p: LayerPass, _: Perturbation) -> torch.Tensor:
 
 
 # --- perturbation-based: one model evaluation per channel, batched -----------------------------------------------
+
 
 def chosen_channels(act: torch.Tensor, limit: int | None) -> torch.Tensor:
     """The channels a perturbation-based CAM perturbs: all, or the ``limit`` with the largest mean activation
@@ -197,6 +200,7 @@ def perturbations(method_formula: Callable, act: torch.Tensor, limit: int | None
 
 # --- the public call -------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Cams:
     """Top-k predictions and, per chosen CAM method, one map per class.
@@ -229,26 +233,43 @@ def cam_methods(*, perturbation: bool = True) -> tuple[str, ...]:
     return tuple(m.name for m in METHODS.values() if m.cam is not None and (perturbation or not m.expensive))
 
 
-def cams_tensor(model, x: torch.Tensor, methods: Sequence[str], class_ids: list[int] | None = None, *,
-                topk: int = 5, layer: str | None = None, max_channels: int | None = None,
-                batch_size: int | None = None, on_progress: Callable[[int, int], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> tuple[LayerPass, dict[str, torch.Tensor]]:
+def cams_tensor(
+    model,
+    x: torch.Tensor,
+    methods: Sequence[str],
+    class_ids: list[int] | None = None,
+    *,
+    topk: int = 5,
+    layer: str | None = None,
+    max_channels: int | None = None,
+    batch_size: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[LayerPass, dict[str, torch.Tensor]]:
     """Every chosen CAM from one pass on a prepared 1 x C x H x W input of a model usable as it is (eval mode).
 
     Returns the pass and ``{method: k x h x w}`` at the layer's resolution.
     """
     declared = [_formula(m) for m in methods]
-    p = layer_pass(model, x, class_ids, topk=topk, layer=layer,
-                   gradients=any(m.cam_gradients for m in declared))
+    p = layer_pass(model, x, class_ids, topk=topk, layer=layer, gradients=any(m.cam_gradients for m in declared))
     job = Perturbation(model, x, max_channels, batch_size, on_progress, should_stop)
     job.total = sum(perturbations(m.cam, p.activations, max_channels) for m in declared)
     return p, {m.name: m.cam(p, job).detach() for m in declared}
 
 
-def cams(model, image: Image.Image | torch.Tensor, *, methods: Sequence[str] | None = None, topk: int = 5,
-         class_ids: list[int] | None = None, layer: str | None = None, max_channels: int | None = None,
-         batch_size: int | None = None, on_progress: Callable[[int, int], None] | None = None,
-         should_stop: Callable[[], bool] | None = None) -> Cams:
+def cams(
+    model,
+    image: Image.Image | torch.Tensor,
+    *,
+    methods: Sequence[str] | None = None,
+    topk: int = 5,
+    class_ids: list[int] | None = None,
+    layer: str | None = None,
+    max_channels: int | None = None,
+    batch_size: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Cams:
     """Several CAM methods for ``model``'s top ``topk`` classes (or ``class_ids``) on ``image``, from one pass.
 
     ``methods`` defaults to every one-pass method (:func:`cam_methods` with ``perturbation=False``); add
@@ -268,18 +289,34 @@ def cams(model, image: Image.Image | torch.Tensor, *, methods: Sequence[str] | N
         raise ValueError("topk must be at least 1")
     x, out_size = prepare(model, image)
     with read_only(model) as usable:
-        p, raw = cams_tensor(usable, x, methods, class_ids, topk=topk, layer=layer, max_channels=max_channels,
-                             batch_size=batch_size, on_progress=on_progress, should_stop=should_stop)
+        p, raw = cams_tensor(
+            usable,
+            x,
+            methods,
+            class_ids,
+            topk=topk,
+            layer=layer,
+            max_channels=max_channels,
+            batch_size=batch_size,
+            on_progress=on_progress,
+            should_stop=should_stop,
+        )
     # Every method's maps upsampled and scaled in one batch: one call per step instead of one per method.
     stacked = torch.cat([m.float() for m in raw.values()])[:, None]
     up = F.interpolate(stacked, size=out_size, mode="bilinear", align_corners=False)[:, 0]
     peak = up.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
     scaled = up.clamp_min_(0).div_(peak).clamp_(0, 1).cpu().numpy()  # in place: these maps are large
     k = len(p.class_ids)
-    maps = {name: scaled[i * k:(i + 1) * k] for i, name in enumerate(raw)}
+    maps = {name: scaled[i * k : (i + 1) * k] for i, name in enumerate(raw)}
     probs = torch.softmax(p.logits[0].float(), dim=0)[p.class_ids].cpu().numpy()
-    return Cams(indices=np.array(p.class_ids), probs=probs, labels=[_label(model, i) for i in p.class_ids],
-                layer=p.layer, maps=maps, raw=raw)
+    return Cams(
+        indices=np.array(p.class_ids),
+        probs=probs,
+        labels=[_label(model, i) for i in p.class_ids],
+        layer=p.layer,
+        maps=maps,
+        raw=raw,
+    )
 
 
 def run_cam(formula: Callable, gradients: bool, model, x: torch.Tensor, target: int, options: dict):

@@ -4,6 +4,7 @@ Thread safety follows :func:`resnet_viz.explain`: a shared model is only read. M
 ``private_copy`` run on a pooled private copy (:mod:`.private_copies`); the others run on the model
 itself under its lock's shared side, in eval mode.
 """
+
 from __future__ import annotations
 
 import threading
@@ -125,8 +126,16 @@ def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
             np.random.set_state(state)
 
 
-def attribute_tensor(model: TwinNet, x: torch.Tensor, out_size: tuple[int, int], method: str, target: int | None,
-                     options: dict, *, private: bool = False) -> Attribution:
+def attribute_tensor(
+    model: TwinNet,
+    x: torch.Tensor,
+    out_size: tuple[int, int],
+    method: str,
+    target: int | None,
+    options: dict,
+    *,
+    private: bool = False,
+) -> Attribution:
     """:func:`attribute` on a prepared input; ``private``: ``model`` is the caller's own copy."""
     declared = check_method(method, options)
     settings = {**declared.options, **options}
@@ -140,12 +149,24 @@ def attribute_tensor(model: TwinNet, x: torch.Tensor, out_size: tuple[int, int],
             warnings.simplefilter("ignore")  # captum's notes about hooks and in-place operations
             raw, used = declared.run(usable, x, target, settings)
     raw = raw.detach()
-    return Attribution(map=to_map(raw, method, out_size), raw=raw, method=method, target=target,
-                       label=_label(model, target), options=used)
+    return Attribution(
+        map=to_map(raw, method, out_size),
+        raw=raw,
+        method=method,
+        target=target,
+        label=_label(model, target),
+        options=used,
+    )
 
 
-def attribute(model: TwinNet, image: Image.Image | torch.Tensor, *, method: str = DEFAULT_METHOD,
-              target: int | None = None, **options) -> Attribution:
+def attribute(
+    model: TwinNet,
+    image: Image.Image | torch.Tensor,
+    *,
+    method: str = DEFAULT_METHOD,
+    target: int | None = None,
+    **options,
+) -> Attribution:
     """Attribute ``model``'s score for ``target`` (default: its top class) on ``image`` with ``method``.
 
     ``image`` is a PIL image of any mode (preprocessed the way the model expects)

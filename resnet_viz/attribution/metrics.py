@@ -1,5 +1,6 @@
 """How good a map is: similarity of two maps (Spearman, SSIM) and faithfulness against the model and an object
 mask (pointing game, mass inside, deletion / insertion curves of Petsiuk et al. 2018), next to a random map."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -12,8 +13,8 @@ from ..explain import read_only
 from ..models import TwinNet
 from .batching import batch_for
 
-
 # --- similarity of two maps (the sanity check) ------------------------------------------------------------------
+
 
 def _ranks(a: np.ndarray) -> np.ndarray:
     """Ranks 1..n, ties sharing their average rank."""
@@ -51,15 +52,16 @@ def ssim(a: np.ndarray, b: np.ndarray, *, window: int = 7, data_range: float = 1
     n = win * win
     cov = n / (n - 1) if n > 1 else 1.0
     mu_a, mu_b = mean(ta), mean(tb)
-    var_a = cov * (mean(ta * ta) - mu_a ** 2)
-    var_b = cov * (mean(tb * tb) - mu_b ** 2)
+    var_a = cov * (mean(ta * ta) - mu_a**2)
+    var_b = cov * (mean(tb * tb) - mu_b**2)
     cov_ab = cov * (mean(ta * tb) - mu_a * mu_b)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov_ab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov_ab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return float(s.mean())
 
 
 # --- faithfulness --------------------------------------------------------------------------------------------------
+
 
 def pointing_game(saliency: np.ndarray, mask: np.ndarray) -> float:
     """1 when the map's maximum lies on the object, 0 when not.
@@ -104,9 +106,17 @@ def blur(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(padded, k, stride=1)
 
 
-def perturbation_curves(model: TwinNet, x: torch.Tensor, saliency: np.ndarray, target: int, *, steps: int = 32,
-                        seed: int = 0, deletion_baseline: float | torch.Tensor = 0.0,
-                        insertion_baseline: str | float | torch.Tensor = "blur") -> tuple[np.ndarray, np.ndarray]:
+def perturbation_curves(
+    model: TwinNet,
+    x: torch.Tensor,
+    saliency: np.ndarray,
+    target: int,
+    *,
+    steps: int = 32,
+    seed: int = 0,
+    deletion_baseline: float | torch.Tensor = 0.0,
+    insertion_baseline: str | float | torch.Tensor = "blur",
+) -> tuple[np.ndarray, np.ndarray]:
     """Deletion and insertion curves (Petsiuk et al. 2018): the target's probability as the most important
     pixels are removed (replaced by ``deletion_baseline``, the mean colour) or revealed on a blurred canvas.
 
@@ -141,9 +151,9 @@ def perturbation_curves(model: TwinNet, x: torch.Tensor, saliency: np.ndarray, t
     with read_only(model), torch.no_grad():
         both = torch.cat([deleted, inserted])
         for i in range(0, len(both), batch):
-            probs.append(torch.softmax(model(both[i:i + batch]).float(), dim=1)[:, target])
+            probs.append(torch.softmax(model(both[i : i + batch]).float(), dim=1)[:, target])
     p = torch.cat(probs).cpu().numpy()
-    return p[:steps + 1], p[steps + 1:]
+    return p[: steps + 1], p[steps + 1 :]
 
 
 def random_map(shape: tuple[int, int], seed: int) -> np.ndarray:

@@ -3,6 +3,7 @@
 A copy is made once per model and reused while the original's tensors are unchanged, so the shared model
 is only ever read (and never carries another caller's hooks).
 """
+
 from __future__ import annotations
 
 import copy

@@ -6,6 +6,7 @@ declared defaults filled in; ``None`` means "chosen from the input's size or the
 ``(raw, used)``: the raw output and the options it ran with. ``model`` must be usable as is (eval mode; a
 private copy for methods whose captum class registers hooks): :func:`resnet_viz.attribution.attribute` sees to it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -56,20 +57,34 @@ def integrated_gradients(model, x: torch.Tensor, target: int, options: dict) -> 
     """Integrated Gradients from the mean colour; with ``smoothgrad``, averaged over noisy copies (NoiseTunnel)."""
     h, w = x.shape[-2:]
     n_steps = int(options["n_steps"])
-    used = {"n_steps": n_steps,
-            "internal_batch_size": int(_or(options["internal_batch_size"], batch_for(h, w, n_steps))),
-            "smoothgrad": bool(options["smoothgrad"])}
+    used = {
+        "n_steps": n_steps,
+        "internal_batch_size": int(_or(options["internal_batch_size"], batch_for(h, w, n_steps))),
+        "smoothgrad": bool(options["smoothgrad"]),
+    }
     ig = _captum().IntegratedGradients(model)
     if not used["smoothgrad"]:
-        return ig.attribute(x, baselines=_mean_colour(x), target=target, n_steps=n_steps,
-                            internal_batch_size=used["internal_batch_size"]), used
+        return ig.attribute(
+            x,
+            baselines=_mean_colour(x),
+            target=target,
+            n_steps=n_steps,
+            internal_batch_size=used["internal_batch_size"],
+        ), used
     used["nt_samples"] = int(options["nt_samples"])
     used["noise"] = float(options["noise"])  # SmoothGrad's sigma, as a share of the input's range
     stdev = used["noise"] * float(x.max() - x.min())
-    return _captum().NoiseTunnel(ig).attribute(x, nt_type="smoothgrad", nt_samples=used["nt_samples"],
-                                        nt_samples_batch_size=1, stdevs=stdev, baselines=_mean_colour(x),
-                                        target=target, n_steps=n_steps,
-                                        internal_batch_size=used["internal_batch_size"]), used
+    return _captum().NoiseTunnel(ig).attribute(
+        x,
+        nt_type="smoothgrad",
+        nt_samples=used["nt_samples"],
+        nt_samples_batch_size=1,
+        stdevs=stdev,
+        baselines=_mean_colour(x),
+        target=target,
+        n_steps=n_steps,
+        internal_batch_size=used["internal_batch_size"],
+    ), used
 
 
 def gradient_shap(model, x: torch.Tensor, target: int, options: dict) -> Raw:
@@ -78,8 +93,9 @@ def gradient_shap(model, x: torch.Tensor, target: int, options: dict) -> Raw:
     gen = torch.Generator().manual_seed(int(options["seed"]))
     noise = torch.randn(x.shape, generator=gen).to(x)
     baselines = torch.cat([_mean_colour(x), noise])
-    return _captum().GradientShap(model).attribute(x, baselines=baselines, n_samples=used["n_samples"],
-                                            stdevs=used["stdevs"], target=target), used
+    return _captum().GradientShap(model).attribute(
+        x, baselines=baselines, n_samples=used["n_samples"], stdevs=used["stdevs"], target=target
+    ), used
 
 
 def deeplift(model, x: torch.Tensor, target: int, options: dict) -> Raw:
@@ -102,6 +118,11 @@ def occlusion(model, x: torch.Tensor, target: int, options: dict) -> Raw:
     window, stride = int(_or(options["window"], window)), int(_or(options["stride"], stride))
     per_eval = int(_or(options["perturbations_per_eval"], batch_for(h, w, 256)))
     used = {"window": window, "stride": stride, "perturbations_per_eval": per_eval}
-    return _captum().Occlusion(model).attribute(x, sliding_window_shapes=(x.shape[1], window, window),
-                                         strides=(x.shape[1], stride, stride), baselines=0, target=target,
-                                         perturbations_per_eval=per_eval), used
+    return _captum().Occlusion(model).attribute(
+        x,
+        sliding_window_shapes=(x.shape[1], window, window),
+        strides=(x.shape[1], stride, stride),
+        baselines=0,
+        target=target,
+        perturbations_per_eval=per_eval,
+    ), used

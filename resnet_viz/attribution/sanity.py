@@ -3,6 +3,7 @@
 Cascading model-parameter randomisation on a private copy: a method whose maps stay similar while the
 weights are destroyed is not explaining the model.
 """
+
 from __future__ import annotations
 
 import copy
@@ -70,9 +71,17 @@ def randomise_(modules: Sequence[nn.Module], generator: torch.Generator) -> None
                     m.reset_parameters()
 
 
-def sanity_check(model: TwinNet, image: Image.Image | torch.Tensor, *, method: str = DEFAULT_METHOD,
-                 target: int | None = None, seed: int = 0, granularity: str = "block",
-                 on_step: Callable[[int, int], None] | None = None, **options) -> list[Step]:
+def sanity_check(
+    model: TwinNet,
+    image: Image.Image | torch.Tensor,
+    *,
+    method: str = DEFAULT_METHOD,
+    target: int | None = None,
+    seed: int = 0,
+    granularity: str = "block",
+    on_step: Callable[[int, int], None] | None = None,
+    **options,
+) -> list[Step]:
     """Cascading model-parameter randomisation (Adebayo et al. 2018) on a private copy of ``model``.
 
     Randomises the weights from the head down to the stem, one unit (``granularity``
@@ -135,9 +144,9 @@ def sanity_verdict(steps: Sequence[Step | float]) -> Verdict | None:
         return None
     head, final = values[1], values[-1]
     if head >= FAILS_IF_HEAD_SPEARMAN_AT_LEAST:
-        return Verdict("fails", N_("**fails**: the map barely notices that the head's weights are random"),
-                       head, final)
+        return Verdict("fails", N_("**fails**: the map barely notices that the head's weights are random"), head, final)
     if final <= PASSES_IF_FINAL_SPEARMAN_AT_MOST:
         return Verdict("passes", N_("**passes**: the map changes as soon as the weights are random"), head, final)
-    return Verdict("partly passes", N_("**partly passes**: the map changes, but keeps part of the image's "
-                                       "structure"), head, final)
+    return Verdict(
+        "partly passes", N_("**partly passes**: the map changes, but keeps part of the image's structure"), head, final
+    )

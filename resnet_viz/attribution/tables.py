@@ -1,5 +1,6 @@
 """The shipped evaluation tables of the bundled twins: written by ``python -m resnet_viz attributions <name>``,
 read by the Explain page."""
+
 from __future__ import annotations
 
 import json
@@ -20,16 +21,25 @@ EXTRA_LAYERS = ("layer2", "layer1")  # Grad-CAM at earlier stages: does another 
 
 def evaluation_methods(model: TwinNet) -> list[MethodSpec]:
     """Every method, plus Grad-CAM at the earlier stages."""
-    extra = [(f"Grad-CAM ({layer})", "Grad-CAM", {"layer": layer}) for layer in EXTRA_LAYERS
-             if layer in model.stage_names and layer != model.default_layer]
+    extra = [
+        (f"Grad-CAM ({layer})", "Grad-CAM", {"layer": layer})
+        for layer in EXTRA_LAYERS
+        if layer in model.stage_names and layer != model.default_layer
+    ]
     return [*ATTRIBUTION_METHODS, *extra]
 
 
-def precompute_bundled(name: str, *, twins: Sequence[str] = TWINS, images: int = 200,
-                       sanity_images: int = 16, parts: Sequence[str] = ("evaluation", "sanity"),
-                       log: Callable[[str], None] = print,
-                       progress: Callable[[str, int, int], None] | None = None,
-                       methods: Sequence[str] | None = None) -> Path:
+def precompute_bundled(
+    name: str,
+    *,
+    twins: Sequence[str] = TWINS,
+    images: int = 200,
+    sanity_images: int = 16,
+    parts: Sequence[str] = ("evaluation", "sanity"),
+    log: Callable[[str], None] = print,
+    progress: Callable[[str, int, int], None] | None = None,
+    methods: Sequence[str] | None = None,
+) -> Path:
     """Evaluate every method on ``images`` fresh test images of the shapes set for a bundled pair and write
     (or update, twin by twin and part by part) ``assets/attributions/<name>.json``.
 
@@ -42,8 +52,15 @@ def precompute_bundled(name: str, *, twins: Sequence[str] = TWINS, images: int =
     x, labels, masks = make_shapes(images, seed=TEST_SEED)
     path = PRECOMPUTED_DIR / f"{name}.json"
     data = json.loads(path.read_text()) if path.is_file() else {}
-    data.update({"name": name, "images": images, "test_seed": TEST_SEED, "sanity_images": sanity_images,
-                 "command": f"python -m resnet_viz attributions {name}"})
+    data.update(
+        {
+            "name": name,
+            "images": images,
+            "test_seed": TEST_SEED,
+            "sanity_images": sanity_images,
+            "command": f"python -m resnet_viz attributions {name}",
+        }
+    )
     data.setdefault("twins", {})
     for model in (resnet, plain):
         if model.twin not in twins:
@@ -51,22 +68,35 @@ def precompute_bundled(name: str, *, twins: Sequence[str] = TWINS, images: int =
         start = time.time()
         entry = data["twins"].setdefault(model.twin, {})
         entry["granularity"] = granularity_for(model)
+
         def reporter(stage: str):
             return None if progress is None else (lambda done, total: progress(stage, done, total))
 
         if "sanity" in parts:
-            curves = mean_sanity_curves(model, x[:sanity_images], methods=methods or ATTRIBUTION_METHODS,
-                                        on_progress=reporter(f"{name} {model.twin}: sanity"))
+            curves = mean_sanity_curves(
+                model,
+                x[:sanity_images],
+                methods=methods or ATTRIBUTION_METHODS,
+                on_progress=reporter(f"{name} {model.twin}: sanity"),
+            )
             entry["sanity"] = {**entry.get("sanity", {}), **curves} if methods else curves
         if "evaluation" in parts:
-            rows = evaluate_attributions(model, x, labels, masks, methods=methods or evaluation_methods(model),
-                                         include_random=not methods,
-                                         on_progress=reporter(f"{name} {model.twin}: evaluation"))
+            rows = evaluate_attributions(
+                model,
+                x,
+                labels,
+                masks,
+                methods=methods or evaluation_methods(model),
+                include_random=not methods,
+                on_progress=reporter(f"{name} {model.twin}: evaluation"),
+            )
             entry["rows"] = _merged(entry.get("rows", []), rows) if methods else rows
         log(f"{name} {model.twin}: {time.time() - start:.0f} s")
         for row in entry.get("rows", []):
-            log(f"  {row['method']:>22}: pointing {row['pointing_game']:.3f}  mass {row['mass_inside']:.3f}  "
-                f"deletion {row['deletion_auc']:.3f}  insertion {row['insertion_auc']:.3f}")
+            log(
+                f"  {row['method']:>22}: pointing {row['pointing_game']:.3f}  mass {row['mass_inside']:.3f}  "
+                f"deletion {row['deletion_auc']:.3f}  insertion {row['insertion_auc']:.3f}"
+            )
         PRECOMPUTED_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=1) + "\n")
     return path

@@ -13,22 +13,66 @@ Gaussian directions, filter-normalised (:mod:`.directions`). One concern per mod
 - ``distributed``: a grid split over ``torch.distributed`` processes;
 - ``cli``: ``python -m resnet_viz landscape``.
 """
+
 from .directions import Directions, filter_normalize, perturbed, random_directions
 from .distributed import gather_surface
 from .evaluate import EVAL_CHUNK, MAX_STEPS, LandscapeCancelled, Progress
-from .files import (ASSETS_DIR, FORMAT, precomputed_info, precomputed_lines, precomputed_paths,
-                    precomputed_surfaces, read_landscape_file, write_landscape_file)
-from .inputs import (MAX_IMAGES, fits_training_batch, initial_twins, landscape_batch, trained_on_offline_shapes,
-                     training_batch)
+from .files import (
+    ASSETS_DIR,
+    FORMAT,
+    precomputed_info,
+    precomputed_lines,
+    precomputed_paths,
+    precomputed_surfaces,
+    read_landscape_file,
+    write_landscape_file,
+)
+from .inputs import (
+    MAX_IMAGES,
+    fits_training_batch,
+    initial_twins,
+    landscape_batch,
+    trained_on_offline_shapes,
+    training_batch,
+)
 from .line import Line, loss_line
 from .path import MAX_SNAPSHOTS, OptimizerPath, path_surface, record_path, snapshot_bytes
 from .surface import NONCONVEX_TOL, Surface, curvature, loss_surface, twin_surfaces
 
 __all__ = [
-    "ASSETS_DIR", "Directions", "EVAL_CHUNK", "FORMAT", "LandscapeCancelled", "Line", "MAX_IMAGES",
-    "MAX_SNAPSHOTS", "MAX_STEPS", "NONCONVEX_TOL", "OptimizerPath", "Progress", "Surface", "curvature",
-    "filter_normalize", "fits_training_batch", "gather_surface", "initial_twins", "landscape_batch", "loss_line", "loss_surface",
-    "path_surface", "perturbed", "precomputed_info", "precomputed_lines", "precomputed_paths",
-    "precomputed_surfaces", "random_directions", "read_landscape_file", "record_path", "snapshot_bytes",
-    "trained_on_offline_shapes", "training_batch", "twin_surfaces", "write_landscape_file",
+    "ASSETS_DIR",
+    "Directions",
+    "EVAL_CHUNK",
+    "FORMAT",
+    "LandscapeCancelled",
+    "Line",
+    "MAX_IMAGES",
+    "MAX_SNAPSHOTS",
+    "MAX_STEPS",
+    "NONCONVEX_TOL",
+    "OptimizerPath",
+    "Progress",
+    "Surface",
+    "curvature",
+    "filter_normalize",
+    "fits_training_batch",
+    "gather_surface",
+    "initial_twins",
+    "landscape_batch",
+    "loss_line",
+    "loss_surface",
+    "path_surface",
+    "perturbed",
+    "precomputed_info",
+    "precomputed_lines",
+    "precomputed_paths",
+    "precomputed_surfaces",
+    "random_directions",
+    "read_landscape_file",
+    "record_path",
+    "snapshot_bytes",
+    "trained_on_offline_shapes",
+    "training_batch",
+    "twin_surfaces",
+    "write_landscape_file",
 ]

@@ -5,6 +5,7 @@ the norm of the same filter of θ, so that a step of 1 changes every filter by a
 and networks with different weight scales can be compared. Biases and BatchNorm parameters get a zero
 direction (the paper's "ignore biasbn").
 """
+
 from __future__ import annotations
 
 import zlib

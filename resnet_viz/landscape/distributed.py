@@ -1,4 +1,5 @@
 """Splitting the work over ``torch.distributed`` processes: gathering a sharded grid, sharing rank 0's path."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,19 @@ def gather_surface(surface: Surface) -> Surface:
     # Points that diverged (NaN or inf on their rank) come back as NaN / inf; exactly one rank computed each.
     if not np.all(done == 1):
         raise RuntimeError("the shards do not cover the grid exactly once")
-    return Surface(surface.alphas, surface.betas, data[0], data[1], surface.directions, surface.span,
-                   surface.seed, surface.n_images, surface.twin, surface.kind, surface.meta)
+    return Surface(
+        surface.alphas,
+        surface.betas,
+        data[0],
+        data[1],
+        surface.directions,
+        surface.span,
+        surface.seed,
+        surface.n_images,
+        surface.twin,
+        surface.kind,
+        surface.meta,
+    )
 
 
 def broadcast_path(path: OptimizerPath) -> None:

@@ -5,6 +5,7 @@ the points run on a private copy (taken under the model's shared lock), so anoth
 half-perturbed, and it keeps its weights, mode and ``.grad``. BatchNorm runs in eval mode with the running
 statistics. Also here: the checks of a grid and a batch, and Stop (``cancel``) for the long loops.
 """
+
 from __future__ import annotations
 
 import copy
@@ -119,8 +120,8 @@ class GroupEvaluator:
         correct = torch.zeros(self.points, dtype=torch.float64)
         chunk = max(1, EVAL_CHUNK // self.points)
         for i in range(0, len(x), chunk):
-            logits = self.group(self.group.stack_inputs(x[i:i + chunk])).float()  # B x N x K
-            yy = y[i:i + chunk]
+            logits = self.group(self.group.stack_inputs(x[i : i + chunk])).float()  # B x N x K
+            yy = y[i : i + chunk]
             b, n, k = logits.shape
             losses = F.cross_entropy(logits.reshape(b * n, k), yy.repeat_interleave(n), reduction="none")
             loss_sum += losses.view(b, n).sum(0).double().cpu()
@@ -145,8 +146,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     """Mean cross-entropy and accuracy, one forward pass per chunk of EVAL_CHUNK images."""
     loss_sum, correct = 0.0, 0
     for i in range(0, len(x), EVAL_CHUNK):
-        logits = model(x[i:i + EVAL_CHUNK]).float()
-        yy = y[i:i + EVAL_CHUNK]
+        logits = model(x[i : i + EVAL_CHUNK]).float()
+        yy = y[i : i + EVAL_CHUNK]
         loss_sum += float(F.cross_entropy(logits, yy, reduction="sum"))
         correct += int((logits.argmax(1) == yy).sum())
     return loss_sum / len(x), correct / len(x)
@@ -155,8 +156,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
 def check_grid(steps: int, span: float) -> None:
     """Refuse a grid without a centre point, too many points or a span that is not a positive number."""
     if not isinstance(steps, int) or not 3 <= steps <= MAX_STEPS or steps % 2 == 0:
-        raise ValueError(f"steps must be an odd integer from 3 to {MAX_STEPS} (the centre is a grid point), "
-                         f"got {steps!r}")
+        raise ValueError(
+            f"steps must be an odd integer from 3 to {MAX_STEPS} (the centre is a grid point), got {steps!r}"
+        )
     if not (isinstance(span, (int, float)) and math.isfinite(span) and span > 0):
         raise ValueError(f"span must be a positive number, got {span!r}")
 

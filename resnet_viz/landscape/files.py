@@ -3,6 +3,7 @@
 A file holds surfaces, optimiser paths and lines by twin, plus the settings they were computed with.
 The shipped files for the bundled pairs are in ``resnet_viz/assets/landscapes/<name>.json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,24 @@ ASSETS_DIR = Path(__file__).parent.parent / "assets" / "landscapes"
 FORMAT = "resnet_viz.landscape/1"
 
 
-def write_landscape_file(path: str | Path, surfaces: dict[str, Surface], *, name: str = "",
-                         paths: dict[str, OptimizerPath] | None = None, lines: dict[str, Line] | None = None,
-                         extra: dict | None = None) -> Path:
+def write_landscape_file(
+    path: str | Path,
+    surfaces: dict[str, Surface],
+    *,
+    name: str = "",
+    paths: dict[str, OptimizerPath] | None = None,
+    lines: dict[str, Line] | None = None,
+    extra: dict | None = None,
+) -> Path:
     """Write a landscape file (compact JSON, no NaN: non-finite values are null); ``extra`` adds settings."""
-    doc = {"format": FORMAT, "name": name, "surfaces": {k: s.to_dict() for k, s in surfaces.items()},
-           "paths": {k: p.to_dict() for k, p in (paths or {}).items()},
-           "lines": {k: v.to_dict() for k, v in (lines or {}).items()}, **(extra or {})}
+    doc = {
+        "format": FORMAT,
+        "name": name,
+        "surfaces": {k: s.to_dict() for k, s in surfaces.items()},
+        "paths": {k: p.to_dict() for k, p in (paths or {}).items()},
+        "lines": {k: v.to_dict() for k, v in (lines or {}).items()},
+        **(extra or {}),
+    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, separators=(",", ":"), allow_nan=False))
@@ -32,8 +44,13 @@ def write_landscape_file(path: str | Path, surfaces: dict[str, Surface], *, name
 def read_landscape_file(path_or_text: str | Path | bytes) -> dict:
     """``{"surfaces": {twin: Surface}, "paths": {twin: OptimizerPath}, "lines": {twin: Line}, ...}``."""
     try:
-        text = path_or_text.decode() if isinstance(path_or_text, bytes) else (
-            Path(path_or_text).read_text() if not str(path_or_text).lstrip().startswith("{") else str(path_or_text))
+        text = (
+            path_or_text.decode()
+            if isinstance(path_or_text, bytes)
+            else (
+                Path(path_or_text).read_text() if not str(path_or_text).lstrip().startswith("{") else str(path_or_text)
+            )
+        )
         doc = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not a landscape file: {exc}") from None

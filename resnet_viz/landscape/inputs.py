@@ -1,4 +1,5 @@
 """What the bundled twins' landscapes are measured from: the training batch and the twins' initial weights."""
+
 from __future__ import annotations
 
 import functools
@@ -39,8 +40,12 @@ def training_batch(info: dict | None, n: int = 128) -> tuple[torch.Tensor, torch
         raise ValueError(f"n must be from 1 to {MAX_IMAGES}")
     from ..race.data import load_race_data
 
-    data = load_race_data(race_data["name"], train_size=max(n, int(race_data.get("train_size", n))),
-                          test_size=1, image_size=int(race_data["image_size"]))
+    data = load_race_data(
+        race_data["name"],
+        train_size=max(n, int(race_data.get("train_size", n))),
+        test_size=1,
+        image_size=int(race_data["image_size"]),
+    )
     return data.train_x[:n].clone(), data.train_y[:n].clone()
 
 
@@ -49,8 +54,12 @@ def trained_on_offline_shapes(info: dict | None) -> bool:
     from ..race.data import SHAPES_DESCRIPTIONS
 
     race_data = info.get("race_data") if isinstance(info, dict) else None
-    return (isinstance(race_data, dict) and race_data.get("name") in SHAPES_DESCRIPTIONS
-            and isinstance(race_data.get("image_size"), int) and 8 <= race_data["image_size"] <= 64)
+    return (
+        isinstance(race_data, dict)
+        and race_data.get("name") in SHAPES_DESCRIPTIONS
+        and isinstance(race_data.get("image_size"), int)
+        and 8 <= race_data["image_size"] <= 64
+    )
 
 
 def fits_training_batch(model, info: dict | None) -> bool:
@@ -60,8 +69,9 @@ def fits_training_batch(model, info: dict | None) -> bool:
 
     if model.fc.out_features != len(SHAPE_CLASSES):
         return False
-    return trained_on_offline_shapes(info) or (model.conv1.in_channels == 3
-                                               and int(model.preprocess.get("size", 0)) == 32)
+    return trained_on_offline_shapes(info) or (
+        model.conv1.in_channels == 3 and int(model.preprocess.get("size", 0)) == 32
+    )
 
 
 def initial_twins(info: dict):

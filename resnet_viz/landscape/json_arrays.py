@@ -1,4 +1,5 @@
 """Arrays as JSON: numbers rounded to 6 significant digits, NaN and infinities written as null."""
+
 from __future__ import annotations
 
 import math
@@ -18,5 +19,9 @@ def to_json(a: np.ndarray):
 
 def from_json(values) -> np.ndarray:
     """The float64 array of (nested) lists written by :func:`to_json` (null back to NaN)."""
-    return np.array([[np.nan if v is None else v for v in row] for row in values] if values and
-                    isinstance(values[0], list) else [np.nan if v is None else v for v in values], dtype=np.float64)
+    return np.array(
+        [[np.nan if v is None else v for v in row] for row in values]
+        if values and isinstance(values[0], list)
+        else [np.nan if v is None else v for v in values],
+        dtype=np.float64,
+    )

@@ -1,4 +1,5 @@
 """1-D slices: the loss along one random direction, or along the straight line from initial to trained weights."""
+
 from __future__ import annotations
 
 import copy
@@ -29,8 +30,13 @@ class Line:
     twin: str = ""
 
     def to_dict(self) -> dict:
-        return {"t": to_json(self.t), "loss": to_json(self.loss), "accuracy": to_json(self.accuracy),
-                "kind": self.kind, "twin": self.twin}
+        return {
+            "t": to_json(self.t),
+            "loss": to_json(self.loss),
+            "accuracy": to_json(self.accuracy),
+            "kind": self.kind,
+            "twin": self.twin,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Line":
@@ -43,9 +49,19 @@ class Line:
         return cls(t, loss, acc, str(d.get("kind", "random")), str(d.get("twin", "")))
 
 
-def loss_line(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, span: float = 1.0, steps: int = 41,
-              seed: int = 0, direction: Directions | None = None, init: nn.Module | dict | None = None,
-              progress: Progress | None = None, cancel=None) -> Line:
+def loss_line(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    span: float = 1.0,
+    steps: int = 41,
+    seed: int = 0,
+    direction: Directions | None = None,
+    init: nn.Module | dict | None = None,
+    progress: Progress | None = None,
+    cancel=None,
+) -> Line:
     """The loss along one filter-normalised random direction through θ (t in [-span, span]).
 
     With ``init`` (the initial network or its state dict) it is the straight line from the initial to

@@ -4,6 +4,7 @@
 3.4 MB each for ResNet-56's 849k convolution and linear weights), takes their two PCA directions and projects
 the path onto them; :func:`path_surface` measures the loss over that plane around the final weights.
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,9 +44,14 @@ class OptimizerPath:
     trained: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return {"steps": self.steps, "coords": to_json(self.coords), "explained": [rounded(v) for v in self.explained],
-                "train_loss": [rounded(v) for v in self.train_loss], "recipe": self.recipe,
-                "surface": self.surface.to_dict() if self.surface is not None else None}
+        return {
+            "steps": self.steps,
+            "coords": to_json(self.coords),
+            "explained": [rounded(v) for v in self.explained],
+            "train_loss": [rounded(v) for v in self.train_loss],
+            "recipe": self.recipe,
+            "surface": self.surface.to_dict() if self.surface is not None else None,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "OptimizerPath":
@@ -54,9 +60,15 @@ class OptimizerPath:
             if coords.ndim != 2 or coords.shape[1] != 2:
                 raise ValueError("coords must be k x 2")
             surface = Surface.from_dict(d["surface"]) if d.get("surface") else None
-            return cls([int(s) for s in d["steps"]], coords, tuple(float(v) for v in d["explained"]),
-                       [float("nan") if v is None else float(v) for v in d.get("train_loss", [])], surface,
-                       None, dict(d.get("recipe") or {}))
+            return cls(
+                [int(s) for s in d["steps"]],
+                coords,
+                tuple(float(v) for v in d["explained"]),
+                [float("nan") if v is None else float(v) for v in d.get("train_loss", [])],
+                surface,
+                None,
+                dict(d.get("recipe") or {}),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not an optimiser path: {exc}") from None
 
@@ -66,9 +78,20 @@ def snapshot_bytes(model: nn.Module) -> int:
     return 4 * sum(p.numel() for name, p in model.named_parameters() if perturbed(name, p))
 
 
-def record_path(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int = 150, batch_size: int = 32,
-                optimizer: str = "adam", lr: float = 2e-3, max_snapshots: int = 25, seed: int = 0,
-                progress: Progress | None = None, cancel=None) -> OptimizerPath:
+def record_path(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int = 150,
+    batch_size: int = 32,
+    optimizer: str = "adam",
+    lr: float = 2e-3,
+    max_snapshots: int = 25,
+    seed: int = 0,
+    progress: Progress | None = None,
+    cancel=None,
+) -> OptimizerPath:
     """Train a private copy of ``model`` (from its current weights) and record its path.
 
     Adam (or SGD with momentum 0.9), weight decay 5e-4, a cosine learning rate with a 10% warm-up, batches
@@ -83,8 +106,16 @@ def record_path(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: in
     if steps < 2:
         raise ValueError("steps must be at least 2")
     check_batch(x, y)
-    recipe = Recipe(steps=steps, batch_size=min(batch_size, len(x)), optimizer=optimizer, lr=lr, weight_decay=5e-4,
-                    warmup_steps=max(1, steps // 10), schedule="cosine", seed=seed)
+    recipe = Recipe(
+        steps=steps,
+        batch_size=min(batch_size, len(x)),
+        optimizer=optimizer,
+        lr=lr,
+        weight_decay=5e-4,
+        warmup_steps=max(1, steps // 10),
+        schedule="cosine",
+        seed=seed,
+    )
     with model_lock(model).shared():
         net = copy.deepcopy(model)
     net.train().requires_grad_(True)
@@ -120,7 +151,7 @@ def record_path(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: in
     for p in net.parameters():
         p.grad = None
     diffs = snaps[:-1] - snaps[-1]  # relative to the final weights
-    gram = (diffs.double() @ diffs.double().T)
+    gram = diffs.double() @ diffs.double().T
     evals, evecs = torch.linalg.eigh(gram)
     order = torch.argsort(evals, descending=True)[:2]
     total = float(evals.clamp(min=0).sum()) or 1.0
@@ -135,25 +166,52 @@ def record_path(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: in
         offset = 0
         for name in names:
             p = params[name]
-            directions[which][name] = v[offset:offset + p.numel()].reshape(p.shape).to(p)
+            directions[which][name] = v[offset : offset + p.numel()].reshape(p.shape).to(p)
             offset += p.numel()
-    return OptimizerPath(snap_steps, coords, (float(evals[order[0]]) / total, float(evals[order[1]]) / total),
-                         losses, None, directions, recipe.to_dict(), trained=net)
+    return OptimizerPath(
+        snap_steps,
+        coords,
+        (float(evals[order[0]]) / total, float(evals[order[1]]) / total),
+        losses,
+        None,
+        directions,
+        recipe.to_dict(),
+        trained=net,
+    )
 
 
-def path_surface(path: OptimizerPath, x: torch.Tensor, y: torch.Tensor, *, steps: int = 15, margin: float = 1.25,
-                 progress: Progress | None = None, cancel=None, shard: tuple[int, int] | None = None) -> Surface:
+def path_surface(
+    path: OptimizerPath,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int = 15,
+    margin: float = 1.25,
+    progress: Progress | None = None,
+    cancel=None,
+    shard: tuple[int, int] | None = None,
+) -> Surface:
     """The loss over the path's PCA plane around its final weights (a square that holds the whole path).
 
     The square's half-side is ``margin`` times the path's largest coordinate. The surface is also kept as
     ``path.surface``. ``progress``, ``cancel`` and ``shard`` are those of :func:`loss_surface`.
     """
     if path.trained is None or path.directions is None:
-        raise ValueError("this path has no trained model (paths read from a file have none); "
-                         "record it with record_path")
+        raise ValueError(
+            "this path has no trained model (paths read from a file have none); record it with record_path"
+        )
     span = float(margin * np.abs(path.coords).max()) or 1.0
-    surf = loss_surface(path.trained, x, y, span=span, steps=steps, directions=path.directions, progress=progress,
-                        cancel=cancel, shard=shard)
+    surf = loss_surface(
+        path.trained,
+        x,
+        y,
+        span=span,
+        steps=steps,
+        directions=path.directions,
+        progress=progress,
+        cancel=cancel,
+        shard=shard,
+    )
     surf.kind, surf.seed, surf.twin = "pca", None, getattr(path.trained, "twin", "")
     path.surface = surf
     return surf

@@ -4,6 +4,7 @@ Every grid point is one forward pass over the batch (see :mod:`.evaluate`). The 
 :func:`loss_surface` takes a ``shard`` so that processes can split a grid
 (:func:`~resnet_viz.landscape.distributed.gather_surface` sums their shares).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,8 +15,16 @@ from torch import nn
 
 from ..models import TWINS
 from .directions import Directions, random_directions
-from .evaluate import (Evaluator, GroupEvaluator, LandscapeCancelled, Progress, cancelled, check_batch, check_grid,
-                       points_per_pass)
+from .evaluate import (
+    Evaluator,
+    GroupEvaluator,
+    LandscapeCancelled,
+    Progress,
+    cancelled,
+    check_batch,
+    check_grid,
+    points_per_pass,
+)
 from .json_arrays import from_json, rounded, to_json
 
 # A grid point is non-convex when the smallest eigenvalue of its 2x2 Hessian (central differences) is below
@@ -70,10 +79,19 @@ class Surface:
         return float(np.mean(lam_min[ok] < -NONCONVEX_TOL * np.abs(lam_max[ok])))
 
     def to_dict(self) -> dict:
-        return {"alphas": to_json(self.alphas), "betas": to_json(self.betas), "loss": to_json(self.loss),
-                "accuracy": to_json(self.accuracy), "span": self.span, "seed": self.seed,
-                "n_images": self.n_images, "twin": self.twin, "kind": self.kind, "meta": self.meta,
-                "nonconvex_share": rounded(self.nonconvex_share)}
+        return {
+            "alphas": to_json(self.alphas),
+            "betas": to_json(self.betas),
+            "loss": to_json(self.loss),
+            "accuracy": to_json(self.accuracy),
+            "span": self.span,
+            "seed": self.seed,
+            "n_images": self.n_images,
+            "twin": self.twin,
+            "kind": self.kind,
+            "meta": self.meta,
+            "nonconvex_share": rounded(self.nonconvex_share),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Surface":
@@ -84,9 +102,19 @@ class Surface:
             raise ValueError(f"not a loss surface: {exc}") from None
         if loss.shape != (len(alphas), len(betas)) or acc.shape != loss.shape or len(alphas) < 3:
             raise ValueError(f"not a loss surface: grid {loss.shape} does not match {len(alphas)} x {len(betas)}")
-        return cls(alphas, betas, loss, acc, None, float(d.get("span", 1.0)), d.get("seed"),
-                   int(d.get("n_images", 0)), str(d.get("twin", "")), str(d.get("kind", "random")),
-                   dict(d.get("meta") or {}))
+        return cls(
+            alphas,
+            betas,
+            loss,
+            acc,
+            None,
+            float(d.get("span", 1.0)),
+            d.get("seed"),
+            int(d.get("n_images", 0)),
+            str(d.get("twin", "")),
+            str(d.get("kind", "random")),
+            dict(d.get("meta") or {}),
+        )
 
 
 def curvature(surface: Surface) -> tuple[np.ndarray, np.ndarray]:
@@ -101,10 +129,20 @@ def curvature(surface: Surface) -> tuple[np.ndarray, np.ndarray]:
         return mean - root, mean + root
 
 
-def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, span: float = 1.0, steps: int = 21,
-                 seed: int = 0, directions: tuple[Directions, Directions] | None = None,
-                 progress: Progress | None = None, cancel=None,
-                 shard: tuple[int, int] | None = None, points: int | None = None) -> Surface:
+def loss_surface(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    span: float = 1.0,
+    steps: int = 21,
+    seed: int = 0,
+    directions: tuple[Directions, Directions] | None = None,
+    progress: Progress | None = None,
+    cancel=None,
+    shard: tuple[int, int] | None = None,
+    points: int | None = None,
+) -> Surface:
     """Cross-entropy loss and accuracy of ``model`` on ``(x, y)`` over a ``steps x steps`` grid in [-span, span]².
 
     ``points``: grid points evaluated in one forward pass, as members of one fused group (default: what
@@ -132,7 +170,7 @@ def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, span: fl
     for start in range(0, len(todo), points):
         if cancelled(cancel):
             raise LandscapeCancelled("the loss surface was stopped")
-        batch = [divmod(k, steps) for k in todo[start:start + points]]
+        batch = [divmod(k, steps) for k in todo[start : start + points]]
         if points == 1:
             ev.set(float(grid[batch[0][0]]), float(grid[batch[0][1]]))
             values = [ev.evaluate(x, y)]
@@ -143,18 +181,40 @@ def loss_surface(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, span: fl
             loss[i, j], acc[i, j] = point_loss, point_acc
         if progress is not None:
             progress(min(start + points, len(todo)), len(todo))
-    return Surface(grid.copy(), grid.copy(), loss, acc, directions, float(span), seed, len(x),
-                   getattr(model, "twin", ""), "random", {})
+    return Surface(
+        grid.copy(),
+        grid.copy(),
+        loss,
+        acc,
+        directions,
+        float(span),
+        seed,
+        len(x),
+        getattr(model, "twin", ""),
+        "random",
+        {},
+    )
 
 
-def twin_surfaces(resnet: nn.Module, plain: nn.Module, x: torch.Tensor, y: torch.Tensor, *, span: float = 1.0,
-                  steps: int = 21, seed: int = 0, progress: Progress | None = None, cancel=None,
-                  shard: tuple[int, int] | None = None) -> dict[str, Surface]:
+def twin_surfaces(
+    resnet: nn.Module,
+    plain: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    span: float = 1.0,
+    steps: int = 21,
+    seed: int = 0,
+    progress: Progress | None = None,
+    cancel=None,
+    shard: tuple[int, int] | None = None,
+) -> dict[str, Surface]:
     """Both twins' surfaces with the same seed: the same random draw on every parameter they share."""
     out = {}
     for n, model in enumerate((resnet, plain)):
         step = None if progress is None else (lambda d, t, n=n: progress(n * t + d, 2 * t))
-        out[TWINS[n]] = loss_surface(model, x, y, span=span, steps=steps, seed=seed, progress=step,
-                                     cancel=cancel, shard=shard)
+        out[TWINS[n]] = loss_surface(
+            model, x, y, span=span, steps=steps, seed=seed, progress=step, cancel=cancel, shard=shard
+        )
         out[TWINS[n]].twin = TWINS[n]
     return out

@@ -14,6 +14,7 @@ and would be remembered. So a finished race compares its own median step with th
 (:func:`review_choice`): when the race ran much faster than measured, the measurement was slowed by something that
 has since gone, and it is forgotten, so the next race of that shape measures again.
 """
+
 from __future__ import annotations
 
 import json
@@ -94,22 +95,42 @@ def candidates(config, device: torch.device) -> list[tuple[bool, str]]:
 def default_choice(config, device: torch.device) -> EngineChoice:
     """The rules' choice, without measuring."""
     how = "fixed" if config.engine != "auto" and config.precision != "auto" else "default"
-    return EngineChoice(should_fuse(config.engine, device, len(config.twins) * config.seeds, config.image_size),
-                        devices.resolve_precision(device, config.precision), how)
+    return EngineChoice(
+        should_fuse(config.engine, device, len(config.twins) * config.seeds, config.image_size),
+        devices.resolve_precision(device, config.precision),
+        how,
+    )
 
 
 def shape_key(config, device: torch.device) -> str:
     """What the speed depends on: the machine, torch, and the race's nets, batch and image size."""
-    return json.dumps({
-        "machine": _machine(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "depths": list(config.depths), "twins": list(config.twins), "seeds": config.seeds,
-        "batch": config.recipe.batch_size, "image_size": config.image_size,
-        "engine": config.engine, "precision": config.precision}, sort_keys=True)
+    return json.dumps(
+        {
+            "machine": _machine(device),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "depths": list(config.depths),
+            "twins": list(config.twins),
+            "seeds": config.seeds,
+            "batch": config.recipe.batch_size,
+            "image_size": config.image_size,
+            "engine": config.engine,
+            "precision": config.precision,
+        },
+        sort_keys=True,
+    )
 
 
-def choose_engine(config, device: torch.device, data, *, stop: threading.Event | None = None,
-                  resume: threading.Event | None = None, cache_dir: str | None = None,
-                  measure: Callable[[object, bool, str], float] | None = None) -> EngineChoice:
+def choose_engine(
+    config,
+    device: torch.device,
+    data,
+    *,
+    stop: threading.Event | None = None,
+    resume: threading.Event | None = None,
+    cache_dir: str | None = None,
+    measure: Callable[[object, bool, str], float] | None = None,
+) -> EngineChoice:
     """The engine and precision ``config`` trains fastest with on ``device``, measured on ``data``.
 
     ``measure(config, fused, precision)`` returns seconds per step (default: :func:`measure_candidate`, which
@@ -125,8 +146,9 @@ def choose_engine(config, device: torch.device, data, *, stop: threading.Event |
     remembered = _remembered(key, cache_dir)
     if remembered is not None:
         return remembered
-    measure = measure or (lambda cfg, fused, precision: measure_candidate(cfg, device, data, fused, precision,
-                                                                          stop=stop, resume=resume))
+    measure = measure or (
+        lambda cfg, fused, precision: measure_candidate(cfg, device, data, fused, precision, stop=stop, resume=resume)
+    )
     seconds: dict[str, float] = {}
     for fused, precision in options:
         if stop is not None and stop.is_set():
@@ -140,8 +162,11 @@ def choose_engine(config, device: torch.device, data, *, stop: threading.Event |
     # Two timed steps are noisy: candidates within REMATCH_MARGIN of the fastest are timed once more, and each
     # keeps its faster time (a step slowed by something else is never faster than the candidate's own speed).
     fastest = min(seconds.values())
-    close = [option for option in options if candidate_name(*option) in seconds
-             and seconds[candidate_name(*option)] <= fastest * (1 + REMATCH_MARGIN)]
+    close = [
+        option
+        for option in options
+        if candidate_name(*option) in seconds and seconds[candidate_name(*option)] <= fastest * (1 + REMATCH_MARGIN)
+    ]
     for fused, precision in close if len(close) > 1 else ():
         if stop is not None and stop.is_set():
             return default_choice(config, device)
@@ -157,24 +182,45 @@ def choose_engine(config, device: torch.device, data, *, stop: threading.Event |
     return choice
 
 
-def measure_candidate(config, device: torch.device, data, fused: bool, precision: str, *,
-                      stop: threading.Event | None = None, resume: threading.Event | None = None) -> float:
+def measure_candidate(
+    config,
+    device: torch.device,
+    data,
+    fused: bool,
+    precision: str,
+    *,
+    stop: threading.Event | None = None,
+    resume: threading.Event | None = None,
+) -> float:
     """Median seconds per training step of a throwaway race of ``config``'s nets with this engine and precision
     (after :data:`WARMUP_STEPS`; no snapshots, and the final step, which measures test error, is left out)."""
     from .engine import Race  # the engine imports this module
 
     steps = WARMUP_STEPS + TIMED_STEPS + 1
-    probe_config = replace(config, recipe=replace(config.recipe, steps=steps), engine="fused" if fused else "unfused",
-                           precision=precision, eval_every=0, snapshot_every=0, test_size=min(config.test_size, 100))
+    probe_config = replace(
+        config,
+        recipe=replace(config.recipe, steps=steps),
+        engine="fused" if fused else "unfused",
+        precision=precision,
+        eval_every=0,
+        snapshot_every=0,
+        test_size=min(config.test_size, 100),
+    )
     probe = Race(probe_config, device=device, data=data, stop_event=stop, resume_event=resume)
     probe.run_here()
     if probe.status != "finished":
         raise RuntimeError(probe.message or f"the probe ended {probe.status}")
-    return statistics.median(probe.step_seconds[WARMUP_STEPS:steps - 1])
+    return statistics.median(probe.step_seconds[WARMUP_STEPS : steps - 1])
 
 
-def review_choice(config, device: torch.device, choice: EngineChoice | None, step_seconds: list[float], *,
-                  cache_dir: str | None = None) -> bool:
+def review_choice(
+    config,
+    device: torch.device,
+    choice: EngineChoice | None,
+    step_seconds: list[float],
+    *,
+    cache_dir: str | None = None,
+) -> bool:
     """Forget ``choice`` when a finished race of ``config`` ran its steps (``step_seconds``) at least
     :data:`FASTER_THAN_MEASURED` times faster than the measurement said; True when it was forgotten.
 
@@ -200,15 +246,19 @@ def describe_choice(choice: dict | None) -> str:
     seconds = choice.get("seconds_per_step") or {}
     if choice["how"] in ("measured", "remembered") and len(seconds) >= 2:
         chosen = seconds.get(candidate_name(choice["fused"], choice["precision"]))
-        others = ", ".join(f"{_short(name)} {value * 1000:.0f} ms"
-                           for name, value in sorted(seconds.items(), key=lambda kv: kv[1]))
-        text = _("{engine}, {precision}: the fastest of {n} ways measured on this machine (per training step: "
-                 "{steps})").format(engine=engine, precision=precision, n=len(seconds), steps=others)
+        others = ", ".join(
+            f"{_short(name)} {value * 1000:.0f} ms" for name, value in sorted(seconds.items(), key=lambda kv: kv[1])
+        )
+        text = _(
+            "{engine}, {precision}: the fastest of {n} ways measured on this machine (per training step: {steps})"
+        ).format(engine=engine, precision=precision, n=len(seconds), steps=others)
         if choice["how"] == "remembered":
             text += " " + _("(remembered from this machine's first race of this size)")
         if choice.get("forgotten"):
-            text += ". " + _("This race ran much faster than that measurement (the machine was busier while "
-                             "measuring), so the next race of this size measures again")
+            text += ". " + _(
+                "This race ran much faster than that measurement (the machine was busier while "
+                "measuring), so the next race of this size measures again"
+            )
         return text if chosen else f"{engine}, {precision}"
     if choice["how"] == "fixed":
         return _("{engine}, {precision} (as set)").format(engine=engine, precision=precision)
@@ -240,8 +290,12 @@ def _remembered(key: str, cache_dir: str | None) -> EngineChoice | None:
     try:
         with open(_cache_path(cache_dir)) as f:
             entry = json.load(f).get("choices", {}).get(key)
-        choice = EngineChoice(bool(entry["fused"]), str(entry["precision"]), "remembered",
-                              {str(k): float(v) for k, v in entry["seconds_per_step"].items()})
+        choice = EngineChoice(
+            bool(entry["fused"]),
+            str(entry["precision"]),
+            "remembered",
+            {str(k): float(v) for k, v in entry["seconds_per_step"].items()},
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     if choice.precision not in ("bf16", "fp32"):
@@ -263,9 +317,12 @@ def _remember(key: str, choice: EngineChoice, cache_dir: str | None) -> None:
                     raise ValueError
             except (OSError, ValueError, AttributeError):
                 stored = {"format": FORMAT, "choices": {}}
-            stored["choices"][key] = {"fused": choice.fused, "precision": choice.precision,
-                                      "seconds_per_step": choice.seconds_per_step,
-                                      "measured": time.strftime("%Y-%m-%d")}
+            stored["choices"][key] = {
+                "fused": choice.fused,
+                "precision": choice.precision,
+                "seconds_per_step": choice.seconds_per_step,
+                "measured": time.strftime("%Y-%m-%d"),
+            }
             os.makedirs(os.path.dirname(path), exist_ok=True)
             _write(path, stored)
         except OSError:

@@ -1,4 +1,5 @@
 """What a race trains: its configuration, the quick race's recipe and data, and the runs' names."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
@@ -13,15 +14,25 @@ MAX_SEEDS = 10
 ENGINES = ("auto", "fused", "unfused")
 
 # The quick race (He et al.'s depths 20 and 56): about a minute and a half per seed on 2 CPU cores (measured in
-# docs/training-race.md), and the same on every device, so races on a laptop and a GPU compare. It trains 3 seeds of each net (RaceConfig.seeds).
+# docs/training-race.md), and the same on every device, so races on a laptop and a GPU compare. It trains 3 seeds
+# of each net (RaceConfig.seeds).
 # Easy shapes at 16x16 px: a quarter of the work per image. Adam at lr 0.01 without weight decay: in a few
 # hundred steps plain-56 leaves chance only with a large Adam step (SGD at 0.005-0.5 and Adam at 5e-4-2e-3
 # left it at chance); with coupled L2 decay Adam keeps shrinking the scale-invariant weights instead.
 # 30 warm-up steps: without them (360 steps) ResNet-56 lagged ResNet-20 all race and ended above it on seeds
 # 0 and 1. benchmarks/check_race_recipe.py checks this recipe on 3 seeds and other image sets.
 # The page and the CLI offer SGD with momentum as in the paper.
-QUICK_RECIPE = Recipe(steps=400, batch_size=32, optimizer="adam", lr=1e-2, momentum=0.9, weight_decay=0.0,
-                      warmup_steps=30, schedule="cosine", seed=0)
+QUICK_RECIPE = Recipe(
+    steps=400,
+    batch_size=32,
+    optimizer="adam",
+    lr=1e-2,
+    momentum=0.9,
+    weight_decay=0.0,
+    warmup_steps=30,
+    schedule="cosine",
+    seed=0,
+)
 QUICK_DATASET = "shapes-easy"
 QUICK_IMAGE_SIZE = 16
 

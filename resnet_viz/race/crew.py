@@ -1,4 +1,5 @@
 """Worker threads that train several groups of runs side by side, each with its own PyTorch thread count."""
+
 from __future__ import annotations
 
 import queue
@@ -27,8 +28,9 @@ class Crew:
         ready = threading.Barrier(workers + 1)
         for i in range(workers):
             inbox: queue.Queue = queue.Queue()
-            thread = threading.Thread(target=self._work, args=(i, inbox, threads_each, ready),
-                                      name=f"training-race-worker-{i}", daemon=True)
+            thread = threading.Thread(
+                target=self._work, args=(i, inbox, threads_each, ready), name=f"training-race-worker-{i}", daemon=True
+            )
             self._inbox.append(inbox)
             self._threads.append(thread)
             thread.start()

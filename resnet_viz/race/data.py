@@ -1,4 +1,5 @@
 """A race's data sets: the bundled shapes (cached), CIFAR-10, a server's image folder, and their descriptions."""
+
 from __future__ import annotations
 
 import functools
@@ -44,9 +45,16 @@ class RaceData:
     description: str
 
 
-def load_race_data(name: str = "shapes", *, train_size: int = 4000, test_size: int = 500,
-                   folder: str | Path | None = None, download: bool = True,
-                   timeout_s: float = 5.0, image_size: int = 32) -> RaceData:
+def load_race_data(
+    name: str = "shapes",
+    *,
+    train_size: int = 4000,
+    test_size: int = 500,
+    folder: str | Path | None = None,
+    download: bool = True,
+    timeout_s: float = 5.0,
+    image_size: int = 32,
+) -> RaceData:
     """Load a race's data set: ``"shapes-easy"`` and ``"shapes"`` (bundled, offline), ``"cifar10"`` or ``"folder"``.
 
     ``"folder"`` reads ``folder`` (or the path in ``$RESNET_VIZ_RACE_FOLDER``): one sub-folder of
@@ -57,8 +65,15 @@ def load_race_data(name: str = "shapes", *, train_size: int = 4000, test_size: i
         variant = "easy" if name == "shapes-easy" else "standard"
         tx, ty = _shapes(train_size, TRAIN_SEED, variant, image_size)
         vx, vy = _shapes(test_size, TEST_SEED, variant, image_size)
-        return RaceData(name, tx, ty, vx, vy, list(SHAPE_CLASSES),
-                        SHAPES_DESCRIPTIONS[name].format(size=image_size, train=train_size, test=test_size))
+        return RaceData(
+            name,
+            tx,
+            ty,
+            vx,
+            vy,
+            list(SHAPE_CLASSES),
+            SHAPES_DESCRIPTIONS[name].format(size=image_size, train=train_size, test=test_size),
+        )
     if name == "cifar10":
         data = _load_cifar10(train_size, test_size, download=download, timeout_s=timeout_s)
     elif name == "folder":
@@ -66,8 +81,12 @@ def load_race_data(name: str = "shapes", *, train_size: int = 4000, test_size: i
     else:
         raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
     if image_size != data.train_x.shape[-1]:
-        data = replace(data, train_x=_resize(data.train_x, image_size), test_x=_resize(data.test_x, image_size),
-                       description=data.description.replace(" (", f", resized to {image_size}x{image_size} px (", 1))
+        data = replace(
+            data,
+            train_x=_resize(data.train_x, image_size),
+            test_x=_resize(data.test_x, image_size),
+            description=data.description.replace(" (", f", resized to {image_size}x{image_size} px (", 1),
+        )
     return data
 
 
@@ -82,8 +101,7 @@ def describe_dataset(result: dict) -> str:
 
 
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                                           align_corners=False)
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 _shapes_lock = threading.Lock()
@@ -141,8 +159,10 @@ def _load_cifar10(train_size: int, test_size: int, *, download: bool, timeout_s:
     present = (root / "cifar-10-batches-py").is_dir()
     # torchvision's download has no timeout of its own: check the network first so offline fails fast.
     if not present and (not download or not _can_reach(*CIFAR_HOST, timeout_s)):
-        raise DatasetUnavailable("CIFAR-10 is not cached on this server and cannot be downloaded "
-                                 "(no internet connection). Use the bundled shapes data set instead.")
+        raise DatasetUnavailable(
+            "CIFAR-10 is not cached on this server and cannot be downloaded "
+            "(no internet connection). Use the bundled shapes data set instead."
+        )
     try:
         root.mkdir(parents=True, exist_ok=True)
         train = CIFAR10(str(root), train=True, download=not present)
@@ -156,8 +176,9 @@ def _load_cifar10(train_size: int, test_size: int, *, download: bool, timeout_s:
 
     tx, ty = _subset(*to_tensor(train), train_size, TRAIN_SEED)
     vx, vy = _subset(*to_tensor(test), test_size, TEST_SEED)
-    return RaceData("cifar10", tx, ty, vx, vy, list(train.classes),
-                    f"CIFAR-10 ({len(tx)} training images, {len(vx)} test images)")
+    return RaceData(
+        "cifar10", tx, ty, vx, vy, list(train.classes), f"CIFAR-10 ({len(tx)} training images, {len(vx)} test images)"
+    )
 
 
 def _is_image(path: str) -> bool:
@@ -208,5 +229,12 @@ def _load_folder(path, train_size: int, test_size: int) -> RaceData:
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(TRAIN_SEED))
     n_test = max(1, min(test_size, len(x) // 5))
     test, train = perm[:n_test], perm[n_test:]
-    return RaceData("folder", x[train], y[train], x[test], y[test], list(folder.classes),
-                    f"image folder {root.name} ({len(train)} training images, {n_test} test images)")
+    return RaceData(
+        "folder",
+        x[train],
+        y[train],
+        x[test],
+        y[test],
+        list(folder.classes),
+        f"image folder {root.name} ({len(train)} training images, {n_test} test images)",
+    )

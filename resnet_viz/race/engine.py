@@ -5,6 +5,7 @@ batches in the same order. The race trains in a worker thread, one step of every
 curves advance together (on the CPU the runs of a step train side by side, one worker thread per core),
 and streams its metrics into plain Python lists that a UI can read at any time.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,8 @@ import torch
 from ..device import autocast_for, describe_device, describe_precision, release_openmp_threads, resolve_precision
 from ..models import TwinNet, build_twins
 from ..training import batch_indices, evaluate
-from .config import RaceConfig, run_label
 from .autotune import EngineChoice, choose_engine, review_choice
+from .config import RaceConfig, run_label
 from .crew import Crew
 from .data import DatasetUnavailable, RaceData, load_race_data
 from .files import save_race_models
@@ -41,9 +42,16 @@ class Race:
     ``saved_name`` is the name a UI kept the finished race under (its list of results), None until then.
     """
 
-    def __init__(self, config: RaceConfig | None = None, *, device: torch.device | str | None = None,
-                 scheduler: RaceScheduler | None = None, data: RaceData | None = None,
-                 stop_event: threading.Event | None = None, resume_event: threading.Event | None = None):
+    def __init__(
+        self,
+        config: RaceConfig | None = None,
+        *,
+        device: torch.device | str | None = None,
+        scheduler: RaceScheduler | None = None,
+        data: RaceData | None = None,
+        stop_event: threading.Event | None = None,
+        resume_event: threading.Event | None = None,
+    ):
         self.config = config or RaceConfig()
         self.device = torch.device(device or "cpu")
         self.scheduler = scheduler or default_scheduler()
@@ -141,8 +149,13 @@ class Race:
     def _prepare(self) -> None:
         cfg = self.config
         if self.data is None:
-            self.data = load_race_data(cfg.dataset, train_size=cfg.train_size, test_size=cfg.test_size,
-                                       folder=cfg.folder, image_size=cfg.image_size)
+            self.data = load_race_data(
+                cfg.dataset,
+                train_size=cfg.train_size,
+                test_size=cfg.test_size,
+                folder=cfg.folder,
+                image_size=cfg.image_size,
+            )
         # NHWC convolutions: faster on CUDA (tensor cores) and on the CPU too (oneDNN, 10-20% on ResNet-20/56).
         fmt = torch.contiguous_format if self.device.type == "mps" else torch.channels_last
         d = self.data
@@ -150,7 +163,7 @@ class Race:
         self._train_y = d.train_y.to(self.device)
         self._test_x = d.test_x.to(self.device).contiguous(memory_format=fmt)
         self._test_y = d.test_y.to(self.device)
-        self._probe = self._train_x[:cfg.probe_size]
+        self._probe = self._train_x[: cfg.probe_size]
         self._memory_format = fmt
         runs = []
         for depth in cfg.depths:
@@ -285,14 +298,26 @@ class Race:
             run.train_seconds += spent
             run.images += len(batches[run.seed][1])
             test_error = (lambda i=i: None if errors is None else errors[i]) if want_eval else None
-            self._record(run, step, loss, error, test_error, grads if want_snapshot else None,
-                         before_snapshot=lambda run=run: unit.sync_model(run))
+            self._record(
+                run,
+                step,
+                loss,
+                error,
+                test_error,
+                grads if want_snapshot else None,
+                before_snapshot=lambda run=run: unit.sync_model(run),
+            )
         return len(running) * len(batches[running[0].seed][1])
 
     @staticmethod
     def _row(run: Run, step: int, loss: float, error: float) -> dict:
-        return {"step": step + 1, "train_loss": round(loss, 5), "train_error": round(error, 5),
-                "test_error": None, "lr": round(run.recipe.lr_at(step), 6)}
+        return {
+            "step": step + 1,
+            "train_loss": round(loss, 5),
+            "train_error": round(error, 5),
+            "test_error": None,
+            "lr": round(run.recipe.lr_at(step), 6),
+        }
 
     def _wait_if_paused(self) -> bool:
         paused_at = None
@@ -321,8 +346,16 @@ class Race:
 
         self._record(run, step, loss, error, test_error if want_eval else None, grads)
 
-    def _record(self, run: Run, step: int, loss: float, error: float, test_error: Callable[[], float | None] | None,
-                grads: dict | None, before_snapshot: Callable[[], None] | None = None) -> None:
+    def _record(
+        self,
+        run: Run,
+        step: int,
+        loss: float,
+        error: float,
+        test_error: Callable[[], float | None] | None,
+        grads: dict | None,
+        before_snapshot: Callable[[], None] | None = None,
+    ) -> None:
         """Append a step's row (with its test error where asked) and snapshot (with ``grads``); a NaN or
         infinite loss ends the run as diverged."""
         row = self._row(run, step, loss, error)
@@ -347,7 +380,7 @@ class Race:
         for i in range(0, n, EVAL_CHUNK):
             if self._stop.is_set():
                 return None
-            x, y = self._test_x[i:i + EVAL_CHUNK], self._test_y[i:i + EVAL_CHUNK]
+            x, y = self._test_x[i : i + EVAL_CHUNK], self._test_y[i : i + EVAL_CHUNK]
             with self._autocast():
                 wrong += evaluate(model, x, y, batch_size=EVAL_CHUNK)["error"] * len(x)
         return wrong / max(1, n)
@@ -359,9 +392,17 @@ class Race:
         eta = None
         if self.step and self.status in ("running", "paused"):
             eta = self.elapsed_s / self.step * (total - self.step)
-        return {"status": self.status, "step": self.step, "total": total, "fraction": self.step / total,
-                "eta_s": eta, "images_per_second": self.images_per_second, "elapsed_s": self.elapsed_s,
-                "queue_position": self.queue_position(), "message": self.message}
+        return {
+            "status": self.status,
+            "step": self.step,
+            "total": total,
+            "fraction": self.step / total,
+            "eta_s": eta,
+            "images_per_second": self.images_per_second,
+            "elapsed_s": self.elapsed_s,
+            "queue_position": self.queue_position(),
+            "message": self.message,
+        }
 
     def engine_choice_dict(self) -> dict | None:
         """How the race chose its engine (:meth:`EngineChoice.to_dict`), with ``forgotten``: whether this race ran
@@ -370,31 +411,50 @@ class Race:
         if self.engine_choice is None:
             return None
         median = statistics.median(self.step_seconds) if self.step_seconds else None
-        return {**self.engine_choice.to_dict(), "forgotten": self.choice_forgotten,
-                "race_median_step_s": None if median is None else round(median, 5)}
+        return {
+            **self.engine_choice.to_dict(),
+            "forgotten": self.choice_forgotten,
+            "race_median_step_s": None if median is None else round(median, 5),
+        }
 
     def to_dict(self) -> dict:
         """The race as JSON-ready data (safe to call while it trains: lists are only appended to)."""
         d = self.data
-        return {"format": RACE_FORMAT, "version": RACE_VERSION, "status": self.status,
-                "dataset": {"name": self.config.dataset, "description": d.description if d else "",
-                            "classes": d.classes if d else []},
-                "recipe": {**self.config.recipe.to_dict(), "precision": self.precision},
-                "config": self.config.to_dict(), "device": describe_device(self.device),
-                "engine": "fused" if self.fused else "unfused",
-                "engine_choice": self.engine_choice_dict(),
-                "precision": describe_precision(self.device, self.precision), "elapsed_s": round(self.elapsed_s, 2),
-                "runs": [{**run.to_dict(), "history": list(run.history), "snapshots": list(run.snapshots)}
-                         for run in self.runs]}
+        return {
+            "format": RACE_FORMAT,
+            "version": RACE_VERSION,
+            "status": self.status,
+            "dataset": {
+                "name": self.config.dataset,
+                "description": d.description if d else "",
+                "classes": d.classes if d else [],
+            },
+            "recipe": {**self.config.recipe.to_dict(), "precision": self.precision},
+            "config": self.config.to_dict(),
+            "device": describe_device(self.device),
+            "engine": "fused" if self.fused else "unfused",
+            "engine_choice": self.engine_choice_dict(),
+            "precision": describe_precision(self.device, self.precision),
+            "elapsed_s": round(self.elapsed_s, 2),
+            "runs": [
+                {**run.to_dict(), "history": list(run.history), "snapshots": list(run.snapshots)} for run in self.runs
+            ],
+        }
 
 
 def _load(unit: Run | FusedRuns) -> int:
     return unit.load if isinstance(unit, FusedRuns) else unit.depth
 
 
-def run_race(config: RaceConfig | None = None, *, device: torch.device | str | None = None,
-             scheduler: RaceScheduler | None = None, on_progress: Callable[[Race], None] | None = None,
-             poll_s: float = 0.5, save_dir: str | os.PathLike | None = None) -> dict:
+def run_race(
+    config: RaceConfig | None = None,
+    *,
+    device: torch.device | str | None = None,
+    scheduler: RaceScheduler | None = None,
+    on_progress: Callable[[Race], None] | None = None,
+    poll_s: float = 0.5,
+    save_dir: str | os.PathLike | None = None,
+) -> dict:
     """Run a race to the end in the calling thread's company; returns :meth:`Race.to_dict`.
 
     With ``save_dir``, each depth's trained twins are saved there as well (see :func:`save_race_models`).

@@ -1,4 +1,5 @@
 """Race files: JSON and CSV out, checked JSON in, the recorded race that ships, the trained twins saved."""
+
 from __future__ import annotations
 
 import csv
@@ -49,8 +50,14 @@ def race_to_csv(result: dict) -> str:
     for run in result["runs"]:
         label = run.get("label") or run_label(run["arch"], run["depth"])
         for row in run["history"]:
-            writer.writerow({"run": label, "arch": run["arch"], "depth": run["depth"],
-                             **{k: ("" if v is None else v) for k, v in row.items()}})
+            writer.writerow(
+                {
+                    "run": label,
+                    "arch": run["arch"],
+                    "depth": run["depth"],
+                    **{k: ("" if v is None else v) for k, v in row.items()},
+                }
+            )
     return buf.getvalue()
 
 
@@ -64,18 +71,23 @@ def load_race(source: str | bytes | Path | dict) -> dict:
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise RaceFileError(f"This file is not valid JSON ({e.__class__.__name__}).") from e
     if not isinstance(source, dict) or not isinstance(source.get("runs"), list) or not source["runs"]:
-        raise RaceFileError("This JSON is not a race file: it needs a non-empty list of \"runs\".")
+        raise RaceFileError('This JSON is not a race file: it needs a non-empty list of "runs".')
     for i, run in enumerate(source["runs"]):
         if not isinstance(run, dict) or run.get("arch") not in TWINS or not isinstance(run.get("depth"), int):
-            raise RaceFileError(f"Run {i + 1} needs \"arch\" (resnet or plain) and an integer \"depth\".")
+            raise RaceFileError(f'Run {i + 1} needs "arch" (resnet or plain) and an integer "depth".')
         hist = run.get("history")
         if not isinstance(hist, list):
-            raise RaceFileError(f"Run {i + 1} has no \"history\" list.")
+            raise RaceFileError(f'Run {i + 1} has no "history" list.')
         for row in hist:
-            if not isinstance(row, dict) or not isinstance(row.get("step"), int) or not all(
+            if (
+                not isinstance(row, dict)
+                or not isinstance(row.get("step"), int)
+                or not all(
                     row.get(k) is None or isinstance(row.get(k), (int, float))
-                    for k in ("train_loss", "train_error", "test_error")):
-                raise RaceFileError(f"Run {i + 1} has a history row without a numeric \"step\" and metrics.")
+                    for k in ("train_loss", "train_error", "test_error")
+                )
+            ):
+                raise RaceFileError(f'Run {i + 1} has a history row without a numeric "step" and metrics.')
         run.setdefault("label", run_label(run["arch"], run["depth"]))
         run.setdefault("snapshots", [])
         if not isinstance(run["snapshots"], list):
@@ -114,12 +126,18 @@ def race_pairs(race: Race, seed: int | None = None) -> dict[int, tuple[TwinNet, 
         resnet, plain = runs["resnet"].model, runs["plain"].model
         build = {k: v for k, v in resnet.config.items() if k != "weights"}
         data = race.data
-        info = {"name": f"race-{depth}", "build": build, "recipe": race.config.recipe.to_dict(), "seed": seed,
-                "race_data": None if data is None else {"name": data.name, "image_size": int(data.train_x.shape[-1]),
-                                                        "train_size": len(data.train_x)},
-                "class_names": list(data.classes) if data else None,
-                "dataset": data.description if data else None,
-                "race": {run.arch: {"status": run.status, "steps": len(run.history)} for run in runs.values()}}
+        info = {
+            "name": f"race-{depth}",
+            "build": build,
+            "recipe": race.config.recipe.to_dict(),
+            "seed": seed,
+            "race_data": None
+            if data is None
+            else {"name": data.name, "image_size": int(data.train_x.shape[-1]), "train_size": len(data.train_x)},
+            "class_names": list(data.classes) if data else None,
+            "dataset": data.description if data else None,
+            "race": {run.arch: {"status": run.status, "steps": len(run.history)} for run in runs.values()},
+        }
         pairs[depth] = (resnet, plain, info)
     return pairs
 

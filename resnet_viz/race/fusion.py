@@ -3,6 +3,7 @@
 The runs keep their own :class:`~resnet_viz.race.run.Run` (history, snapshots, status); their ``model`` is
 brought up to date from the group whenever something reads it (residual ratios, the end of the race).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -58,8 +59,9 @@ class FusedRuns:
         half = len(self.runs) // 2
         return [FusedRuns(self.runs[:half], self.memory_format), FusedRuns(self.runs[half:], self.memory_format)]
 
-    def step(self, step: int, batches: dict[int, tuple[torch.Tensor, torch.Tensor]], *, want_grads: bool,
-             autocast: Callable) -> list[tuple[float, float, dict | None]]:
+    def step(
+        self, step: int, batches: dict[int, tuple[torch.Tensor, torch.Tensor]], *, want_grads: bool, autocast: Callable
+    ) -> list[tuple[float, float, dict | None]]:
         """One step of every running member on its seed's batch: per run ``(loss, error, grad_norms)``."""
         xs = self.group.stack_inputs([batches[run.seed][0] for run in self.runs])
         xs = xs.contiguous(memory_format=self.memory_format)
@@ -70,19 +72,27 @@ class FusedRuns:
             table.extend(self.group.grad_norms([f"{name}.weight" for name in self.grad_names]))
 
         active = [run.status == "running" for run in self.runs]
-        losses, errors = fused_train_step(self.group, self.optimizer, xs, ys,
-                                          [run.recipe.lr_at(step) for run in self.runs], active=active,
-                                          autocast=autocast, before_update=read_grad_norms if want_grads else None)
+        losses, errors = fused_train_step(
+            self.group,
+            self.optimizer,
+            xs,
+            ys,
+            [run.recipe.lr_at(step) for run in self.runs],
+            active=active,
+            autocast=autocast,
+            before_update=read_grad_norms if want_grads else None,
+        )
         self.steps += 1
         out = []
         for i, run in enumerate(self.runs):
-            grads = ({name: round(v, 6) for name, v in zip(self.grad_names, table[i])} if want_grads else None)
+            grads = {name: round(v, 6) for name, v in zip(self.grad_names, table[i])} if want_grads else None
             out.append((losses[i], errors[i], grads))
         return out
 
     @torch.no_grad()
-    def test_errors(self, images: torch.Tensor, labels: torch.Tensor, chunk: int, stopped: Callable[[], bool],
-                    autocast: Callable) -> list[float] | None:
+    def test_errors(
+        self, images: torch.Tensor, labels: torch.Tensor, chunk: int, stopped: Callable[[], bool], autocast: Callable
+    ) -> list[float] | None:
         """Every member's error on the same test images (eval mode), in chunks; None when stopped midway."""
         wrong = torch.zeros(len(self.runs))
         self.group.eval()
@@ -90,10 +100,10 @@ class FusedRuns:
             for i in range(0, len(images), chunk):
                 if stopped():
                     return None
-                x = self.group.stack_inputs(images[i:i + chunk]).contiguous(memory_format=self.memory_format)
+                x = self.group.stack_inputs(images[i : i + chunk]).contiguous(memory_format=self.memory_format)
                 with autocast():
                     logits = self.group(x).float()
-                wrong += (logits.argmax(2) != labels[i:i + chunk, None]).sum(0).cpu()
+                wrong += (logits.argmax(2) != labels[i : i + chunk, None]).sum(0).cpu()
         finally:
             self.group.train()
         return (wrong / max(1, len(images))).tolist()

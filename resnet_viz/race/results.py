@@ -1,4 +1,5 @@
 """What a race showed: final losses and errors, the summary table, He et al.'s Fig. 6 checks, thinned curves."""
+
 from __future__ import annotations
 
 import math
@@ -53,13 +54,20 @@ def summary(result: dict) -> list[dict]:
     rows = []
     for run in result["runs"]:
         hist = run["history"]
-        tail = hist[-max(1, len(hist) // 10):] if hist else []
-        rows.append({"run": run.get("label") or run_label(run["arch"], run["depth"]), "seed": run_seed(run, result),
-                     "arch": run["arch"],
-                     "depth": run["depth"], "status": run.get("status", ""), "steps": len(hist) and hist[-1]["step"],
-                     "final_train_loss": final_train_loss(run),
-                     "final_train_error": sum(r["train_error"] for r in tail) / len(tail) if tail else None,
-                     "test_error": final_test_error(run)})
+        tail = hist[-max(1, len(hist) // 10) :] if hist else []
+        rows.append(
+            {
+                "run": run.get("label") or run_label(run["arch"], run["depth"]),
+                "seed": run_seed(run, result),
+                "arch": run["arch"],
+                "depth": run["depth"],
+                "status": run.get("status", ""),
+                "steps": len(hist) and hist[-1]["step"],
+                "final_train_loss": final_train_loss(run),
+                "final_train_error": sum(r["train_error"] for r in tail) / len(tail) if tail else None,
+                "test_error": final_test_error(run),
+            }
+        )
     return rows
 
 
@@ -75,11 +83,19 @@ def seed_summary(result: dict) -> list[dict]:
     for (arch, depth), runs in nets(result).items():
         losses = [final_train_loss(r) if r.get("status") != "diverged" else float("inf") for r in runs]
         tests = [final_test_error(r) for r in runs]
-        rows.append({"run": runs[0].get("label") or run_label(arch, depth), "arch": arch, "depth": depth,
-                     "seeds": len(runs), "finished": sum(r.get("status") == "finished" for r in runs),
-                     "final_train_loss": _mean(losses), "min_train_loss": min(losses), "max_train_loss": max(losses),
-                     "test_error": _mean([t for t in tests if t is not None]) if any(t is not None for t in tests)
-                     else None})
+        rows.append(
+            {
+                "run": runs[0].get("label") or run_label(arch, depth),
+                "arch": arch,
+                "depth": depth,
+                "seeds": len(runs),
+                "finished": sum(r.get("status") == "finished" for r in runs),
+                "final_train_loss": _mean(losses),
+                "min_train_loss": min(losses),
+                "max_train_loss": max(losses),
+                "test_error": _mean([t for t in tests if t is not None]) if any(t is not None for t in tests) else None,
+            }
+        )
     return rows
 
 
@@ -95,9 +111,13 @@ def mean_curves(result: dict, key: str = "train_loss") -> dict[tuple[str, int], 
                 if value is not None and math.isfinite(value):
                     by_step.setdefault(row["step"], []).append(value)
         steps = sorted(by_step)
-        out[net] = {"step": steps, "mean": [sum(by_step[s]) / len(by_step[s]) for s in steps],
-                    "low": [min(by_step[s]) for s in steps], "high": [max(by_step[s]) for s in steps],
-                    "seeds": [len(by_step[s]) for s in steps]}
+        out[net] = {
+            "step": steps,
+            "mean": [sum(by_step[s]) / len(by_step[s]) for s in steps],
+            "low": [min(by_step[s]) for s in steps],
+            "high": [max(by_step[s]) for s in steps],
+            "seeds": [len(by_step[s]) for s in steps],
+        }
     return out
 
 
@@ -134,8 +154,10 @@ def fig6_checks(result: dict) -> list[dict]:
 
 
 def _fig6_on_means(result: dict) -> list[dict]:
-    loss = {net: _mean([final_train_loss(r) if r.get("status") != "diverged" else float("inf") for r in runs])
-            for net, runs in nets(result).items()}
+    loss = {
+        net: _mean([final_train_loss(r) if r.get("status") != "diverged" else float("inf") for r in runs])
+        for net, runs in nets(result).items()
+    }
     loss = {net: (v if math.isfinite(v) else float("inf")) for net, v in loss.items()}
     depths = sorted({d for (_, d) in loss if ("resnet", d) in loss and ("plain", d) in loss})
     if len(depths) < 2:
@@ -144,15 +166,29 @@ def _fig6_on_means(result: dict) -> list[dict]:
     checks = []
     chance = chance_loss(result)
     if chance is not None:
-        checks.append({"check": "plain_trained", "holds": loss[("plain", hi)] < chance - LEFT_CHANCE_MARGIN,
-                       "values": {"plain": loss[("plain", hi)], "chance": chance, "depth": hi}})
+        checks.append(
+            {
+                "check": "plain_trained",
+                "holds": loss[("plain", hi)] < chance - LEFT_CHANCE_MARGIN,
+                "values": {"plain": loss[("plain", hi)], "chance": chance, "depth": hi},
+            }
+        )
     checks += [
-        {"check": "plain_degrades", "holds": loss[("plain", hi)] > loss[("plain", lo)],
-         "values": {"deep": loss[("plain", hi)], "shallow": loss[("plain", lo)], "depth": hi, "shallow_depth": lo}},
-        {"check": "resnet_deeper_no_worse", "holds": loss[("resnet", hi)] <= loss[("resnet", lo)] + RESNET_TIE,
-         "values": {"deep": loss[("resnet", hi)], "shallow": loss[("resnet", lo)], "depth": hi, "shallow_depth": lo}},
-        {"check": "resnets_below_plain", "holds": all(loss[("resnet", d)] < loss[("plain", d)] for d in depths),
-         "values": {d: (loss[("resnet", d)], loss[("plain", d)]) for d in depths}},
+        {
+            "check": "plain_degrades",
+            "holds": loss[("plain", hi)] > loss[("plain", lo)],
+            "values": {"deep": loss[("plain", hi)], "shallow": loss[("plain", lo)], "depth": hi, "shallow_depth": lo},
+        },
+        {
+            "check": "resnet_deeper_no_worse",
+            "holds": loss[("resnet", hi)] <= loss[("resnet", lo)] + RESNET_TIE,
+            "values": {"deep": loss[("resnet", hi)], "shallow": loss[("resnet", lo)], "depth": hi, "shallow_depth": lo},
+        },
+        {
+            "check": "resnets_below_plain",
+            "holds": all(loss[("resnet", d)] < loss[("plain", d)] for d in depths),
+            "values": {d: (loss[("resnet", d)], loss[("plain", d)]) for d in depths},
+        },
     ]
     return checks
 

@@ -1,4 +1,5 @@
 """One network in a race: its optimiser and metrics, one instrumented training step, its residual ratios."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -32,13 +33,23 @@ class Run:
         self.grad_layers: list[tuple[str, torch.Tensor]] = main_path_weights(model)
 
     def to_dict(self) -> dict:
-        return {"arch": self.arch, "depth": self.depth, "label": self.label, "seed": self.seed, "status": self.status,
-                "lr": self.recipe.lr, "steps_done": len(self.history), "train_seconds": round(self.train_seconds, 2),
-                "history": self.history, "snapshots": self.snapshots}
+        return {
+            "arch": self.arch,
+            "depth": self.depth,
+            "label": self.label,
+            "seed": self.seed,
+            "status": self.status,
+            "lr": self.recipe.lr,
+            "steps_done": len(self.history),
+            "train_seconds": round(self.train_seconds, 2),
+            "history": self.history,
+            "snapshots": self.snapshots,
+        }
 
 
-def instrumented_step(run: Run, x: torch.Tensor, y: torch.Tensor, lr: float, *, want_grads: bool,
-                      autocast) -> tuple[float, float, dict | None]:
+def instrumented_step(
+    run: Run, x: torch.Tensor, y: torch.Tensor, lr: float, *, want_grads: bool, autocast
+) -> tuple[float, float, dict | None]:
     """One optimiser step of ``run``: ``(loss, error, grad_norms or None)``.
 
     Gradient norms are read between backward and the update, so they cost no extra pass.
@@ -46,12 +57,14 @@ def instrumented_step(run: Run, x: torch.Tensor, y: torch.Tensor, lr: float, *, 
     grads: dict[str, float] = {}
 
     def read_grad_norms() -> None:
-        norms = torch.stack([p.grad.detach().float().norm() if p.grad is not None else torch.zeros(())
-                             for _, p in run.grad_layers]).tolist()
+        norms = torch.stack(
+            [p.grad.detach().float().norm() if p.grad is not None else torch.zeros(()) for _, p in run.grad_layers]
+        ).tolist()
         grads.update({name: round(v, 6) for (name, _), v in zip(run.grad_layers, norms)})
 
-    loss, error = train_step(run.model, run.optimizer, x, y, lr, autocast=autocast,
-                             before_update=read_grad_norms if want_grads else None)
+    loss, error = train_step(
+        run.model, run.optimizer, x, y, lr, autocast=autocast, before_update=read_grad_norms if want_grads else None
+    )
     return loss, error, grads if want_grads else None
 
 

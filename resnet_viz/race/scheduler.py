@@ -1,4 +1,5 @@
 """How many races train at once on a server: a queue in front of a bounded number of trainers."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The residual block and its plain twin's block, drawn (Graphviz dot) and written out (PyTorch code)."""
+
 from __future__ import annotations
 
 from ..i18n import _
@@ -6,23 +7,27 @@ from ..i18n import _
 
 def residual_block_dot() -> str:
     """Graphviz source of a post-activation residual block (labels in the current language)."""
-    return ('digraph { rankdir=TB; node [shape=box, style="rounded,filled", fillcolor="#e8f1fa", '
-            'fontname="Helvetica,Noto Sans CJK SC,sans-serif"];\n'
-            'x [label="x", shape=plaintext, fillcolor=white]; c1 [label="conv + BN"]; a1 [label="ReLU"]; '
-            'c2 [label="conv + BN"];\n'
-            'add [label="+", shape=circle, fillcolor="#1f77b4", fontcolor=white]; a2 [label="ReLU"]; '
-            'y [label="y = F(x) + x", shape=plaintext, fillcolor=white];\n'
-            'x -> c1 -> a1 -> c2 -> add; x -> add [label="  ' + _dot(_("identity x")) + '", color="#1f77b4", '
-            'penwidth=2.5, fontcolor="#1f77b4"];\nadd -> a2 -> y; }')
+    return (
+        'digraph { rankdir=TB; node [shape=box, style="rounded,filled", fillcolor="#e8f1fa", '
+        'fontname="Helvetica,Noto Sans CJK SC,sans-serif"];\n'
+        'x [label="x", shape=plaintext, fillcolor=white]; c1 [label="conv + BN"]; a1 [label="ReLU"]; '
+        'c2 [label="conv + BN"];\n'
+        'add [label="+", shape=circle, fillcolor="#1f77b4", fontcolor=white]; a2 [label="ReLU"]; '
+        'y [label="y = F(x) + x", shape=plaintext, fillcolor=white];\n'
+        'x -> c1 -> a1 -> c2 -> add; x -> add [label="  ' + _dot(_("identity x")) + '", color="#1f77b4", '
+        'penwidth=2.5, fontcolor="#1f77b4"];\nadd -> a2 -> y; }'
+    )
 
 
 def plain_block_dot() -> str:
     """Graphviz source of the plain twin's block: the same layers without the addition."""
-    return ('digraph { rankdir=TB; node [shape=box, style="rounded,filled", fillcolor="#fff1e3", '
-            'fontname="Helvetica,Noto Sans CJK SC,sans-serif"];\n'
-            'x [label="x", shape=plaintext, fillcolor=white]; c1 [label="conv + BN"]; a1 [label="ReLU"]; '
-            'c2 [label="conv + BN"];\na2 [label="ReLU"]; y [label="y = F(x)", shape=plaintext, fillcolor=white];\n'
-            'x -> c1 -> a1 -> c2 -> a2 -> y; }')
+    return (
+        'digraph { rankdir=TB; node [shape=box, style="rounded,filled", fillcolor="#fff1e3", '
+        'fontname="Helvetica,Noto Sans CJK SC,sans-serif"];\n'
+        'x [label="x", shape=plaintext, fillcolor=white]; c1 [label="conv + BN"]; a1 [label="ReLU"]; '
+        'c2 [label="conv + BN"];\na2 [label="ReLU"]; y [label="y = F(x)", shape=plaintext, fillcolor=white];\n'
+        "x -> c1 -> a1 -> c2 -> a2 -> y; }"
+    )
 
 
 def _dot(text: str) -> str:

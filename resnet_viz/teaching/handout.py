@@ -1,4 +1,5 @@
 """The printable lesson handout: one self-contained HTML file with every step's question, answer and figures."""
+
 from __future__ import annotations
 
 import base64
@@ -30,11 +31,16 @@ def handout_html(steps: list[Step], reveals: dict[str, Reveal | None], *, lang: 
     from any browser; pictures are PNG data URIs. Texts are in the current language.
     """
     title = html.escape(_("ResNet twins: lesson handout"))
-    intro = _("Residual learning in {n} steps. Each step asks a question to predict, then shows the answer with a "
-              "figure computed by the app.").format(n=len(steps))
-    parts = [f'<!DOCTYPE html><html lang="{html.escape(lang)}"><head><meta charset="utf-8">'
-             f"<title>{title}</title><style>{_CSS}</style></head><body>", f"<h1>{title}</h1>",
-             f"<p>{markdown_html(intro)}</p>"]
+    intro = _(
+        "Residual learning in {n} steps. Each step asks a question to predict, then shows the answer with a "
+        "figure computed by the app."
+    ).format(n=len(steps))
+    parts = [
+        f'<!DOCTYPE html><html lang="{html.escape(lang)}"><head><meta charset="utf-8">'
+        f"<title>{title}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{title}</h1>",
+        f"<p>{markdown_html(intro)}</p>",
+    ]
     plotly_included = False
     for number, step in enumerate(steps, start=1):
         reveal = reveals.get(step.key)
@@ -48,8 +54,10 @@ def _step_section(number: int, step: Step, reveal: Reveal | None, *, include_plo
     """One step's ``<section>``: question, choices (the right one marked), answer, explanation, figures."""
     heading = _("Step {n}: {title}").format(n=number, title=_(step.title))
     question = html.escape(_("Question"))
-    parts = [f"<section><h2>{html.escape(heading)}</h2><p><strong>{question}:</strong> "
-             f'{markdown_html(_(step.question))}</p><ol class="choices" type="A">']
+    parts = [
+        f"<section><h2>{html.escape(heading)}</h2><p><strong>{question}:</strong> "
+        f'{markdown_html(_(step.question))}</p><ol class="choices" type="A">'
+    ]
     answer = reveal.answer if reveal else step.answer
     for choice in step.choices:
         right = ' class="right"' if choice.id == answer else ""
@@ -57,8 +65,10 @@ def _step_section(number: int, step: Step, reveal: Reveal | None, *, include_plo
     parts.append("</ol>")
     if answer is not None:
         label = html.escape(_("Answer"))
-        parts.append(f'<div class="answer"><strong>{label}:</strong> {step.letter(answer)}. '
-                     f"{markdown_html(_(step.choice(answer).text))}<br>{markdown_html(_(step.explanation))}")
+        parts.append(
+            f'<div class="answer"><strong>{label}:</strong> {step.letter(answer)}. '
+            f"{markdown_html(_(step.choice(answer).text))}<br>{markdown_html(_(step.explanation))}"
+        )
         parts += [f"<br>{markdown_html(fact)}" for fact in (reveal.facts if reveal else [])]
         parts.append("</div>")
     if step.key == "block":
@@ -69,14 +79,20 @@ def _step_section(number: int, step: Step, reveal: Reveal | None, *, include_plo
     if reveal.note:
         parts.append(f'<p class="note">{markdown_html(reveal.note)}</p>')
     for fig in reveal.figures:
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs,
-                                 config={"displaylogo": False, "responsive": True}))
+        parts.append(
+            fig.to_html(
+                full_html=False, include_plotlyjs=include_plotlyjs, config={"displaylogo": False, "responsive": True}
+            )
+        )
         include_plotlyjs = False
     for image, caption in reveal.images:
-        parts.append(f'<figure><img src="{_png_data_uri(image)}" alt="{html.escape(caption)}">'
-                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        parts.append(
+            f'<figure><img src="{_png_data_uri(image)}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
     if step.key == "summary":
         reading = html.escape(_("Further reading"))
-        parts.append(f"<h3>{reading}</h3><ul>"
-                     + "".join(f"<li>{html.escape(ref)}</li>" for ref in FURTHER_READING) + "</ul>")
+        parts.append(
+            f"<h3>{reading}</h3><ul>" + "".join(f"<li>{html.escape(ref)}</li>" for ref in FURTHER_READING) + "</ul>"
+        )
     return parts + ["</section>"]

@@ -4,6 +4,7 @@ The lesson's texts use nothing else (no links, lists or headings); tests/test_le
 the handout shows, in every language, leaves no Markdown mark behind. No Markdown package comes with the
 requirements (Streamlit renders Markdown in the browser), so these few rules live here.
 """
+
 from __future__ import annotations
 
 import html
