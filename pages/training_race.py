@@ -17,6 +17,7 @@ from resnet_viz.race.autotune import describe_choice
 from resnet_viz.training import OPTIMIZERS, SCHEDULES, Recipe
 from ui.charts import show_chart
 from ui.models import device
+from ui.race_dynamics import dynamics_section
 from ui.routing import route_through_app
 from ui.url_state import ChoiceList, IntRange, UrlState
 from ui.work import session_races
@@ -533,6 +534,8 @@ with text_col:
             "of the bundled data, at 16x16 pixels), so the numbers differ; the ordering is the point."
         )
     )
+
+dynamics_section(live if shown == LIVE else result)
 
 if result and not (shown == LIVE and running):
     depths = sorted({run["depth"] for run in result["runs"]})
