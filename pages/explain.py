@@ -169,7 +169,7 @@ def pick_image(source: str):
             key="explain-sample",
             help=_("Test images the bundled twins never saw."),
         )
-        return Image.fromarray(images[i]), masks[i], rv.SHAPE_CLASSES[labels[i]]
+        return Image.fromarray(images[i]), masks[i], rv.shape_class_name(labels[i])
     if kind == "photo":
         photos = rv.sample_images()
         name = st.selectbox(_("Photo"), list(photos), format_func=str.title, key="explain-photo")
@@ -373,7 +373,7 @@ if source.startswith("shapes") and true_label is None:
         _(
             "The bundled twins know only eight shapes ({classes}), so their answers on a photo are guesses. "
             "Pick an ImageNet model to explain photos."
-        ).format(classes=", ".join(rv.SHAPE_CLASSES)),
+        ).format(classes=", ".join(rv.shape_class_name(i) for i in range(len(rv.SHAPE_CLASSES)))),
         icon=":material/info:",
     )
 
@@ -427,7 +427,8 @@ for cid in candidates:  # ImageNet repeats a few names ("crane"): keep labels un
 chosen = by_label[
     c2.selectbox(
         _("Class to explain"),
-        list(by_label),
+        list(by_label),  # stable names as values: the choice survives a change of language
+        format_func=rv.class_display_name,
         key="explain-class",
         help=_("Any class in either twin's top 5; every map explains the same class."),
     )
@@ -526,7 +527,7 @@ for method in methods:
             )
             st.image(
                 picture,
-                caption=map_caption(method, names[chosen], layer, smoothgrad),
+                caption=map_caption(method, rv.class_display_name(names[chosen]), layer, smoothgrad),
                 width="stretch",
                 output_format="PNG",
                 alt=heatmap_text(heatmap),

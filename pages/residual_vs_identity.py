@@ -75,7 +75,7 @@ def choose_input(model):
             images[i : i + 1],
             raw[i],
             f"shape:{i}",
-            _("Test shape #{i}: a {shape}").format(i=i, shape=rv.SHAPE_CLASSES[int(labels[i])]),
+            _("Test shape #{i}: a {shape}").format(i=i, shape=rv.shape_class_name(int(labels[i]))),
         )
     if source == "batch":
         images, _labels, raw = shapes_pool(SHAPES_POOL)

@@ -18,7 +18,7 @@ from .attribution import (
 from .bundled import list_bundled, load_bundled, sample_images
 from .checkpoints import load_checkpoint, save_twins
 from .curvature import Curvature, twin_curvatures
-from .data import SHAPE_CLASSES, make_shapes
+from .data import SHAPE_CLASSES, class_display_name, make_shapes, shape_class_name
 from .device import best_device, describe_device
 from .explain import Explanation, explain, localisation
 from .gradients import GradientFlow, forward_signals, gradient_flow, gradient_norms
@@ -42,6 +42,8 @@ __all__ = [
     "ImageError",
     "Recipe",
     "SHAPE_CLASSES",
+    "class_display_name",
+    "shape_class_name",
     "TwinNet",
     "WeightsUnavailable",
     "best_device",

@@ -11,7 +11,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-SHAPE_CLASSES = ["circle", "square", "triangle", "cross", "ring", "star", "crescent", "bars"]
+from .i18n import N_, _
+
+# Stable identifiers (checkpoints store them, code compares them); shown through shape_class_name().
+SHAPE_CLASSES = [
+    N_("circle"),
+    N_("square"),
+    N_("triangle"),
+    N_("cross"),
+    N_("ring"),
+    N_("star"),
+    N_("crescent"),
+    N_("bars"),
+]
 SHAPES_MEAN = 0.5
 SHAPES_STD = 0.25
 # Seeds of the standard splits; train/test never overlap.
@@ -24,6 +36,17 @@ SHAPE_VARIANTS = {
     "standard": {"radius": (0.22, 0.42), "contrast": 0.25, "texture": (0.03, 0.12), "noise": (0.02, 0.1)},
     "easy": {"radius": (0.32, 0.45), "contrast": 0.4, "texture": (0.0, 0.0), "noise": (0.01, 0.03)},
 }
+
+
+def shape_class_name(index: int) -> str:
+    """The shapes class ``index`` named in the visitor's language."""
+    return _(SHAPE_CLASSES[index])
+
+
+def class_display_name(name: str) -> str:
+    """A class name as a page shows it: a shapes class in the visitor's language, any other name (ImageNet's, a
+    checkpoint's own) as it is. No ImageNet class shares a name with a shapes class."""
+    return shape_class_name(SHAPE_CLASSES.index(name)) if name in SHAPE_CLASSES else name
 
 
 def _polygon_inside(u: np.ndarray, v: np.ndarray, sides: int) -> np.ndarray:
@@ -101,7 +124,7 @@ def make_shapes_raw(
         while abs(_luminance(fg) - _luminance(bg)) < look["contrast"]:  # keep the object visible
             fg = rng.uniform(0.0, 1.0, size=3)
         texture = np.zeros((size, size))
-        for _ in range(3):
+        for _wave in range(3):
             kx, ky = rng.normal(0, 0.35, size=2)
             texture += np.sin(kx * xx + ky * yy + rng.uniform(0, 2 * np.pi))
         img = bg + rng.uniform(*look["texture"]) * texture[..., None]

@@ -10,6 +10,7 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from .attribution.methods import METHODS
+from .data import class_display_name
 from .explain import Explanation
 from .i18n import N_, _
 from .models import twin_label
@@ -120,7 +121,7 @@ def topk_figure(exp: Explanation, twin: str, *, highlight: int | None = None) ->
     fig = go.Figure(
         go.Bar(
             x=exp.probs[::-1],
-            y=exp.labels[::-1],
+            y=[class_display_name(label) for label in exp.labels[::-1]],
             orientation="h",
             marker_color=colors[::-1],
             text=[f"{p:.1%}" for p in exp.probs[::-1]],

@@ -164,13 +164,13 @@ def _gradcam(model: str, index: int):
     resnet, plain, _info = bundled_twins(model)
     with work_slot():
         exps = {m.twin: rv.explain(m, image, topk=1) for m in (resnet, plain)}
-    return image, masks[index], rv.SHAPE_CLASSES[int(labels[index])], exps
+    return image, masks[index], int(labels[index]), exps
 
 
 def reveal_gradcam() -> Reveal:
     from resnet_viz.explain_plots import overlay
 
-    image, mask, true_label, exps = _gradcam(GRADCAM_MODEL, GRADCAM_INDEX)
+    image, mask, true_class, exps = _gradcam(GRADCAM_MODEL, GRADCAM_INDEX)
     scores = {t: rv.localisation(e.heatmaps[0], mask) for t, e in exps.items()}
     inside, share = scores["resnet"]["mass_inside"], scores["resnet"]["object_share"]
     concentration = inside / max(share, 1e-9)  # 1: no more heat on the object than its area
@@ -181,12 +181,12 @@ def reveal_gradcam() -> Reveal:
             "object, which covers {share:.0%} of the image; the plain twin answers '{p}' ({pp:.0%}) with "
             "{pi:.0%} on the object."
         ).format(
-            label=true_label,
-            r=exps["resnet"].labels[0],
+            label=rv.shape_class_name(true_class),
+            r=rv.class_display_name(exps["resnet"].labels[0]),
             rp=float(exps["resnet"].probs[0]),
             ri=inside,
             share=share,
-            p=exps["plain"].labels[0],
+            p=rv.class_display_name(exps["plain"].labels[0]),
             pp=float(exps["plain"].probs[0]),
             pi=scores["plain"]["mass_inside"],
         )
@@ -195,7 +195,7 @@ def reveal_gradcam() -> Reveal:
         (
             overlay(image, exps[t].heatmaps[0], mask=mask),
             _("{twin}: Grad-CAM for '{label}'").format(
-                twin="ResNet-56" if t == "resnet" else "Plain-56", label=exps[t].labels[0]
+                twin="ResNet-56" if t == "resnet" else "Plain-56", label=rv.class_display_name(exps[t].labels[0])
             ),
         )
         for t in TWINS
