@@ -232,3 +232,17 @@ def test_the_section_speaks_chinese():
     at = _page(lang="zh")
     assert "训练动态一览" in [h.value for h in at.subheader]
     assert not any("How to read it" in m.value for m in at.markdown)
+
+
+@pytest.mark.browser
+def test_the_live_heatmaps_grow_while_the_race_trains(page, app_url):
+    page.goto(app_url + "/training_race?lang=en&depths=8&steps=20000&batch=4")
+    page.get_by_text("What to look for").first.wait_for()
+    page.get_by_role("button", name="Start").click()
+    columns = """() => Math.max(0, ...Array.from(document.querySelectorAll('.st-key-dynamics_grad .js-plotly-plot'))
+        .map(d => ((d.data || [])[0] || {}).x?.length || 0))"""
+    page.wait_for_function(f"({columns})() >= 2", timeout=240_000)  # snapshots at steps 1 and 21
+    first = page.evaluate(columns)
+    page.wait_for_function(f"({columns})() > {first}", timeout=120_000)  # redrawn as snapshots come
+    assert page.get_by_text("Gradient norm per layer during training, depth 8").count()
+    page.get_by_role("button", name="Stop").click()

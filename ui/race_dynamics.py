@@ -76,7 +76,7 @@ def _draw(result: dict, key: str, *, cache: tuple | None, every: int | None = No
         )
         return
     figures = _figures(result, depth, seed, cache)
-    charts, text = st.columns([3, 1])
+    charts, text = st.columns([5, 2])
     if grads:
         show_chart(figures[0], where=charts, key=f"{key}_grad")
     if ratios:
@@ -160,11 +160,12 @@ def explanation(grads: dict[str, rd.Grid], ratios: dict[str, rd.Grid]) -> list[s
         median = rd.median_ratio(grid, len(grid.steps) - 1)
         if median is None:
             continue
-        what = (
-            _("its blocks add a small change to x")
-            if median < 1
-            else _("its blocks change x by as much as x itself, or more")
-        )
+        if grid.twin == "plain":
+            what = _("each of its blocks replaces x by F(x), nothing of x is passed on")
+        elif median < 1:
+            what = _("its blocks add a small change to x")
+        else:
+            what = _("its blocks change x by as much as x itself, or more")
         lines.append(
             _("- {net}'s median ‖F(x)‖/‖x‖ at step {step} is {median:.2f}: {what}.").format(
                 net=rr.run_label(grid.twin, grid.depth), step=grid.steps[-1], median=median, what=what
