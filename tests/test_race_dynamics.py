@@ -246,3 +246,19 @@ def test_the_live_heatmaps_grow_while_the_race_trains(page, app_url):
     page.wait_for_function(f"({columns})() > {first}", timeout=120_000)  # redrawn as snapshots come
     assert page.get_by_text("Gradient norm per layer during training, depth 8").count()
     page.get_by_role("button", name="Stop").click()
+
+
+def test_switching_to_a_race_of_other_depths_and_seeds_forgets_the_old_choice(recorded):
+    other = copy.deepcopy(recorded)
+    for run in other["runs"]:
+        run["depth"] = {20: 8, 56: 14}[run["depth"]]
+        run["seed"] += 5
+    at = _page()
+    at.radio(key="dynamics_depth").set_value(20).run()
+    at.selectbox(key="dynamics_seed").set_value(2).run()
+    uploader = next(u for u in at.get("file_uploader") if u.key == "race_upload")
+    uploader.set_value(("other.json", rr.race_to_json(other).encode(), "application/json")).run()
+    assert not at.exception
+    assert list(at.radio(key="dynamics_depth").options) == ["8", "14"]
+    assert at.selectbox(key="dynamics_seed").value == 5
+    assert GRAD_TITLE.format(depth=14) in chart_titles(at)

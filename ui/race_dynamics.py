@@ -57,11 +57,11 @@ def _draw(result: dict, key: str, *, cache: tuple | None, every: int | None = No
             ).format(every=every)
         )
         return
+    seeds = rr.race_seeds(result)
     pick = st.columns([1, 1, 3])
     depth = depths[0]
     if len(depths) > 1:
         depth = pick[0].radio(_("Depth"), depths, index=len(depths) - 1, horizontal=True, key=f"{key}_depth")
-    seeds = rr.race_seeds(result)
     seed = seeds[0]
     if len(seeds) > 1:
         seed = pick[1].selectbox(_("Seed"), seeds, key=f"{key}_seed")
