@@ -156,6 +156,7 @@ def test_a_loaded_race_shows_its_own_numbers_and_a_race_without_snapshots_a_note
     for snap in _run(mine, "plain", 20, 0)["snapshots"]:
         snap["grad_norms"]["conv1"] = 12345.0  # a number only this file has
     at = _page()
+    at.radio(key="dynamics_depth").set_value(20).run()  # the recorded race's depth-20 heatmaps, kept for reruns
     uploader = next(u for u in at.get("file_uploader") if u.key == "race_upload")
     uploader.set_value(("mine.json", rr.race_to_json(mine).encode(), "application/json")).run()
     assert not at.exception

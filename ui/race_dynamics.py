@@ -32,18 +32,18 @@ def dynamics_section(race: rr.Race | dict | None, *, key: str = "dynamics") -> N
     if isinstance(race, rr.Race) and not race.done:
         st.fragment(_live, run_every=LIVE_REFRESH_S)(race, key, get_language())
     else:
-        _draw(race.to_dict() if isinstance(race, rr.Race) else race, key, cache=None)
+        _draw(race.to_dict() if isinstance(race, rr.Race) else race, key)
 
 
 def _live(race: rr.Race, key: str, lang: str) -> None:
     # A fragment's own reruns skip app.py, which sets the language: the full run passes it along.
     set_language(lang)
-    _draw(race.to_dict(), key, cache=(id(race), lang), every=race.config.snapshot_every)
+    _draw(race.to_dict(), key, every=race.config.snapshot_every)
     if race.done:
         st.rerun()  # leave polling mode
 
 
-def _draw(result: dict, key: str, *, cache: tuple | None, every: int | None = None) -> None:
+def _draw(result: dict, key: str, *, every: int | None = None) -> None:
     every = (result.get("config") or {}).get("snapshot_every", 20) if every is None else every
     if every == 0:
         st.info(_("This race records no snapshots of gradients and residual ratios (snapshot_every = 0)."))
@@ -75,7 +75,7 @@ def _draw(result: dict, key: str, *, cache: tuple | None, every: int | None = No
             ).format(depth=depth, every=every)
         )
         return
-    figures = _figures(result, depth, seed, cache)
+    figures = _figures(result, depth, seed, grads, ratios, key)
     charts, text = st.columns([5, 2])
     if grads:
         show_chart(figures[0], where=charts, key=f"{key}_grad")
@@ -85,18 +85,22 @@ def _draw(result: dict, key: str, *, cache: tuple | None, every: int | None = No
         st.markdown("\n".join(explanation(grads, ratios)))
 
 
-def _figures(result: dict, depth: int, seed: int, cache: tuple | None) -> tuple:
-    """Both heatmaps; a live race's are kept until it records its next snapshot (building them holds the GIL that
-    its training thread needs)."""
-    if cache is None:
-        return rd.gradient_heatmap_figure(result, depth, seed), rd.ratio_heatmap_figure(result, depth, seed)
-    signature = (*cache, depth, seed, tuple(len(run.get("snapshots") or []) for run in result["runs"]))
-    kept = st.session_state.get("race_dynamics_figures")
+def _figures(
+    result: dict, depth: int, seed: int, grads: dict[str, rd.Grid], ratios: dict[str, rd.Grid], key: str
+) -> tuple:
+    """Both heatmaps, kept while the numbers they draw and the language stay the same: a rerun (a widget, a live
+    race's poll without a new snapshot) reuses them (building them takes about 0.2 s, and holds the GIL that a live
+    race's training thread needs)."""
+    content = tuple(
+        (kind, twin, tuple(g.steps), tuple(g.rows), tuple(map(tuple, g.values)))
+        for kind, grids in (("grad_norms", grads), ("ratios", ratios))
+        for twin, g in grids.items()
+    )
+    signature = (depth, seed, get_language(), content)
+    kept = st.session_state.get(f"{key}_figures")
     if kept is None or kept[0] != signature:
-        kept = st.session_state["race_dynamics_figures"] = (
-            signature,
-            (rd.gradient_heatmap_figure(result, depth, seed), rd.ratio_heatmap_figure(result, depth, seed)),
-        )
+        figures = rd.gradient_heatmap_figure(result, depth, seed), rd.ratio_heatmap_figure(result, depth, seed)
+        kept = st.session_state[f"{key}_figures"] = (signature, figures)
     return kept[1]
 
 
