@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..explain import LayerPass, layer_pass
+from ..models import TwinNet
 from .batching import batch_for
 
 
@@ -28,7 +29,7 @@ class Perturbation:
     """What the perturbation-based CAMs need beyond the pass: the model, its input, the channel limit and batch
     size (None: all channels; from the input's size), and the progress and stop callbacks."""
 
-    model: torch.nn.Module
+    model: TwinNet
     x: torch.Tensor
     max_channels: int | None = None
     batch_size: int | None = None
@@ -132,7 +133,8 @@ def chosen_channels(act: torch.Tensor, limit: int | None) -> torch.Tensor:
 
 def _batches(job: Perturbation, n: int):
     """``(start, stop)`` of each batch of ``n`` perturbations, with progress and the stop check."""
-    size = int(job.batch_size or batch_for(*job.x.shape[-2:], 256))  # memory bounded at any input size
+    height, width = job.x.shape[-2:]
+    size = int(job.batch_size or batch_for(height, width, 256))  # memory bounded at any input size
     if size < 1:
         raise ValueError("batch_size must be at least 1")
     for start in range(0, n, size):
