@@ -458,7 +458,7 @@ def build_twins(
             "ImageNet weights exist only for the standard torchvision architecture "
             "(resnet18/34/50, 1000 classes, BatchNorm, ReLU, post-activation blocks)"
         )
-    options: _BuildOptions = dict(
+    options = _BuildOptions(
         depth=depth,
         width=width,
         num_classes=num_classes,
