@@ -161,12 +161,18 @@ def probe_cost(data, depths, device: torch.device, *, seeds: int, precision: str
     import tempfile
 
     from resnet_viz.race import autotune
+    from resnet_viz.race.engine import measure_candidate
 
     config = RaceConfig(depths=depths, recipe=QUICK_RECIPE, seeds=seeds, precision=precision)
     autotune.forget_choices()
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
-        choice = autotune.choose_engine(config, device, data, cache_dir=cache)
+        choice = autotune.choose_engine(
+            config,
+            device,
+            cache_dir=cache,
+            measure=lambda cfg, fused, prec: measure_candidate(cfg, device, data, fused, prec),
+        )
         spent = time.perf_counter() - start
     autotune.forget_choices()
     return spent, choice

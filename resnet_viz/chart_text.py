@@ -44,7 +44,7 @@ def _sequence(values) -> list:
 
 
 def _numbers(values) -> list[float | None]:
-    out = []
+    out: list[float | None] = []
     for v in _sequence(values):
         try:
             f = float(v)

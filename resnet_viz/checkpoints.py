@@ -102,7 +102,9 @@ def _read_tensors(path: Path) -> tuple[dict, dict]:
         raise ValueError(
             _("Expected a state dict (a mapping of names to tensors), found {type}.").format(type=type(obj).__name__)
         )
-    info = obj.get("info") if isinstance(obj.get("info"), dict) else {}
+    info = obj.get("info")
+    if not isinstance(info, dict):
+        info = {}
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -131,7 +133,7 @@ def infer_build(state: dict) -> dict:
     block = "pre" if "final_bn.weight" in state else "post"  # without norm the two look alike: post
     build = dict(num_classes=int(state["fc.weight"].shape[0]), in_channels=int(stem.shape[1]), norm=norm, block=block)
     if stem.shape[-1] == 7:
-        by_layout = {
+        by_layout: dict[tuple[str, tuple[int, ...]], str] = {
             ("basic", (2, 2, 2, 2)): "resnet18",
             ("basic", (3, 4, 6, 3)): "resnet34",
             ("bottleneck", (3, 4, 6, 3)): "resnet50",

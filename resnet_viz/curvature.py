@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .locks import model_lock
+from .models import TwinNet
 
 LANCZOS_STEPS = 30
 Hvp = Callable[[torch.Tensor], torch.Tensor]
@@ -71,7 +72,8 @@ def lanczos_largest(
     q = torch.randn(dim, generator=gen, dtype=dtype).to(device)
     q /= q.norm()
     basis = [q]
-    alphas, betas = [], []
+    alphas: list[float] = []
+    betas: list[float] = []
     for k in range(steps):
         w = hvp(basis[k]).to(dtype)
         alpha = torch.dot(w, basis[k])
@@ -155,8 +157,8 @@ def curvature(
 
 
 def twin_curvatures(
-    resnet: nn.Module,
-    plain: nn.Module,
+    resnet: TwinNet,
+    plain: TwinNet,
     x: torch.Tensor,
     y: torch.Tensor,
     *,
@@ -164,7 +166,7 @@ def twin_curvatures(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Curvature]:
     """:func:`curvature` of both twins on the same batch; ``progress(twin, done, total)``."""
-    out = {}
+    out: dict[str, Curvature] = {}
     for model in (resnet, plain):
         report = (lambda done, total, twin=model.twin: progress(twin, done, total)) if progress else None
         out[model.twin] = curvature(model, x, y, steps=steps, progress=report)

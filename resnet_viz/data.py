@@ -8,6 +8,8 @@ data set ships as code rather than files.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 import torch
 
@@ -29,10 +31,22 @@ SHAPES_STD = 0.25
 # Seeds of the standard splits; train/test never overlap.
 TRAIN_SEED = 1
 TEST_SEED = 2
+
+
 # How hard the images are. "standard" is the bundled data set (the bundled models are trained on it);
 # "easy" is a variant for the quick training race: larger objects, stronger contrast, no background texture
 # and little noise, so that networks learn the classes within a minute of CPU training.
-SHAPE_VARIANTS = {
+class ShapeLook(TypedDict):
+    """Ranges an image's look is drawn from: the object's radius (a share of the image side), the least
+    luminance contrast between object and background, the background texture's and the pixel noise's strength."""
+
+    radius: tuple[float, float]
+    contrast: float
+    texture: tuple[float, float]
+    noise: tuple[float, float]
+
+
+SHAPE_VARIANTS: dict[str, ShapeLook] = {
     "standard": {"radius": (0.22, 0.42), "contrast": 0.25, "texture": (0.03, 0.12), "noise": (0.02, 0.1)},
     "easy": {"radius": (0.32, 0.45), "contrast": 0.4, "texture": (0.0, 0.0), "noise": (0.01, 0.03)},
 }

@@ -72,6 +72,13 @@ class LayerPass:
     layer: str
     split: int
 
+    @property
+    def class_gradients(self) -> torch.Tensor:
+        """``gradients``, for a formula that weighs them; a ValueError when the pass ran without them."""
+        if self.gradients is None:
+            raise ValueError("this pass ran without gradients: call layer_pass with gradients=True")
+        return self.gradients
+
 
 def layer_pass(
     model: TwinNet,
@@ -135,7 +142,7 @@ def grad_cam(
     at the layer's own resolution when ``upsample`` is False).
     """
     p = layer_pass(model, x, class_ids, topk=topk, layer=layer)
-    weights = p.gradients.mean(dim=(2, 3), keepdim=True)  # k x C x 1 x 1
+    weights = p.class_gradients.mean(dim=(2, 3), keepdim=True)  # k x C x 1 x 1
     cams = F.relu((weights * p.activations).sum(dim=1, keepdim=True))  # k x 1 x h x w
     if not upsample:
         return p.logits, p.class_ids, cams[:, 0]
@@ -163,7 +170,7 @@ def explain(
         x = image_to_tensor(image, model.preprocess)
         out_size = (image.height, image.width)
     elif isinstance(image, torch.Tensor):
-        x, out_size = image, tuple(image.shape[-2:])
+        x, out_size = image, (int(image.shape[-2]), int(image.shape[-1]))
     else:
         raise TypeError(f"image must be a PIL image or a tensor, not {type(image).__name__}")
     if not 1 <= topk:

@@ -81,6 +81,8 @@ class _StackedPad(nn.Module):
 class _MaskedShortcut(nn.Module):
     """The shortcut of a block whose members mix ResNets (mask 1) and plain twins (mask 0)."""
 
+    mask: torch.Tensor  # a buffer
+
     def __init__(self, inner: nn.Module | None, mask: torch.Tensor):
         super().__init__()
         self.inner = inner
@@ -104,15 +106,21 @@ class _StackedLinear(nn.Module):
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2)).transpose(0, 1)
 
 
+def _pair(values: tuple[int, ...]) -> tuple[int, int]:
+    """A Conv2d's kernel size, stride or padding (typed as any tuple; a 2-d convolution's is a pair)."""
+    first, second = values
+    return first, second
+
+
 def _widen(module: nn.Module, n: int) -> nn.Module:
     """The layer of one member as the layer of ``n`` stacked members (weights left uninitialised)."""
     if isinstance(module, nn.Conv2d):
         return nn.Conv2d(
             module.in_channels * n,
             module.out_channels * n,
-            module.kernel_size,
-            module.stride,
-            module.padding,
+            _pair(module.kernel_size),
+            _pair(module.stride),
+            module.padding if isinstance(module.padding, str) else _pair(module.padding),
             groups=module.groups * n,
             bias=module.bias is not None,
         )

@@ -33,7 +33,7 @@ SWEEP_DEPTHS = (8, 14, 20, 32, 44, 56, 110)
 NUM_CLASSES = len(SHAPE_CLASSES)
 
 
-def main_path_weights(model: TwinNet) -> list[tuple[str, nn.Parameter]]:
+def main_path_weights(model: TwinNet) -> list[tuple[str, torch.Tensor]]:
     """The weights a signal must cross from input to output, in order.
 
     The stem convolution, each block's convolutions, the final linear layer.
@@ -50,7 +50,7 @@ def main_path_weights(model: TwinNet) -> list[tuple[str, nn.Parameter]]:
 
 
 @contextlib.contextmanager
-def _probe_state(model: nn.Module, weights: Sequence[nn.Parameter], batch_stats: bool) -> Iterator[None]:
+def _probe_state(model: nn.Module, weights: Sequence[torch.Tensor], batch_stats: bool) -> Iterator[None]:
     """Temporarily set what the probe needs; restore every flag afterwards.
 
     With ``batch_stats`` BatchNorm runs in training mode but with
@@ -66,16 +66,16 @@ def _probe_state(model: nn.Module, weights: Sequence[nn.Parameter], batch_stats:
         try:
             model.train(batch_stats)
             if batch_stats:
-                for m, _ in bn_flags:
-                    m.track_running_stats = False
+                for bn, _ in bn_flags:
+                    bn.track_running_stats = False
             for w in weights:
                 w.requires_grad_(True)
             yield
         finally:
             for m, training in modes:
                 m.training = training
-            for m, flag in bn_flags:
-                m.track_running_stats = flag
+            for bn, flag in bn_flags:
+                bn.track_running_stats = flag
             for w, flag in requires:
                 w.requires_grad_(flag)
 
@@ -104,9 +104,9 @@ class GradientFlow:
 
 def first_last_ratio(norms: Sequence[float] | Sequence[tuple[str, float]]) -> float:
     """Gradient norm at the first layer divided by that at the last layer."""
-    first, last = norms[0], norms[-1]
-    if isinstance(first, tuple):
-        first, last = first[1], last[1]
+    head, tail = norms[0], norms[-1]
+    first = head[1] if isinstance(head, tuple) else head
+    last = tail[1] if isinstance(tail, tuple) else tail
     if last == 0:
         return math.nan if first == 0 else math.inf
     return first / last
@@ -131,8 +131,8 @@ def _flow(
         # .grad, and skips every parameter nobody asked about.
         grads = torch.autograd.grad(loss, weights)
     # One device sync for all numbers.
-    numbers = torch.stack([torch.linalg.vector_norm(g.float()) for g in grads] + signals + [loss.detach().float()])
-    numbers = numbers.cpu().double().tolist()
+    stacked = torch.stack([torch.linalg.vector_norm(g.float()) for g in grads] + signals + [loss.detach().float()])
+    numbers: list[float] = stacked.cpu().double().tolist()
     n = len(weights)
     return names, numbers[:n], blocks, numbers[n:-1], numbers[-1]
 

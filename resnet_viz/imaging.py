@@ -57,7 +57,7 @@ def _decode(data: bytes, max_pixels: int, max_side: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             if img.format not in ACCEPTED_FORMATS:
                 raise ImageError(
                     _("{format} images are not supported; use PNG, JPEG, WebP, BMP or GIF.").format(format=img.format)

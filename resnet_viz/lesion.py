@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .locks import model_lock
-from .models import TwinNet
+from .models import TwinNet, _Block
 from .residual import check_eval
 
 
@@ -27,7 +27,7 @@ def keeps_shape(block: nn.Module) -> bool:
     return all(c.stride == (1, 1) for c in convs) and convs[0].in_channels == convs[-1].out_channels
 
 
-def _lesioned(block: nn.Module, h: torch.Tensor) -> torch.Tensor:
+def _lesioned(block: _Block, h: torch.Tensor) -> torch.Tensor:
     # A ResNet block without F is its shortcut; a plain block without F is the identity.
     return block.skip_only(h) if block.residual else h
 

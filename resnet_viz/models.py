@@ -15,7 +15,7 @@ for ``resnet18/34/50``) with two changes that make the models safe to probe:
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Literal, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +90,7 @@ class _Block(nn.Module):
     """Shared logic of basic and bottleneck blocks: y = F(x) + shortcut(x)."""
 
     expansion = 1
+    downsample: nn.Module | None  # set by each subclass: None for an identity shortcut or a plain block
 
     def __init__(self, *, residual: bool, preact: bool, activation: str):
         super().__init__()
@@ -204,7 +205,7 @@ class TwinNet(nn.Module):
         arch: str,
         stage_blocks: list[int],
         stage_planes: list[int],
-        block: type[_Block],
+        block: type[BasicBlock] | type[Bottleneck],
         residual: bool,
         num_classes: int,
         in_channels: int,
@@ -313,7 +314,9 @@ class TwinNet(nn.Module):
 def _init_weights(model: TwinNet, init: str, activation: str) -> None:
     if init == "default":
         return
-    gain_name = activation if activation in ("relu", "tanh") else "sigmoid"
+    gain_name: Literal["relu", "tanh", "sigmoid"] = (
+        "relu" if activation == "relu" else "tanh" if activation == "tanh" else "sigmoid"
+    )
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             if init == "kaiming":
@@ -325,6 +328,19 @@ def _init_weights(model: TwinNet, init: str, activation: str) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+class _BuildOptions(TypedDict):
+    """The keyword options of :func:`_build` that :func:`build_twins` passes on and records in ``config``."""
+
+    depth: int
+    width: int
+    num_classes: int
+    in_channels: int
+    norm: str
+    activation: str
+    block: str
+    shortcut: str
 
 
 def _build(
@@ -442,7 +458,7 @@ def build_twins(
             "ImageNet weights exist only for the standard torchvision architecture "
             "(resnet18/34/50, 1000 classes, BatchNorm, ReLU, post-activation blocks)"
         )
-    options = dict(
+    options = _BuildOptions(
         depth=depth,
         width=width,
         num_classes=num_classes,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class ProgressBar:
@@ -16,7 +20,7 @@ class ProgressBar:
     def __init__(self, label: str = "", *, unit: str = "it", quiet: bool = False):
         self.label, self.unit, self.quiet = label, unit, quiet
         self.note: str | None = None
-        self._bar = None
+        self._bar: tqdm | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if self.quiet:

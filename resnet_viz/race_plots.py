@@ -219,7 +219,7 @@ def _snapshot(run: dict, step: int) -> dict | None:
 def _twins_at(result: dict, depth: int, step: int, seed: int | None = None) -> dict[str, dict]:
     """twin -> its snapshot at ``step`` (ResNet first, as the other pages draw them)."""
     snaps = {run["arch"]: _snapshot(run, step) for run in _runs_of(result, depth, seed)}
-    return {twin: snaps[twin] for twin in TWINS if snaps.get(twin)}
+    return {twin: snap for twin in TWINS if (snap := snaps.get(twin))}
 
 
 def gradient_snapshot_figure(result: dict, depth: int, step: int, seed: int | None = None) -> go.Figure:

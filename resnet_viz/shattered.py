@@ -36,7 +36,7 @@ from torch import nn
 
 from .data import make_shapes
 from .locks import model_lock
-from .models import CIFAR_ARCH, TWINS, build_twins
+from .models import CIFAR_ARCH, TWINS, TwinNet, build_twins
 
 PAPER_WIDTH = 200  # rectifier units per layer (Balduzzi et al., Fig. 1)
 PAPER_POINTS = 256  # inputs on the line
@@ -266,8 +266,8 @@ def example_image(seed: int = 0) -> tuple[torch.Tensor, int]:
 
 
 def twins_line_gradients(
-    resnet: nn.Module,
-    plain: nn.Module,
+    resnet: TwinNet,
+    plain: TwinNet,
     *,
     at_init: bool,
     seed: int = 0,

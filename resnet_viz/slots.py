@@ -57,7 +57,10 @@ class Slots:
                     if cancelled is not None and cancelled.is_set():
                         return False
                     if on_wait:
-                        ahead = self._active + self.position(ticket) - 1
+                        place = self.position(ticket)
+                        if place is None:  # appended above and removed only below
+                            raise RuntimeError("a waiting ticket left the line")
+                        ahead = self._active + place - 1
                         self._cond.release()  # never call out while holding the lock
                         try:
                             on_wait(ahead)

@@ -10,8 +10,9 @@ import torch
 import resnet_viz.device as devices
 import resnet_viz.race as rr
 from resnet_viz.data import SHAPE_CLASSES, TEST_SEED, TRAIN_SEED, make_shapes
-from resnet_viz.race import autotune
-from resnet_viz.race.autotune import EngineChoice, candidate_name, choose_engine, measure_candidate
+from resnet_viz.race import autotune, engine
+from resnet_viz.race.autotune import EngineChoice, candidate_name, choose_engine
+from resnet_viz.race.engine import measure_candidate
 from resnet_viz.training import Recipe
 
 CPU = torch.device("cpu")
@@ -56,16 +57,16 @@ def fake_times(times):
 def test_the_fastest_candidate_wins_and_is_remembered_in_the_process_and_on_disk(tmp_path, monkeypatch):
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
     measure, calls = fake_times({(False, "fp32"): 0.5, (False, "bf16"): 0.6, (True, "fp32"): 0.3, (True, "bf16"): 0.4})
-    choice = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    choice = choose_engine(config(), CPU, cache_dir=str(tmp_path), measure=measure)
     assert (choice.fused, choice.precision, choice.how) == (True, "fp32", "measured")
     assert len(calls) == 4 and choice.seconds_per_step[candidate_name(True, "fp32")] == 0.3
     assert choice.speedup == pytest.approx(0.6 / 0.3)
-    again = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    again = choose_engine(config(), CPU, cache_dir=str(tmp_path), measure=measure)
     assert len(calls) == 4 and again.how == "remembered" and (again.fused, again.precision) == (True, "fp32")
     autotune.forget_choices()  # a new process: the file remembers
-    from_file = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    from_file = choose_engine(config(), CPU, cache_dir=str(tmp_path), measure=measure)
     assert len(calls) == 4 and from_file.how == "remembered" and from_file.seconds_per_step == choice.seconds_per_step
-    other_shape = choose_engine(config(seeds=3), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    other_shape = choose_engine(config(seeds=3), CPU, cache_dir=str(tmp_path), measure=measure)
     assert len(calls) == 8 and other_shape.how == "measured"
 
 
@@ -74,7 +75,7 @@ def test_unfused_float32_wins_where_it_is_fastest_and_a_failing_candidate_is_lef
     measure, _calls = fake_times(
         {(False, "fp32"): 0.2, (False, "bf16"): 0.3, (True, "fp32"): RuntimeError("no"), (True, "bf16"): 0.25}
     )
-    choice = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    choice = choose_engine(config(), CPU, cache_dir=str(tmp_path), measure=measure)
     assert (choice.fused, choice.precision) == (False, "fp32")
     assert candidate_name(True, "fp32") not in choice.seconds_per_step and len(choice.seconds_per_step) == 3
 
@@ -85,30 +86,30 @@ def test_candidates_close_to_the_fastest_are_timed_again_and_keep_their_faster_t
     measure, calls = fake_times(
         {(False, "fp32"): [0.54, 0.45], (False, "bf16"): 0.9, (True, "fp32"): [0.50, 0.60], (True, "bf16"): 0.8}
     )
-    choice = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    choice = choose_engine(config(), CPU, cache_dir=str(tmp_path), measure=measure)
     assert (choice.fused, choice.precision) == (False, "fp32")
     assert choice.seconds_per_step == {"unfused fp32": 0.45, "unfused bf16": 0.9, "fused fp32": 0.5, "fused bf16": 0.8}
     assert calls.count((False, "bf16")) == 1 and calls.count((True, "bf16")) == 1  # far behind: timed once
     assert calls.count((False, "fp32")) == 2 and calls.count((True, "fp32")) == 2
     autotune.forget_choices()
     measure, calls = fake_times({(False, "fp32"): 0.5, (False, "bf16"): 0.9, (True, "fp32"): 0.7, (True, "bf16"): 0.8})
-    choose_engine(config(), CPU, None, cache_dir=str(tmp_path / "clear"), measure=measure)
+    choose_engine(config(), CPU, cache_dir=str(tmp_path / "clear"), measure=measure)
     assert len(calls) == 4  # a clear winner is not timed again
 
 
 def test_nothing_is_measured_for_one_candidate_a_short_race_or_a_stopped_one(tmp_path, monkeypatch):
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
     measure, calls = fake_times({(False, "fp32"): 0.2, (True, "fp32"): 0.1})
-    fixed = choose_engine(config(engine="unfused"), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    fixed = choose_engine(config(engine="unfused"), CPU, cache_dir=str(tmp_path), measure=measure)
     assert fixed.how == "fixed" or fixed.how == "default"
     assert not fixed.fused and calls == []  # unfused, float32 (no native bfloat16): one candidate
-    short = choose_engine(config(steps=20), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    short = choose_engine(config(steps=20), CPU, cache_dir=str(tmp_path), measure=measure)
     assert short.how == "default" and calls == []
     stop = threading.Event()
     stop.set()
-    stopped = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure, stop=stop)
+    stopped = choose_engine(config(), CPU, cache_dir=str(tmp_path), measure=measure, stop=stop)
     assert stopped.how == "default" and calls == []
-    measured = choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure)
+    measured = choose_engine(config(), CPU, cache_dir=str(tmp_path), measure=measure)
     assert measured.fused and measured.precision == "fp32" and len(calls) == 2  # no bfloat16 candidate
 
 
@@ -116,9 +117,9 @@ def test_a_broken_cache_file_is_measured_again_and_rewritten(tmp_path, monkeypat
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
     (tmp_path / autotune.CACHE_FILE).write_text("{not json")
     measure, calls = fake_times({(False, "fp32"): 0.2, (True, "fp32"): 0.1})
-    assert choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure).how == "measured"
+    assert choose_engine(config(), CPU, cache_dir=str(tmp_path), measure=measure).how == "measured"
     autotune.forget_choices()
-    assert choose_engine(config(), CPU, None, cache_dir=str(tmp_path), measure=measure).how == "remembered"
+    assert choose_engine(config(), CPU, cache_dir=str(tmp_path), measure=measure).how == "remembered"
     assert len(calls) == 2
 
 
@@ -149,7 +150,7 @@ def fake_race_measurement(monkeypatch, cache, *, fused_s: float, unfused_s: floa
         measured.append(fused)
         return fused_s if fused else unfused_s
 
-    monkeypatch.setattr(autotune, "measure_candidate", measure)
+    monkeypatch.setattr(engine, "measure_candidate", measure)
     return measured
 
 
@@ -193,7 +194,7 @@ def test_the_choice_is_told_with_every_measured_candidate_in_the_reader_s_langua
 def test_a_race_much_faster_than_its_measurement_forgets_it_and_the_next_race_measures_again(tmp_path):
     measure, calls = fake_times({(False, "fp32"): 0.2, (True, "fp32"): 0.1})  # fused measured (busy) faster
     cfg = config(precision="fp32")
-    choice = choose_engine(cfg, CPU, None, cache_dir=str(tmp_path), measure=measure)
+    choice = choose_engine(cfg, CPU, cache_dir=str(tmp_path), measure=measure)
     assert choice.fused and len(calls) == 2
     steps = autotune.MIN_STEPS_TO_MEASURE
     # slower than measured (the machine is busy now), or about as fast: the choice stays
@@ -201,13 +202,13 @@ def test_a_race_much_faster_than_its_measurement_forgets_it_and_the_next_race_me
     assert not autotune.review_choice(cfg, CPU, choice, [0.08] * steps, cache_dir=str(tmp_path))
     assert not autotune.review_choice(cfg, CPU, choice, [0.01] * (steps - 1), cache_dir=str(tmp_path))  # too short
     autotune.forget_choices()
-    assert choose_engine(cfg, CPU, None, cache_dir=str(tmp_path), measure=measure).how == "remembered"
+    assert choose_engine(cfg, CPU, cache_dir=str(tmp_path), measure=measure).how == "remembered"
     # the race ran its steps at 1/2 of the measured time: the measurement was slowed by something else
     assert autotune.review_choice(cfg, CPU, choice, [0.05] * steps, cache_dir=str(tmp_path))
-    again = choose_engine(cfg, CPU, None, cache_dir=str(tmp_path), measure=measure)
+    again = choose_engine(cfg, CPU, cache_dir=str(tmp_path), measure=measure)
     assert again.how == "measured" and len(calls) == 4
     autotune.forget_choices()  # a new process: the file was rewritten with the new measurement
-    assert choose_engine(cfg, CPU, None, cache_dir=str(tmp_path), measure=measure).how == "remembered"
+    assert choose_engine(cfg, CPU, cache_dir=str(tmp_path), measure=measure).how == "remembered"
     assert not autotune.review_choice(
         cfg, CPU, EngineChoice(True, "fp32", "default"), [0.01] * steps, cache_dir=str(tmp_path)
     )

@@ -304,6 +304,17 @@ def test_bad_arguments(twins, x):
         rv.cams(twins[0], x, methods=[])
 
 
+def test_a_formula_that_weighs_gradients_says_so_on_a_pass_without_them(twins, x):
+    from resnet_viz.explain import layer_pass
+
+    p = layer_pass(twins[0], x, [2], gradients=False)
+    job = cam_family.Perturbation(twins[0], x)
+    assert cam_family.eigen_cam(p, job).shape == p.activations.shape[:1] + p.activations.shape[2:]
+    for formula in (cam_family.grad_cam, cam_family.grad_cam_plus_plus, cam_family.eigengrad_cam):
+        with pytest.raises(ValueError, match="without gradients"):
+            formula(p, job)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cams_on_cuda_equal_the_cpu_maps(x):

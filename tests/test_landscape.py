@@ -186,6 +186,28 @@ def test_bad_batches_and_directions_are_refused(tiny):
         rv.loss_surface(resnet, x, y, steps=3, directions=({"nope.weight": torch.zeros(1)}, {}))
 
 
+def test_a_foreign_model_is_refused_a_fused_grid_with_a_clear_message(tiny):
+    _, _, x, y = tiny
+    foreign = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(x[0].numel(), 8))
+    assert rv.loss_surface(foreign, x, y, steps=3).loss.shape == (3, 3)  # one model at a time: any model
+    with pytest.raises(TypeError, match="only a TwinNet"):
+        rv.loss_surface(foreign, x, y, steps=3, points=4)
+
+
+def test_a_path_file_needs_two_explained_shares_and_is_not_broadcast():
+    from resnet_viz.landscape.distributed import broadcast_path
+
+    path = ls.OptimizerPath([0, 5], np.zeros((2, 2)), (0.6, 0.3), [2.0, 1.0])
+    data = path.to_dict()
+    back = ls.OptimizerPath.from_dict(data)
+    assert back.explained == (0.6, 0.3) and back.directions is None and back.trained is None
+    for explained in ([0.6, 0.3, 0.1], [0.6]):
+        with pytest.raises(ValueError, match="not an optimiser path"):
+            ls.OptimizerPath.from_dict({**data, "explained": explained})
+    with pytest.raises(ValueError, match="recorded in this process"):
+        broadcast_path(back)  # it has no directions or weights to send
+
+
 def test_nonconvex_share_counts_points_that_curve_down():
     a = np.linspace(-1, 1, 9)
     A, B = np.meshgrid(a, a, indexing="ij")

@@ -3,8 +3,8 @@
 * :mod:`.methods` declares each method once (what it is, its options, how it runs): the registry
   :data:`METHODS`; :mod:`.runners` calls captum as it documents it (Grad-CAM is our one-pass
   :mod:`resnet_viz.explain`).
-* :func:`cams` (:mod:`.cam_family`): the whole CAM family (Grad-CAM, HiResCAM, Grad-CAM++, XGrad-CAM, LayerCAM,
-  Eigen-CAM, ..., Score-CAM, Ablation-CAM) for the top-k classes from one pass.
+* :func:`cams` (:mod:`.cam_maps`, formulas in :mod:`.cam_family`): the whole CAM family (Grad-CAM, HiResCAM,
+  Grad-CAM++, XGrad-CAM, LayerCAM, Eigen-CAM, ..., Score-CAM, Ablation-CAM) for the top-k classes from one pass.
 * :func:`attribute` (:mod:`.core`) runs one method on one image, on a private copy
   (:mod:`.private_copies`) when captum registers hooks.
 * :func:`sanity_check` and :func:`sanity_verdict` (:mod:`.sanity`): the cascading model-parameter
@@ -15,7 +15,8 @@
 """
 
 from .batching import BATCH_PIXELS, batch_for
-from .cam_family import Cams, CamsCancelled, cam_methods, cams
+from .cam_family import CamsCancelled
+from .cam_maps import Cams, cam_methods, cams
 from .core import Attribution, attribute, prepare, to_map
 from .evaluation import (
     RANDOM,

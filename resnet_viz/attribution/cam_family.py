@@ -9,15 +9,14 @@ stopping when asked (:class:`CamsCancelled`). The registry (:mod:`.methods`) dec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from ..explain import LayerPass, layer_pass, read_only
+from ..explain import LayerPass, layer_pass
+from ..models import TwinNet
 from .batching import batch_for
 
 
@@ -30,7 +29,7 @@ class Perturbation:
     """What the perturbation-based CAMs need beyond the pass: the model, its input, the channel limit and batch
     size (None: all channels; from the input's size), and the progress and stop callbacks."""
 
-    model: torch.nn.Module
+    model: TwinNet
     x: torch.Tensor
     max_channels: int | None = None
     batch_size: int | None = None
@@ -50,38 +49,38 @@ def _weighted(weights: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
 
 def grad_cam(p: LayerPass, _: Perturbation) -> torch.Tensor:
     """Selvaraju et al. 2017: channel weights are the gradients averaged over the map."""
-    return _weighted(p.gradients.mean(dim=(2, 3)), p.activations)
+    return _weighted(p.class_gradients.mean(dim=(2, 3)), p.activations)
 
 
 def hires_cam(p: LayerPass, _: Perturbation) -> torch.Tensor:
     """Draelos and Carin 2020: the gradient times the activation at each position, summed over channels."""
-    return F.relu((p.gradients * p.activations).sum(dim=1))
+    return F.relu((p.class_gradients * p.activations).sum(dim=1))
 
 
 def grad_cam_elementwise(p: LayerPass, _: Perturbation) -> torch.Tensor:
     """HiResCAM with each position's and channel's product ReLU'd before the sum."""
-    return F.relu(p.gradients * p.activations).sum(dim=1)
+    return F.relu(p.class_gradients * p.activations).sum(dim=1)
 
 
 def grad_cam_plus_plus(p: LayerPass, _: Perturbation) -> torch.Tensor:
     """Chattopadhay et al. 2018, their closed form for an exponential score: alpha = G^2 / (2 G^2 + sum(A) G^3),
     weights = sum over positions of alpha ReLU(G); alpha is 0 where its denominator is."""
-    g2 = p.gradients**2
-    denom = 2 * g2 + p.activations.sum(dim=(2, 3), keepdim=True) * g2 * p.gradients
+    g2 = p.class_gradients**2
+    denom = 2 * g2 + p.activations.sum(dim=(2, 3), keepdim=True) * g2 * p.class_gradients
     alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, 1), 0)
-    return _weighted((alpha * F.relu(p.gradients)).sum(dim=(2, 3)), p.activations)
+    return _weighted((alpha * F.relu(p.class_gradients)).sum(dim=(2, 3)), p.activations)
 
 
 def xgrad_cam(p: LayerPass, _: Perturbation) -> torch.Tensor:
     """Fu et al. 2020: gradients averaged with each channel's activations (normalised to sum 1) as the weights."""
     total = p.activations.sum(dim=(2, 3), keepdim=True)
     share = torch.where(total != 0, p.activations / torch.where(total != 0, total, 1), 0)
-    return _weighted((p.gradients * share).sum(dim=(2, 3)), p.activations)
+    return _weighted((p.class_gradients * share).sum(dim=(2, 3)), p.activations)
 
 
 def layer_cam(p: LayerPass, _: Perturbation) -> torch.Tensor:
     """Jiang et al. 2021: each position's activation weighed by its own positive gradient."""
-    return F.relu((F.relu(p.gradients) * p.activations).sum(dim=1))
+    return F.relu((F.relu(p.class_gradients) * p.activations).sum(dim=1))
 
 
 def first_component(maps: torch.Tensor) -> torch.Tensor:
@@ -115,7 +114,7 @@ def eigen_cam(p: LayerPass, _: Perturbation) -> torch.Tensor:
 
 def eigengrad_cam(p: LayerPass, _: Perturbation) -> torch.Tensor:
     """Eigen-CAM of the class-weighted activations G * A (pytorch-grad-cam's EigenGradCAM)."""
-    return F.relu(first_component(p.gradients * p.activations))
+    return F.relu(first_component(p.class_gradients * p.activations))
 
 
 # --- perturbation-based: one model evaluation per channel, batched -----------------------------------------------
@@ -134,7 +133,8 @@ def chosen_channels(act: torch.Tensor, limit: int | None) -> torch.Tensor:
 
 def _batches(job: Perturbation, n: int):
     """``(start, stop)`` of each batch of ``n`` perturbations, with progress and the stop check."""
-    size = int(job.batch_size or batch_for(*job.x.shape[-2:], 256))  # memory bounded at any input size
+    height, width = job.x.shape[-2:]
+    size = int(job.batch_size or batch_for(height, width, 256))  # memory bounded at any input size
     if size < 1:
         raise ValueError("batch_size must be at least 1")
     for start in range(0, n, size):
@@ -196,127 +196,6 @@ def perturbations(method_formula: Callable, act: torch.Tensor, limit: int | None
     if method_formula not in (score_cam, ablation_cam):
         return 0
     return len(chosen_channels(act, limit))
-
-
-# --- the public call -------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Cams:
-    """Top-k predictions and, per chosen CAM method, one map per class.
-
-    ``maps[method]`` is k x H x W in [0, 1] at the image's own size (each map divided by its maximum; an
-    all-zero map stays zero); ``raw[method]`` is k x h x w at the layer's resolution, ReLU'd, not rescaled.
-    """
-
-    indices: np.ndarray
-    probs: np.ndarray
-    labels: list[str]
-    layer: str
-    maps: dict[str, np.ndarray]
-    raw: dict[str, torch.Tensor] = field(repr=False)
-
-
-def _formula(name: str):
-    from .methods import method_info
-
-    method = method_info(name)
-    if method.cam is None:
-        raise ValueError(f"{name} is not a CAM method; choose from {', '.join(cam_methods())}")
-    return method
-
-
-def cam_methods(*, perturbation: bool = True) -> tuple[str, ...]:
-    """The registry's CAM methods (with or without the perturbation-based ones)."""
-    from .methods import METHODS
-
-    return tuple(m.name for m in METHODS.values() if m.cam is not None and (perturbation or not m.expensive))
-
-
-def cams_tensor(
-    model,
-    x: torch.Tensor,
-    methods: Sequence[str],
-    class_ids: list[int] | None = None,
-    *,
-    topk: int = 5,
-    layer: str | None = None,
-    max_channels: int | None = None,
-    batch_size: int | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> tuple[LayerPass, dict[str, torch.Tensor]]:
-    """Every chosen CAM from one pass on a prepared 1 x C x H x W input of a model usable as it is (eval mode).
-
-    Returns the pass and ``{method: k x h x w}`` at the layer's resolution.
-    """
-    declared = [_formula(m) for m in methods]
-    p = layer_pass(model, x, class_ids, topk=topk, layer=layer, gradients=any(m.cam_gradients for m in declared))
-    job = Perturbation(model, x, max_channels, batch_size, on_progress, should_stop)
-    job.total = sum(perturbations(m.cam, p.activations, max_channels) for m in declared)
-    return p, {m.name: m.cam(p, job).detach() for m in declared}
-
-
-def cams(
-    model,
-    image: Image.Image | torch.Tensor,
-    *,
-    methods: Sequence[str] | None = None,
-    topk: int = 5,
-    class_ids: list[int] | None = None,
-    layer: str | None = None,
-    max_channels: int | None = None,
-    batch_size: int | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> Cams:
-    """Several CAM methods for ``model``'s top ``topk`` classes (or ``class_ids``) on ``image``, from one pass.
-
-    ``methods`` defaults to every one-pass method (:func:`cam_methods` with ``perturbation=False``); add
-    "Score-CAM" or "Ablation-CAM" for the perturbation-based ones, which evaluate the model once per channel
-    (at most ``max_channels``, those with the largest mean activation) in batches of ``batch_size`` (None: from
-    the input's size), call ``on_progress(done, total)`` after each batch and raise :class:`CamsCancelled` when
-    ``should_stop()`` returns True. ``layer`` is a stage or block (default the last stage). ``image`` is a PIL
-    image (preprocessed the way the model expects) or a normalised 1 x 3 x H x W tensor. Safe on a shared
-    model from many threads: no hook, no ``.grad``, no mode change is left behind.
-    """
-    from .core import _label, prepare
-
-    methods = list(cam_methods(perturbation=False) if methods is None else methods)
-    if not methods:
-        raise ValueError("choose at least one CAM method")
-    if topk < 1:
-        raise ValueError("topk must be at least 1")
-    x, out_size = prepare(model, image)
-    with read_only(model) as usable:
-        p, raw = cams_tensor(
-            usable,
-            x,
-            methods,
-            class_ids,
-            topk=topk,
-            layer=layer,
-            max_channels=max_channels,
-            batch_size=batch_size,
-            on_progress=on_progress,
-            should_stop=should_stop,
-        )
-    # Every method's maps upsampled and scaled in one batch: one call per step instead of one per method.
-    stacked = torch.cat([m.float() for m in raw.values()])[:, None]
-    up = F.interpolate(stacked, size=out_size, mode="bilinear", align_corners=False)[:, 0]
-    peak = up.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
-    scaled = up.clamp_min_(0).div_(peak).clamp_(0, 1).cpu().numpy()  # in place: these maps are large
-    k = len(p.class_ids)
-    maps = {name: scaled[i * k : (i + 1) * k] for i, name in enumerate(raw)}
-    probs = torch.softmax(p.logits[0].float(), dim=0)[p.class_ids].cpu().numpy()
-    return Cams(
-        indices=np.array(p.class_ids),
-        probs=probs,
-        labels=[_label(model, i) for i in p.class_ids],
-        layer=p.layer,
-        maps=maps,
-        raw=raw,
-    )
 
 
 def run_cam(formula: Callable, gradients: bool, model, x: torch.Tensor, target: int, options: dict):

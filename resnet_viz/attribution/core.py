@@ -54,7 +54,7 @@ def prepare(model: TwinNet, image: Image.Image | torch.Tensor) -> tuple[torch.Te
     elif isinstance(image, torch.Tensor):
         if image.dim() != 4 or image.shape[0] != 1:
             raise ValueError(f"expected a 1 x C x H x W tensor, got shape {tuple(image.shape)}")
-        x, out_size = image, tuple(image.shape[-2:])
+        x, out_size = image, (int(image.shape[-2]), int(image.shape[-1]))
     else:
         raise TypeError(f"image must be a PIL image or a tensor, not {type(image).__name__}")
     param = next(model.parameters())

@@ -36,7 +36,7 @@ def _specs(methods: Sequence[MethodSpec], include_random: bool) -> list[tuple[st
 def evaluate_attributions(
     model: TwinNet,
     images: torch.Tensor,
-    labels: Sequence[int],
+    labels: Sequence[int] | torch.Tensor,
     masks,
     *,
     methods: Sequence[MethodSpec] = ATTRIBUTION_METHODS,
@@ -64,7 +64,7 @@ def evaluate_attributions(
     n = len(images)
     masks = None if masks is None else np.asarray(masks, dtype=bool)
     total, done = n * len(specs), 0
-    rows = []
+    rows: list[dict] = []
     for name, method, options in specs:
         pg, mi, dels, ins = [], [], [], []
         for i in range(n):
@@ -73,7 +73,7 @@ def evaluate_attributions(
             x = images[i : i + 1]
             target = int(labels[i])
             if method == RANDOM:
-                saliency = random_map(tuple(x.shape[-2:]), seed + 7919 * i)
+                saliency = random_map((int(x.shape[-2]), int(x.shape[-1])), seed + 7919 * i)
             else:
                 saliency = attribute(model, x, method=method, target=target, **options).map
             if masks is not None:

@@ -90,7 +90,7 @@ def _check_pair(saliency, mask):
     return saliency, mask
 
 
-def auc(curve: Sequence[float]) -> float:
+def auc(curve: Sequence[float] | np.ndarray) -> float:
     """Area under a curve sampled at evenly spaced fractions 0 .. 1 (trapezoids)."""
     c = np.asarray(curve, dtype=np.float64)
     if c.size < 2:

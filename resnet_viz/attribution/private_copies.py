@@ -11,11 +11,13 @@ import itertools
 import threading
 import weakref
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 from torch import nn
 
 from ..locks import model_lock
+
+M = TypeVar("M", bound=nn.Module)
 
 
 def _stamp(model: nn.Module) -> tuple:
@@ -32,10 +34,10 @@ class CopyPool:
         self._lock = threading.Lock()
 
     @contextmanager
-    def borrow(self, model: nn.Module) -> Iterator[nn.Module]:
+    def borrow(self, model: M) -> Iterator[M]:
         with model_lock(model).shared():
             stamp = _stamp(model)
-            private = None
+            private: M | None = None
             with self._lock:
                 idle = self._idle.setdefault(model, [])
                 while idle and private is None:

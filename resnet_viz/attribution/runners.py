@@ -57,33 +57,32 @@ def integrated_gradients(model, x: torch.Tensor, target: int, options: dict) -> 
     """Integrated Gradients from the mean colour; with ``smoothgrad``, averaged over noisy copies (NoiseTunnel)."""
     h, w = x.shape[-2:]
     n_steps = int(options["n_steps"])
-    used = {
-        "n_steps": n_steps,
-        "internal_batch_size": int(_or(options["internal_batch_size"], batch_for(h, w, n_steps))),
-        "smoothgrad": bool(options["smoothgrad"]),
-    }
+    batch_size = int(_or(options["internal_batch_size"], batch_for(h, w, n_steps)))
+    smoothgrad = bool(options["smoothgrad"])
+    used: dict[str, object] = {"n_steps": n_steps, "internal_batch_size": batch_size, "smoothgrad": smoothgrad}
     ig = _captum().IntegratedGradients(model)
-    if not used["smoothgrad"]:
+    if not smoothgrad:
         return ig.attribute(
             x,
             baselines=_mean_colour(x),
             target=target,
             n_steps=n_steps,
-            internal_batch_size=used["internal_batch_size"],
+            internal_batch_size=batch_size,
         ), used
-    used["nt_samples"] = int(options["nt_samples"])
-    used["noise"] = float(options["noise"])  # SmoothGrad's sigma, as a share of the input's range
-    stdev = used["noise"] * float(x.max() - x.min())
+    nt_samples = int(options["nt_samples"])
+    noise = float(options["noise"])  # SmoothGrad's sigma, as a share of the input's range
+    used["nt_samples"], used["noise"] = nt_samples, noise
+    stdev = noise * float(x.max() - x.min())
     return _captum().NoiseTunnel(ig).attribute(
         x,
         nt_type="smoothgrad",
-        nt_samples=used["nt_samples"],
+        nt_samples=nt_samples,
         nt_samples_batch_size=1,
         stdevs=stdev,
         baselines=_mean_colour(x),
         target=target,
         n_steps=n_steps,
-        internal_batch_size=used["internal_batch_size"],
+        internal_batch_size=batch_size,
     ), used
 
 

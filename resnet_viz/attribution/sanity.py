@@ -47,6 +47,7 @@ def randomisation_order(model: TwinNet, granularity: str = "block") -> list[tupl
     """Units from the output to the input: the head, each block (or each stage), the stem."""
     head = [model.fc, model.final_bn]
     stem = [model.conv1, model.bn1]
+    middle: list[tuple[str, list[nn.Module]]]
     if granularity == "block":
         middle = [(name, [blk]) for name, blk in reversed(list(model.blocks()))]
     elif granularity == "stage":

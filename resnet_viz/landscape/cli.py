@@ -197,9 +197,12 @@ def _optimizer_path(args, model, twin: str, x, y, rank: int, world: int) -> Opti
         broadcast_path(path)
     with ProgressBar(f"{twin} PCA plane", unit="point", quiet=rank != 0) as bar:
         path_surface(path, x, y, steps=args.path_grid, progress=bar, shard=(rank, world) if world > 1 else None)
+    surface = path.surface
+    if surface is None:
+        raise RuntimeError("path_surface left the path without a surface")
     if world > 1:
-        path.surface = gather_surface(path.surface)
-    path.surface.twin = twin
+        surface = path.surface = gather_surface(surface)
+    surface.twin = twin
     return path
 
 

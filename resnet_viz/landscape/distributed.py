@@ -20,15 +20,15 @@ def gather_surface(surface: Surface) -> Surface:
     data = torch.nan_to_num(data, nan=0.0)
     dist.all_reduce(data)
     dist.all_reduce(done)
-    data, done = data.cpu().numpy(), done.cpu().numpy()
+    values, covered = data.cpu().numpy(), done.cpu().numpy()
     # Points that diverged (NaN or inf on their rank) come back as NaN / inf; exactly one rank computed each.
-    if not np.all(done == 1):
+    if not np.all(covered == 1):
         raise RuntimeError("the shards do not cover the grid exactly once")
     return Surface(
         surface.alphas,
         surface.betas,
-        data[0],
-        data[1],
+        values[0],
+        values[1],
         surface.directions,
         surface.span,
         surface.seed,
@@ -43,6 +43,8 @@ def broadcast_path(path: OptimizerPath) -> None:
     """Give every rank rank 0's PCA directions, trained weights and coordinates (in place)."""
     import torch.distributed as dist
 
+    if path.directions is None or path.trained is None:
+        raise ValueError("only a path recorded in this process (with its directions and weights) can be broadcast")
     device = "cuda" if dist.get_backend() == "nccl" else "cpu"
     for which in (0, 1):
         for name, d in path.directions[which].items():

@@ -53,7 +53,10 @@ class Evaluator:
         unknown = (set(d1) | set(d2)) - set(named)
         if unknown:
             raise ValueError(f"directions name parameters the model does not have: {sorted(unknown)[:3]}")
-        self.params, self.theta, self.d1, self.d2 = [], [], [], []
+        self.params: list[torch.Tensor] = []
+        self.theta: list[torch.Tensor] = []
+        self.d1: list[torch.Tensor] = []
+        self.d2: list[torch.Tensor] = []
         for name, p in named.items():
             a, b = d1.get(name), d2.get(name)
             if a is None and b is None:
@@ -89,8 +92,11 @@ class GroupEvaluator:
 
     def __init__(self, model: nn.Module, directions: tuple[Directions, Directions], points: int):
         from ..fused import FusedGroup
+        from ..models import TwinNet
 
         single = Evaluator(model, directions)  # checks the directions, keeps a private copy
+        if not isinstance(single.model, TwinNet):
+            raise TypeError(f"only a TwinNet evaluates several points per pass, not a {type(model).__name__}")
         self.points = points
         self.group = FusedGroup([single.model] * points).eval().requires_grad_(False)
         named = dict(single.model.named_parameters())

@@ -33,7 +33,7 @@ def training_batch(info: dict | None, n: int = 128) -> tuple[torch.Tensor, torch
     (offline) this gives that set at that size, so their loss, surfaces and curvature are those of their own
     training data. Any other checkpoint gets :func:`landscape_batch` (the bundled twins' shapes at 32 px).
     """
-    if not trained_on_offline_shapes(info):
+    if info is None or not trained_on_offline_shapes(info):
         return landscape_batch(n)
     race_data = info["race_data"]
     if not isinstance(n, int) or not 1 <= n <= MAX_IMAGES:

@@ -104,7 +104,7 @@ def loss_line(
     return Line(ts, loss, acc, kind="interpolation", twin=getattr(model, "twin", ""))
 
 
-def _direction_points(model, direction, ts, x, y, progress, cancel):
+def _direction_points(model, direction, ts, x, y, progress, cancel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ev = Evaluator(model, (direction, {}))
     x, y = x.to(ev.device), y.to(ev.device)
     loss, acc = np.empty(len(ts)), np.empty(len(ts))

@@ -63,7 +63,7 @@ class OptimizerPath:
             return cls(
                 [int(s) for s in d["steps"]],
                 coords,
-                tuple(float(v) for v in d["explained"]),
+                _pair(d["explained"]),
                 [float("nan") if v is None else float(v) for v in d.get("train_loss", [])],
                 surface,
                 None,
@@ -71,6 +71,12 @@ class OptimizerPath:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not an optimiser path: {exc}") from None
+
+
+def _pair(values) -> tuple[float, float]:
+    """The variance the two PCA directions explain, as two floats."""
+    first, second = (float(v) for v in values)  # a ValueError unless exactly two
+    return first, second
 
 
 def snapshot_bytes(model: nn.Module) -> int:

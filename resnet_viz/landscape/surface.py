@@ -160,7 +160,9 @@ def loss_surface(
         directions = random_directions(model, seed)
     device = next(model.parameters()).device
     points = points or points_per_pass(model, device)
-    ev = Evaluator(model, directions) if points == 1 else GroupEvaluator(model, directions, points)
+    ev: Evaluator | GroupEvaluator = (
+        Evaluator(model, directions) if points == 1 else GroupEvaluator(model, directions, points)
+    )
     x, y = x.to(ev.device), y.to(ev.device)
     grid = np.linspace(-span, span, steps)
     loss = np.full((steps, steps), np.nan)
@@ -171,7 +173,7 @@ def loss_surface(
         if cancelled(cancel):
             raise LandscapeCancelled("the loss surface was stopped")
         batch = [divmod(k, steps) for k in todo[start : start + points]]
-        if points == 1:
+        if isinstance(ev, Evaluator):  # points == 1
             ev.set(float(grid[batch[0][0]]), float(grid[batch[0][1]]))
             values = [ev.evaluate(x, y)]
         else:

@@ -24,7 +24,7 @@ import statistics
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -124,19 +124,17 @@ def shape_key(config, device: torch.device) -> str:
 def choose_engine(
     config,
     device: torch.device,
-    data,
     *,
+    measure: Callable[[Any, bool, str], float],
     stop: threading.Event | None = None,
-    resume: threading.Event | None = None,
     cache_dir: str | None = None,
-    measure: Callable[[object, bool, str], float] | None = None,
 ) -> EngineChoice:
-    """The engine and precision ``config`` trains fastest with on ``device``, measured on ``data``.
+    """The engine and precision ``config`` trains fastest with on ``device``.
 
-    ``measure(config, fused, precision)`` returns seconds per step (default: :func:`measure_candidate`, which
-    waits between steps while ``resume`` is clear: the race was paused); a candidate that fails is left out.
-    Returns the default rules' choice when there is nothing to measure, the race is short, ``stop`` is set
-    meanwhile, or every candidate failed.
+    ``measure(config, fused, precision)`` returns seconds per step (a race measures with
+    :func:`resnet_viz.race.engine.measure_candidate`, a throwaway race of its own nets and batches); a candidate
+    that fails is left out. Returns the default rules' choice when there is nothing to measure, the race is
+    short, ``stop`` is set meanwhile, or every candidate failed.
     """
     device = torch.device(device)
     options = candidates(config, device)
@@ -146,9 +144,6 @@ def choose_engine(
     remembered = _remembered(key, cache_dir)
     if remembered is not None:
         return remembered
-    measure = measure or (
-        lambda cfg, fused, precision: measure_candidate(cfg, device, data, fused, precision, stop=stop, resume=resume)
-    )
     seconds: dict[str, float] = {}
     for fused, precision in options:
         if stop is not None and stop.is_set():
@@ -175,42 +170,11 @@ def choose_engine(
             seconds[name] = min(seconds[name], round(measure(config, fused, precision), 5))
         except Exception:  # noqa: BLE001 - it ran once; keep that time
             continue
-    best = min(seconds, key=seconds.get)
+    best = min(seconds, key=lambda name: seconds[name])
     fused, precision = next(option for option in options if candidate_name(*option) == best)
     choice = EngineChoice(fused, precision, "measured", seconds)
     _remember(key, choice, cache_dir)
     return choice
-
-
-def measure_candidate(
-    config,
-    device: torch.device,
-    data,
-    fused: bool,
-    precision: str,
-    *,
-    stop: threading.Event | None = None,
-    resume: threading.Event | None = None,
-) -> float:
-    """Median seconds per training step of a throwaway race of ``config``'s nets with this engine and precision
-    (after :data:`WARMUP_STEPS`; no snapshots, and the final step, which measures test error, is left out)."""
-    from .engine import Race  # the engine imports this module
-
-    steps = WARMUP_STEPS + TIMED_STEPS + 1
-    probe_config = replace(
-        config,
-        recipe=replace(config.recipe, steps=steps),
-        engine="fused" if fused else "unfused",
-        precision=precision,
-        eval_every=0,
-        snapshot_every=0,
-        test_size=min(config.test_size, 100),
-    )
-    probe = Race(probe_config, device=device, data=data, stop_event=stop, resume_event=resume)
-    probe.run_here()
-    if probe.status != "finished":
-        raise RuntimeError(probe.message or f"the probe ended {probe.status}")
-    return statistics.median(probe.step_seconds[WARMUP_STEPS : steps - 1])
 
 
 def review_choice(

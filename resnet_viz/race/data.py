@@ -170,7 +170,7 @@ def _load_cifar10(train_size: int, test_size: int, *, download: bool, timeout_s:
     except Exception as e:  # noqa: BLE001 - any failure here means "not available"
         raise DatasetUnavailable(f"CIFAR-10 could not be loaded: {e}") from e
 
-    def to_tensor(ds):
+    def to_tensor(ds) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float() / 255
         return (x - 0.5) / 0.25, torch.tensor(ds.targets)
 
@@ -190,8 +190,8 @@ def _load_rgb32(path: str) -> torch.Tensor | None:
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB").resize((32, 32))
+        with Image.open(path) as opened:
+            img = opened.convert("RGB").resize((32, 32))
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
     return torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(32, 32, 3)

@@ -8,6 +8,7 @@ and streams its metrics into plain Python lists that a UI can read at any time.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import statistics
@@ -21,7 +22,7 @@ import torch
 from ..device import autocast_for, describe_device, describe_precision, release_openmp_threads, resolve_precision
 from ..models import TwinNet, build_twins
 from ..training import batch_indices, evaluate
-from .autotune import EngineChoice, choose_engine, review_choice
+from .autotune import TIMED_STEPS, WARMUP_STEPS, EngineChoice, choose_engine, review_choice
 from .config import RaceConfig, run_label
 from .crew import Crew
 from .data import DatasetUnavailable, RaceData, load_race_data
@@ -171,11 +172,19 @@ class Race:
                 twins = build_twins("cifar", depth=depth, num_classes=len(d.classes), seed=seed)
                 for model in twins:
                     if model.twin in cfg.twins:
-                        model.to(self.device, memory_format=fmt).train()
+                        # Module.to takes memory_format (torch's docs); torch's type stubs leave it out.
+                        model.to(self.device, memory_format=fmt).train()  # type: ignore[call-overload]
                         label = run_label(model.twin, depth)
                         runs.append(Run(model, replace(cfg.recipe, seed=seed), depth, cfg.lr_overrides.get(label)))
         self.runs = runs
-        self.engine_choice = choose_engine(cfg, self.device, d, stop=self._stop, resume=self._resume)
+        self.engine_choice = choose_engine(
+            cfg,
+            self.device,
+            stop=self._stop,
+            measure=lambda c, fused, precision: measure_candidate(
+                c, self.device, d, fused, precision, stop=self._stop, resume=self._resume
+            ),
+        )
         self.fused, self.precision = self.engine_choice.fused, self.engine_choice.precision
         self._autocast = autocast_for(self.device, self.precision)
 
@@ -214,20 +223,22 @@ class Race:
         On a GPU the units take turns (they share one device).
         """
         units: list[Run | FusedRuns] = list(self.runs)
+        fused: list[FusedRuns] = []
         if self.fused:
             by_depth: dict[int, list[Run]] = {}
             for run in self.runs:
                 by_depth.setdefault(run.depth, []).append(run)
-            units = [FusedRuns(runs, self._memory_format) for runs in by_depth.values()]
+            fused = [FusedRuns(runs, self._memory_format) for runs in by_depth.values()]
+            units = list(fused)
         self._units = units
         if self.device.type != "cpu":
             return [units], 0
         threads = max(1, torch.get_num_threads())
         if self.fused:  # one fused group per depth would leave a worker idle: halve the largest
-            while len(units) < threads and max(len(u.runs) for u in units) >= 2:
-                big = max(units, key=lambda u: len(u.runs))
-                units = [u for u in units if u is not big] + big.split()
-            self._units = units
+            while len(fused) < threads and max(len(u.runs) for u in fused) >= 2:
+                big = max(fused, key=lambda u: len(u.runs))
+                fused = [u for u in fused if u is not big] + big.split()
+            units = self._units = list(fused)
         workers = max(1, min(threads, len(units)))
         groups: list[list[Run | FusedRuns]] = [[] for _ in range(workers)]
         loads = [0] * workers
@@ -275,9 +286,15 @@ class Race:
             busy = sum(t for t, _ in window)
             self.images_per_second = sum(n for _, n in window) / busy if busy > 0 else 0.0
             self.step = step + 1
-            self.elapsed_s = now - self.started_at
+            self.elapsed_s = now - self._started()
             if not any(run.status == "running" for run in self.runs):
                 break
+
+    def _started(self) -> float:
+        """When training began (``started_at``, set before the first step)."""
+        if self.started_at is None:
+            raise RuntimeError("the race has not started training")
+        return self.started_at
 
     def _step_fused(self, unit: FusedRuns, step: int, batches: dict, want_snapshot: bool, want_eval: bool) -> int:
         running = [run for run in unit.runs if run.status == "running"]
@@ -297,7 +314,7 @@ class Race:
                 continue
             run.train_seconds += spent
             run.images += len(batches[run.seed][1])
-            test_error = (lambda i=i: None if errors is None else errors[i]) if want_eval else None
+            test_error = functools.partial(_nth, errors, i) if want_eval else None
             self._record(
                 run,
                 step,
@@ -305,7 +322,7 @@ class Race:
                 error,
                 test_error,
                 grads if want_snapshot else None,
-                before_snapshot=lambda run=run: unit.sync_model(run),
+                before_snapshot=functools.partial(unit.sync_model, run),
             )
         return len(running) * len(batches[running[0].seed][1])
 
@@ -325,7 +342,7 @@ class Race:
             if paused_at is None:
                 paused_at, self.status = time.perf_counter(), "paused"
         if paused_at is not None:
-            self.started_at += time.perf_counter() - paused_at  # ETA and elapsed leave out the pause
+            self.started_at = self._started() + time.perf_counter() - paused_at  # ETA and elapsed leave out the pause
             if not self._stop.is_set():
                 self.status = "running"
         return not self._stop.is_set()
@@ -442,8 +459,43 @@ class Race:
         }
 
 
+def _nth(values: list[float] | None, i: int) -> float | None:
+    return None if values is None else values[i]
+
+
 def _load(unit: Run | FusedRuns) -> int:
     return unit.load if isinstance(unit, FusedRuns) else unit.depth
+
+
+def measure_candidate(
+    config: RaceConfig,
+    device: torch.device,
+    data: RaceData | None,
+    fused: bool,
+    precision: str,
+    *,
+    stop: threading.Event | None = None,
+    resume: threading.Event | None = None,
+) -> float:
+    """Median seconds per training step of a throwaway race of ``config``'s nets with this engine and precision
+    (after :data:`~resnet_viz.race.autotune.WARMUP_STEPS`; no snapshots, and the final step, which measures test
+    error, is left out): how :func:`~resnet_viz.race.autotune.choose_engine` measures for a race. It waits between
+    steps while ``resume`` is clear (the race was paused)."""
+    steps = WARMUP_STEPS + TIMED_STEPS + 1
+    probe_config = replace(
+        config,
+        recipe=replace(config.recipe, steps=steps),
+        engine="fused" if fused else "unfused",
+        precision=precision,
+        eval_every=0,
+        snapshot_every=0,
+        test_size=min(config.test_size, 100),
+    )
+    probe = Race(probe_config, device=device, data=data, stop_event=stop, resume_event=resume)
+    probe.run_here()
+    if probe.status != "finished":
+        raise RuntimeError(probe.message or f"the probe ended {probe.status}")
+    return statistics.median(probe.step_seconds[WARMUP_STEPS : steps - 1])
 
 
 def run_race(

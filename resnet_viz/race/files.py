@@ -8,15 +8,35 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..models import TWINS
 from .config import run_label
 
 if TYPE_CHECKING:
     from ..models import TwinNet
-    from .engine import Race
+    from .config import RaceConfig
+    from .data import RaceData
     from .run import Run
+
+
+class TrainedRace(Protocol):
+    """What saving a race's twins reads of a :class:`~resnet_viz.race.engine.Race`."""
+
+    @property
+    def runs(self) -> list[Run]: ...
+
+    @property
+    def data(self) -> RaceData | None: ...
+
+    @property
+    def config(self) -> RaceConfig: ...
+
+    @property
+    def done(self) -> bool: ...
+
+    def join(self, timeout: float | None = None) -> bool: ...
+
 
 RACES_DIR = Path(__file__).parent.parent / "assets" / "races"
 RECORDED_RACE = RACES_DIR / "shapes-20-56.json"
@@ -109,7 +129,7 @@ def recorded_race() -> dict | None:
         return None
 
 
-def race_pairs(race: Race, seed: int | None = None) -> dict[int, tuple[TwinNet, TwinNet, dict]]:
+def race_pairs(race: TrainedRace, seed: int | None = None) -> dict[int, tuple[TwinNet, TwinNet, dict]]:
     """Per depth, the trained twins of one seed (default: the race's first) with the info a checkpoint keeps.
 
     Depths where one twin is missing (a race of one architecture) have no pair and are left out.
@@ -142,7 +162,7 @@ def race_pairs(race: Race, seed: int | None = None) -> dict[int, tuple[TwinNet, 
     return pairs
 
 
-def race_twins_bytes(race: Race, depth: int, seed: int | None = None) -> bytes:
+def race_twins_bytes(race: TrainedRace, depth: int, seed: int | None = None) -> bytes:
     """One depth's trained twins as a checkpoint file's bytes (what :func:`save_race_models` writes), for a
     download that the app's sidebar (or ``load_checkpoint``) reads back. The race must be over."""
     from ..checkpoints import twins_bytes
@@ -158,7 +178,7 @@ def race_twins_bytes(race: Race, depth: int, seed: int | None = None) -> bytes:
     return twins_bytes(resnet, plain, info)
 
 
-def save_race_models(race: Race, folder: str | os.PathLike, seed: int | None = None) -> list[Path]:
+def save_race_models(race: TrainedRace, folder: str | os.PathLike, seed: int | None = None) -> list[Path]:
     """Save each depth's trained twins (of ``seed``, default the first) as ``race-<depth>.safetensors``
     (readable by ``load_checkpoint``)."""
     from ..checkpoints import save_twins

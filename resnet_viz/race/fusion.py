@@ -42,7 +42,8 @@ class FusedRuns:
             raise ValueError("these runs cannot be fused")
         self.memory_format = memory_format
         device = next(models[0].parameters()).device
-        self.group = FusedGroup(models).to(device, memory_format=memory_format).train()
+        # Module.to takes memory_format (torch's docs); torch's type stubs leave it out.
+        self.group = FusedGroup(models).to(device, memory_format=memory_format).train()  # type: ignore[call-overload]
         self.optimizer = FusedOptimizer(self.group, [run.recipe for run in self.runs])
         self.grad_names = [name for name, _ in main_path_weights(models[0])]
         self.depth = self.runs[0].depth
