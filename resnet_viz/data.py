@@ -11,7 +11,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .i18n import _
+
 SHAPE_CLASSES = ["circle", "square", "triangle", "cross", "ring", "star", "crescent", "bars"]
+
+
+def shape_class_name(index: int) -> str:
+    """The shapes class ``index`` named in the visitor's language."""
+    return _(SHAPE_CLASSES[index])
+
 SHAPES_MEAN = 0.5
 SHAPES_STD = 0.25
 # Seeds of the standard splits; train/test never overlap.
