@@ -20,6 +20,7 @@ def shape_class_name(index: int) -> str:
     """The shapes class ``index`` named in the visitor's language."""
     return _(SHAPE_CLASSES[index])
 
+
 SHAPES_MEAN = 0.5
 SHAPES_STD = 0.25
 # Seeds of the standard splits; train/test never overlap.
@@ -109,7 +110,7 @@ def make_shapes_raw(
         while abs(_luminance(fg) - _luminance(bg)) < look["contrast"]:  # keep the object visible
             fg = rng.uniform(0.0, 1.0, size=3)
         texture = np.zeros((size, size))
-        for _ in range(3):
+        for _layer in range(3):
             kx, ky = rng.normal(0, 0.35, size=2)
             texture += np.sin(kx * xx + ky * yy + rng.uniform(0, 2 * np.pi))
         img = bg + rng.uniform(*look["texture"]) * texture[..., None]

@@ -8,13 +8,14 @@
 
 from .evidence import EvidenceRow, EvidenceSplit, evidence_split
 from .examples import DatasetExamples, dataset_examples
-from .maps import BlockMaps, block_maps, channel_energy
+from .maps import BlockMaps, block_channels, block_maps, channel_energy
 
 __all__ = [
     "BlockMaps",
     "DatasetExamples",
     "EvidenceRow",
     "EvidenceSplit",
+    "block_channels",
     "block_maps",
     "channel_energy",
     "dataset_examples",

@@ -146,9 +146,7 @@ def evidence_split(
     for (name, fx, sx, _z), g in zip(records, grads):
         g64 = g.detach().double()
         branch = (g64 * fx.detach().double()).flatten(1).sum(dim=1)
-        identity = (
-            torch.zeros_like(branch) if sx is None else (g64 * sx.detach().double()).flatten(1).sum(dim=1)
-        )
+        identity = torch.zeros_like(branch) if sx is None else (g64 * sx.detach().double()).flatten(1).sum(dim=1)
         rows[name] = EvidenceRow(identity.cpu().numpy(), branch.cpu().numpy())
     return EvidenceSplit(
         twin=net.twin,

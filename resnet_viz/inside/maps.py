@@ -72,3 +72,10 @@ def channel_energy(t: torch.Tensor) -> torch.Tensor:
     if t.dim() != 4:
         raise ValueError(f"expected an N x C x H x W tensor, got shape {tuple(t.shape)}")
     return t.float().pow(2).mean(dim=(0, 2, 3))
+
+
+def block_channels(net: TwinNet, block: str) -> int:
+    """How many channels block ``block``'s output has (its branch's last convolution's output channels)."""
+    _index, module = find_block(net, block)
+    convs = [m for name, m in module.named_modules() if isinstance(m, torch.nn.Conv2d) and "downsample" not in name]
+    return int(convs[-1].out_channels)
