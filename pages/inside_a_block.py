@@ -287,7 +287,9 @@ else:
     with (
         work_slot(on_wait=wait_message(status, N_("computations"))),
         st.spinner(
-            _("Ranking the {n} test images for every channel… (once per twin and block, then cached)").format(n=EXAMPLES_POOL)
+            _("Ranking the {n} test images for every channel… (once per twin and block, then cached)").format(
+                n=EXAMPLES_POOL
+            )
         ),
     ):
         examples = cached_examples(model_name, model_key, twin, block)

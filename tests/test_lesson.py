@@ -25,7 +25,7 @@ EXPECTED = {
     "exploding": (2, 0),
     "shattered": (1, 0),
     "race": (1, 0),
-    "lesion": (2, 0),
+    "lesion": (3, 0),
     "landscape": (1, 0),
     "gradcam": (0, 2),
     "summary": (1, 0),
