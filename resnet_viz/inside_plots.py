@@ -19,6 +19,8 @@ from .residual_plots import IDENTITY_COLOR, RESIDUAL_COLOR, _block_axis, _title_
 from .style import DEPTH_PALETTE, base_layout
 
 GAP = 1  # NaN pixels between two tiles of a mosaic
+PLOT_WIDTH = 430  # screen pixels a channel grid is drawn across in a half-width column, about
+LABEL_PX = 13  # screen pixels a tile's label needs above it
 
 
 def channels_by_energy(t: torch.Tensor) -> list[int]:
@@ -27,15 +29,16 @@ def channels_by_energy(t: torch.Tensor) -> list[int]:
     return [int(c) for c in np.argsort(-energy, kind="stable")]
 
 
-def _mosaic(maps: np.ndarray, cols: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Tile k maps of h x w into one array, ``cols`` per row, NaN between tiles; returns it and each tile's origin."""
+def _mosaic(maps: np.ndarray, cols: int, row_gap: int = GAP) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Tile k maps of h x w into one array, ``cols`` per row, NaN between tiles (``row_gap`` rows between two rows
+    of tiles, room for their labels); returns it and each tile's top-left corner."""
     k, h, w = maps.shape
     rows = -(-k // cols)
-    out = np.full((rows * (h + GAP) - GAP, cols * (w + GAP) - GAP), np.nan, dtype=np.float32)
+    out = np.full((rows * (h + row_gap), cols * (w + GAP) - GAP), np.nan, dtype=np.float32)
     origins = []
     for i in range(k):
         r, c = divmod(i, cols)
-        top, left = r * (h + GAP), c * (w + GAP)
+        top, left = row_gap + r * (h + row_gap), c * (w + GAP)
         out[top : top + h, left : left + w] = maps[i]
         origins.append((top, left))
     return out, origins
@@ -59,7 +62,11 @@ def channel_grid_figure(
     """
     order = list(channels) if channels is not None else channels_by_energy(t[image : image + 1])[:n]
     maps = t[image, order].float().numpy()
-    mosaic, origins = _mosaic(maps, min(cols, len(order)))
+    cols = min(cols, len(order))
+    h, w = maps.shape[1:]
+    # About PLOT_WIDTH screen pixels across: leave a label's height (LABEL_PX) above each row of tiles.
+    row_gap = max(2, int(np.ceil(LABEL_PX * cols * (w + GAP) / PLOT_WIDTH)))
+    mosaic, origins = _mosaic(maps, cols, row_gap)
     lo, hi = float(np.nanmin(mosaic)), float(np.nanmax(mosaic))
     if lo < 0:
         bound = max(abs(lo), abs(hi)) or 1.0
@@ -78,16 +85,15 @@ def channel_grid_figure(
     for channel, (top, left) in zip(order, origins):
         fig.add_annotation(
             x=left - 0.5,
-            y=top - 0.5,
+            y=top - 0.6,
             text=f"#{channel}",
             showarrow=False,
             xanchor="left",
             yanchor="bottom",
             font=dict(size=10, color="#333333"),
         )
-    h = maps.shape[1]
-    rows = -(-len(order) // cols)
-    base_layout(fig, title=title, x="", y="", height=height or max(180, 70 + rows * (h + GAP) * (110 // h + 1) // 2))
+    aspect = mosaic.shape[0] / mosaic.shape[1]
+    base_layout(fig, title=title, x="", y="", height=height or int(75 + PLOT_WIDTH * aspect))
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
     fig.update_layout(margin=dict(l=10, r=10, t=60, b=10))
