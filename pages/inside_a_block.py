@@ -199,9 +199,14 @@ with right:
     st.image(Image.fromarray(picked.shown).resize((160, 160), Image.Resampling.NEAREST), caption=picked.caption)
 
 status = st.empty()
-with work_slot(on_wait=wait_message(status, N_("computations"))), st.spinner(_("Opening the block…")):
-    maps = cached_block_maps(model_name, model_key, picked.key, picked.x, block)
-    evidence = cached_evidence(model_name, model_key, picked.key, picked.x)
+try:
+    with work_slot(on_wait=wait_message(status, N_("computations"))), st.spinner(_("Opening the block…")):
+        maps = cached_block_maps(model_name, model_key, picked.key, picked.x, block)
+        evidence = cached_evidence(model_name, model_key, picked.key, picked.x)
+except RuntimeError as exc:  # a visitor's checkpoint that expects other inputs (channels, sizes)
+    st.error(_("These twins cannot take this image: {reason}").format(reason=str(exc).splitlines()[0][:200]))
+    depth_section()
+    st.stop()
 status.empty()
 guesses = {
     t: _("{twin} answers '{label}'").format(twin=twin_label(t), label=class_name(resnet, int(evidence[t].targets[0])))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 import torch
+from PIL import Image
 
 import resnet_viz as rv
 from resnet_viz.data import shape_class_name
@@ -105,7 +106,9 @@ def pick_image(model, kind: str, *, prefix: str) -> Picked | None:
         i = st.slider(_("Test image"), 0, IMAGE_POOL - 1, key=f"{prefix}_image")
         label = int(labels[i])
         caption = _("Test shape #{i}: a {shape}").format(i=i, shape=shape_class_name(label))
-        return Picked(images[i : i + 1], raw[i], f"shape:{i}", caption, label)
+        # Twins trained on shapes get the test set's own tensor; other twins their own preprocessing of the picture.
+        x = images[i : i + 1] if fits_shapes(model) else image_to_tensor(Image.fromarray(raw[i]), model.preprocess)
+        return Picked(x, raw[i], f"shape:{i}", caption, label)
     if kind == "photo":
         samples = rv.sample_images()
         name = st.selectbox(_("Sample photo"), list(samples), format_func=str.title, key=f"{prefix}_photo")
