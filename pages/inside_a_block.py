@@ -196,7 +196,11 @@ if picked is None:
     st.stop()
 
 with right:
-    st.image(Image.fromarray(picked.shown).resize((160, 160), Image.Resampling.NEAREST), caption=picked.caption)
+    st.image(
+        Image.fromarray(picked.shown).resize((160, 160), Image.Resampling.NEAREST),
+        caption=picked.caption,
+        alt=picked.caption,
+    )
 
 status = st.empty()
 try:
@@ -301,13 +305,17 @@ else:
     status.empty()
     indices, values = examples.top(block, channel, EXAMPLES_SHOWN)
     _images, labels, raw = shapes_pool(EXAMPLES_POOL)
-    st.image(
-        thumbnails(raw, indices),
-        caption=[
-            _("{label}: {value:.2f}").format(label=shape_class_name(int(labels[i])), value=float(v))
-            for i, v in zip(indices, values)
-        ],
-    )
+    captions = [
+        _("{label}: {value:.2f}").format(label=shape_class_name(int(labels[i])), value=float(v))
+        for i, v in zip(indices, values)
+    ]
+    alts = [
+        _("Test image #{i}, a {label}: mean activation {value:.2f}").format(
+            i=int(i), label=shape_class_name(int(labels[i])), value=float(v)
+        )
+        for i, v in zip(indices, values)
+    ]
+    st.image(thumbnails(raw, indices), caption=captions, alt=alts)
     here = float(maps[twin].output[0, channel].mean())
     rank = int((examples.activations[block][:, channel] > here).sum()) + 1
     st.markdown(
