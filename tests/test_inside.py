@@ -154,20 +154,25 @@ def test_evidence_split_checks_its_targets(twins20, images):
 
 
 def test_dataset_examples_match_a_brute_force_loop_with_a_hook(twins20):
-    x = rv.make_shapes(40, seed=TEST_SEED)[0]
+    x = rv.make_shapes(30, seed=TEST_SEED)[0]
+    blocks = ("layer2.1", "layer3.2")
     for net in twins20:
-        examples = rv.dataset_examples(net, x, ["layer2.1", "layer3.2"], batch_size=16)
-        for block in ("layer2.1", "layer3.2"):
-            module = dict(net.blocks())[block]
-            seen = []
-            handle = module.register_forward_hook(lambda _m, _i, out: seen.append(out.mean(dim=(2, 3))[0]))
-            try:
-                with torch.no_grad():
-                    for i in range(len(x)):
-                        net(x[i : i + 1])
-            finally:
+        examples = rv.dataset_examples(net, x, list(blocks), batch_size=16)
+        seen: dict[str, list] = {b: [] for b in blocks}
+        modules = dict(net.blocks())
+        handles = [
+            modules[b].register_forward_hook(lambda _m, _i, out, b=b: seen[b].append(out.mean(dim=(2, 3))[0]))
+            for b in blocks
+        ]
+        try:
+            with torch.no_grad():
+                for i in range(len(x)):  # one image at a time, through the whole network
+                    net(x[i : i + 1])
+        finally:
+            for handle in handles:
                 handle.remove()
-            acts = torch.stack(seen).numpy()  # images x channels
+        for block in blocks:
+            acts = torch.stack(seen[block]).numpy()  # images x channels
             np.testing.assert_allclose(examples.activations[block], acts, rtol=1e-4, atol=1e-5)
             for channel in (0, 5, acts.shape[1] - 1):
                 expected = sorted(range(len(x)), key=lambda i: -acts[i, channel])[:5]
