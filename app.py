@@ -54,6 +54,7 @@ PAGES = [
     st.Page("pages/gradient_flow.py", title=_("Gradient flow"), icon=":material/trending_down:"),
     st.Page("pages/shattered_gradients.py", title=_("Shattered gradients"), icon=":material/grain:"),
     st.Page("pages/residual_vs_identity.py", title=_("Residual vs identity"), icon=":material/add_circle:"),
+    st.Page("pages/inside_a_block.py", title=_("Inside a block"), icon=":material/zoom_in:"),
     st.Page("pages/training_race.py", title=_("Training race"), icon=":material/sports_score:"),
     st.Page("pages/loss_landscape.py", title=_("Loss landscape"), icon=":material/landscape:"),
 ]

@@ -283,6 +283,15 @@ st.markdown(
         "identity either; Veit et al. saw the same. Compare the two twins' losses above to see what the skips buy."
     )
 )
+st.markdown(
+    _(
+        "Why does deleting a block cost a deep ResNet so little? Inside a block, the class evidence is split "
+        "between what arrives along the skip and what the branch adds, block by block, for ResNet-20 and ResNet-56."
+    )
+)
+st.page_link(
+    "pages/inside_a_block.py", label=_("Inside a block: the evidence along the skips"), icon=":material/zoom_in:"
+)
 
 st.header(_("3. 2ⁿ paths: a ResNet unravelled"))
 n_blocks = st.slider(

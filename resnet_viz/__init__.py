@@ -23,6 +23,7 @@ from .device import best_device, describe_device
 from .explain import Explanation, explain, localisation
 from .gradients import GradientFlow, forward_signals, gradient_flow, gradient_norms
 from .imaging import ImageError, load_image
+from .inside import BlockMaps, DatasetExamples, EvidenceSplit, block_maps, dataset_examples, evidence_split
 from .landscape import LandscapeCancelled, Surface, loss_line, loss_surface, record_path, twin_surfaces
 from .lesion import lesion_accuracies, path_length_distribution, random_deletion_accuracies
 from .models import TwinNet, build_twins
@@ -92,4 +93,10 @@ __all__ = [
     "paper_figure_nets",
     "Curvature",
     "twin_curvatures",
+    "BlockMaps",
+    "DatasetExamples",
+    "EvidenceSplit",
+    "block_maps",
+    "dataset_examples",
+    "evidence_split",
 ]

@@ -19,6 +19,7 @@ PAGES = [
     "gradient_flow",
     "shattered_gradients",
     "residual_vs_identity",
+    "inside_a_block",
     "training_race",
     "loss_landscape",
 ]

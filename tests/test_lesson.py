@@ -1,6 +1,7 @@
 """The Lesson page: every step asks, reveals a live figure, links to its page; ?step=key; the handout."""
 
 import dataclasses
+import json
 import os
 import re
 
@@ -25,7 +26,7 @@ EXPECTED = {
     "exploding": (2, 0),
     "shattered": (1, 0),
     "race": (1, 0),
-    "lesion": (2, 0),
+    "lesion": (3, 0),
     "landscape": (1, 0),
     "gradcam": (0, 2),
     "summary": (1, 0),
@@ -165,7 +166,20 @@ def test_the_handout_has_every_question_answer_and_figure(reveals):
             assert _(step.question) in html
     assert html.count('class="right"') == len(steps)  # every step marks its answer
     assert html.count("<figure>") == 2 and html.count("plotly-graph-div") >= 7
+    with language("zh"):  # the lesion step's evidence split, as the Inside a block page draws it
+        title = _("How much of the class evidence travels along the skip, block by block")
+    assert json.dumps(title)[1:-1] in html  # inside the figure's JSON, written with \\u escapes
     assert html.count("<script") >= 1 and not re.search(r"<script[^>]*\bsrc=", html)  # plotly.js inline: offline
+
+
+def test_the_lesion_step_states_the_measured_evidence_split(reveals):
+    images = rv.make_shapes(64, seed=2)[0]
+    shares = {
+        n: rv.evidence_split(rv.load_bundled(n)[0], images).overall_median_share() for n in ("shapes-20", "shapes-56")
+    }
+    fact = reveals["lesion"].facts[1]
+    assert f"{shares['shapes-56']:.0%}" in fact and f"{shares['shapes-20']:.0%}" in fact
+    assert fact.index(f"{shares['shapes-56']:.0%}") < fact.index(f"{shares['shapes-20']:.0%}")  # 56 first, as worded
 
 
 def _rotated(step: Step, by: int) -> Step:

@@ -11,8 +11,8 @@ import streamlit as st
 from PIL import Image
 
 import resnet_viz as rv
+from resnet_viz import inside_plots, race_plots, residual_plots
 from resnet_viz import race as rr
-from resnet_viz import race_plots, residual_plots
 from resnet_viz.data import TEST_SEED, make_shapes_raw
 from resnet_viz.gradients_plots import format_ratio, forward_signal_figure, gradient_norm_figure
 from resnet_viz.i18n import _, get_language, language
@@ -21,6 +21,7 @@ from resnet_viz.models import TWINS
 from resnet_viz.teaching import Reveal, compare, preset_view
 from ui.charts import share
 from ui.compute import lesion_lab, mean_lesion_drops, view_flows
+from ui.inside import EVIDENCE_IMAGES, depth_shares
 from ui.models import bundled_twins, twins_for
 from ui.work import work_slot
 
@@ -130,16 +131,29 @@ def reveal_lesion() -> Reveal:
         "{plain:.1f} points ({n} test images)."
     ).format(resnet=100 * drops["resnet"], plain=100 * drops["plain"], n=LESION_IMAGES)
     loses_more = {"higher": "plain", "same": "same", "lower": "resnet"}[compare(drops["plain"], drops["resnet"])]
-    return Reveal(
-        answer=loses_more,
-        facts=[fact],
-        figures=[
-            residual_plots.lesion_figure(single, names),
-            residual_plots.random_deletion_figure(
-                curves, {t: r["baseline"] for t, r in single.items()}, chance=1 / len(rv.SHAPE_CLASSES)
-            ),
-        ],
-    )
+    figures = [
+        residual_plots.lesion_figure(single, names),
+        residual_plots.random_deletion_figure(
+            curves, {t: r["baseline"] for t, r in single.items()}, chance=1 / len(rv.SHAPE_CLASSES)
+        ),
+    ]
+    facts = [fact]
+    shares = depth_shares(EVIDENCE_IMAGES)  # the Inside a block page's split, for both depths
+    if {"ResNet-20", "ResNet-56"} <= set(shares):
+        facts.append(
+            _(
+                "Why: split the class evidence at each block's sum into what arrives along the skip and what the "
+                "branch adds. Over {n} test images the median block sends {deep:.0%} of the evidence's size along "
+                "its skip in ResNet-56, {shallow:.0%} in ResNet-20: a block whose evidence mostly bypasses its "
+                "branch can be deleted cheaply."
+            ).format(
+                n=EVIDENCE_IMAGES,
+                deep=shares["ResNet-56"].overall_median_share(),
+                shallow=shares["ResNet-20"].overall_median_share(),
+            )
+        )
+        figures.append(inside_plots.identity_share_figure(shares))
+    return Reveal(answer=loses_more, facts=facts, figures=figures)
 
 
 def reveal_landscape() -> Reveal:
