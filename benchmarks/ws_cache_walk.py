@@ -52,6 +52,9 @@ class CacheReplay:
         self.log: list[str] = []
         self.dropped: dict[str, int] = {}  # hash -> run count when it expired
         self.sent_hashes: set[str] = set()
+        self.sent_ages: dict[str, int] = {}
+        self.refs = 0
+        self.at_risk: list[str] = []  # references to an element at the age limit when the rerun was requested
 
     def sent(self, data: bytes) -> None:
         msg = BackMsg()
@@ -62,9 +65,18 @@ class CacheReplay:
         if msg.WhichOneof("type") == "rerun_script":
             rerun = msg.rerun_script
             self.sent_hashes = set(rerun.cached_message_hashes)
+            # How many finished runs each listed element has gone unused: one at the limit is dropped by one
+            # more counted finish, which can arrive after this request has left.
+            self.sent_ages = {h: self.runs - e[0] for h, e in self.entries.items() if h in self.sent_hashes}
             self.new_session_seen = False
+            files = [
+                len(w.file_uploader_state_value.uploaded_file_info)
+                for w in rerun.widget_states.widgets
+                if w.WhichOneof("value") == "file_uploader_state_value"
+            ]
             self.log.append(
-                f"-> rerun (fragment={rerun.fragment_id or '-'}, {len(self.sent_hashes)} hashes: "
+                f"-> rerun (fragment={rerun.fragment_id or '-'}, uploader files {files}, "
+                f"{len(self.sent_hashes)} hashes: "
                 f"{sorted(h[:8] for h in self.sent_hashes)}) at run {self.runs}"
             )
 
@@ -73,6 +85,9 @@ class CacheReplay:
         msg.ParseFromString(data)
         kind = msg.WhichOneof("type")
         if kind == "ref_hash":
+            self.refs += 1
+            if self.sent_ages.get(msg.ref_hash, -1) >= self.max_age:
+                self.at_risk.append(msg.ref_hash)
             entry = self.entries.get(msg.ref_hash)
             if entry is None:
                 when = self.dropped.get(msg.ref_hash)
@@ -90,7 +105,8 @@ class CacheReplay:
             else:
                 fragment = msg.delta.fragment_id if kind == "delta" else ""
                 self.entries[msg.hash] = [self.runs, fragment]
-            self.log.append(f"<- cacheable {msg.hash[:8]} ({len(data)} B)")
+            element = msg.delta.new_element.WhichOneof("type") if kind == "delta" else kind
+            self.log.append(f"<- cacheable {msg.hash[:8]} {element} ({len(data)} B)")
         elif kind == "new_session":
             self.new_session_seen = True
             self.log.append(f"<- new_session (run {self.runs})")
@@ -240,7 +256,8 @@ def main_() -> int:
     print(
         f"max age {max_age}, min size {args.min_size or config.get_option('global.minCachedMessageSize'):.0f} B, "
         f"busy {args.busy}, race {'off' if args.no_race else 'on'}: {done} uploads, connection lost: {lost}, "
-        f"cache misses replayed: {len(misses)}; {time.time() - started:.0f} s"
+        f"cache misses replayed: {len(misses)}; references {traffic.replay.refs}, of them to an element at the "
+        f"age limit {len(traffic.replay.at_risk)}; {time.time() - started:.0f} s"
     )
     print(
         f"bytes per script run: Explain {median(traffic.run_bytes)} (median of {len(traffic.run_bytes)}, "
