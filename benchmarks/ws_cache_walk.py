@@ -173,7 +173,12 @@ def start_race(page, url: str) -> None:
     page.get_by_role("button", name="Start").wait_for()
     wait_idle(page)
     page.get_by_role("button", name="Start").click()
-    page.locator("[data-testid=stProgress]").first.wait_for(timeout=240_000)
+    # Started: Stop is enabled and the live view polls (queued, preparing or training).
+    page.wait_for_function(
+        "[...document.querySelectorAll('[data-testid=stMain] button')].some("
+        "b => b.innerText.includes('Stop') && !b.disabled)",
+        timeout=240_000,
+    )
 
 
 def walk(page, url: str, rounds: int, on_upload=None) -> tuple[int, bool]:
@@ -220,7 +225,13 @@ def main_() -> int:
     from playwright.sync_api import sync_playwright
     from streamlit import config
 
-    max_age = args.max_age if args.max_age is not None else int(config.get_option("global.maxCachedMessageAge"))
+    # The server reads STREAMLIT_GLOBAL_* like its command-line flags, over .streamlit/config.toml.
+    max_age = int(
+        os.environ.get("STREAMLIT_GLOBAL_MAX_CACHED_MESSAGE_AGE", config.get_option("global.maxCachedMessageAge"))
+    )
+    min_size = float(
+        os.environ.get("STREAMLIT_GLOBAL_MIN_CACHED_MESSAGE_SIZE", config.get_option("global.minCachedMessageSize"))
+    )
     busy = [multiprocessing.Process(target=_busy, args=(time.time() + 900,), daemon=True) for _ in range(args.busy)]
     started = time.time()
     with running_app() as url, sync_playwright() as pw:
@@ -254,7 +265,7 @@ def main_() -> int:
         return f"{statistics.median(xs) / 1000:.1f} kB" if xs else "-"
 
     print(
-        f"max age {max_age}, min size {args.min_size or config.get_option('global.minCachedMessageSize'):.0f} B, "
+        f"max age {max_age}, min size {min_size:.0f} B, "
         f"busy {args.busy}, race {'off' if args.no_race else 'on'}: {done} uploads, connection lost: {lost}, "
         f"cache misses replayed: {len(misses)}; references {traffic.replay.refs}, of them to an element at the "
         f"age limit {len(traffic.replay.at_risk)}; {time.time() - started:.0f} s"
