@@ -55,7 +55,7 @@ def test_the_upload_walk_beside_a_live_race_never_loses_the_connection(browser):
             # one more finished run, counted after the rerun request left, would have dropped.
             assert traffic.replay.at_risk == [], f"{len(traffic.replay.at_risk)} references at risk:\n{log}"
             assert done == ROUNDS * (len(good_files()) + len(bad_files()))
-            # The race trained, and its live view polled, during the whole walk.
+            # The race stayed live (its view polling) through the whole walk.
             assert len(race.fragment_run_bytes) >= 20, race.fragment_run_bytes
             assert race_page.get_by_role("button", name="Stop").is_enabled()
         finally:
