@@ -22,8 +22,11 @@ def fresh_registry(tmp_path):
     registry = RaceRegistry(FinishedRaces(tmp_path / "races"), rr.RaceScheduler(1), StepTimes(str(tmp_path)))
     set_default_registry(registry)
     yield registry
-    for rid in registry.live_ids():
-        registry._live[rid].race.stop()
+    races = [registry._live[rid].race for rid in registry.live_ids()]
+    for race in races:
+        race.stop()
+    for race in races:
+        race.join(30)
     set_default_registry(None)
 
 

@@ -56,9 +56,13 @@ def keep(name: str, result: dict) -> None:
         results.pop(next(iter(results)))
 
 
-def duration_text(seconds: float) -> str:
-    """ "about 3 h 20 min", "about 12 min", "about 40 s" in the visitor's language."""
+def duration_text(seconds: float, about: bool = True) -> str:
+    """A duration in the visitor's language: about 3 h 20 min, about 12 min, about 40 s (``about=False``: 12 min)."""
     seconds = max(0.0, float(seconds))
+    if not about:
+        if seconds % 60:
+            return _("{s} s").format(s=round(seconds))
+        return _("{m} min").format(m=round(seconds / 60))
     if seconds >= 3600:
         return _("about {h} h {m} min").format(h=int(seconds // 3600), m=int(seconds % 3600 // 60))
     if seconds >= 90:
@@ -81,7 +85,7 @@ def budget_note(config: rr.RaceConfig) -> str | None:
     note = _(
         "This race would take {estimate} of training on this server, more than the {limit} a visitor's race may "
         "take here (set by the server's operator)."
-    ).format(estimate=duration_text(estimate.seconds), limit=duration_text(limit))
+    ).format(estimate=duration_text(estimate.seconds), limit=duration_text(limit, about=False))
     if verdict.max_steps >= 10:
         return (
             note
@@ -95,7 +99,7 @@ def budget_note(config: rr.RaceConfig) -> str | None:
 
 def estimate_of(config: rr.RaceConfig) -> est.Estimate:
     with st.spinner(_("Measuring how fast this server trains…")):
-        return est.estimate_race(config, device())
+        return est.estimate_race(config, device(), times=rr.default_registry().times)
 
 
 def start(config: rr.RaceConfig) -> str | None:

@@ -42,4 +42,9 @@ def run_with_view_link(page) -> None:
     if slot is not None:
         link = view_link()
         with slot:
-            st.image(qr_png(link), width="stretch", caption=_("Scan to open this view: {link}").format(link=link))
+            st.image(
+                qr_png(link),
+                width="stretch",
+                output_format="PNG",
+                caption=_("Scan to open this view: {link}").format(link=link),
+            )
