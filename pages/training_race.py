@@ -14,6 +14,7 @@ from resnet_viz import race_plots
 from resnet_viz.i18n import N_, _, get_language, set_language
 from ui import race_session as rs
 from ui.charts import show_chart
+from ui.models import device
 from ui.race_settings import race_settings
 from ui.race_views import recipe_text, show_checks
 from ui.routing import route_through_app
@@ -37,10 +38,12 @@ state = st.session_state
 
 @st.cache_resource(show_spinner=False)
 def _warm_shapes_cache() -> bool:
-    """Generate the default race's shapes in the background once per server, while visitors read."""
+    """Generate the default race's shapes in the background once per server, while visitors read, and measure
+    how fast this server trains (for the queue's estimates and the budget; once per machine)."""
     import threading
 
     threading.Thread(target=rr.load_race_data, args=("shapes",), name="warm-shapes", daemon=True).start()
+    threading.Thread(target=rs.measure_server, args=(device(),), name="warm-step-times", daemon=True).start()
     return True
 
 

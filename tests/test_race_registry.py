@@ -169,6 +169,7 @@ def test_a_machine_without_measurements_probes_once(tmp_path):
 
     first = est.estimate_race(tiny(steps=100), "cpu", times=times, probe=probe)
     assert first.how == "probed" and len(calls) == 1 and calls[0].seeds == 1 and calls[0].recipe.steps == 3
+    assert first.step_s == pytest.approx(0.02 * est.step_work(tiny(steps=100)) / est.step_work(calls[0]))
     est.estimate_race(tiny(steps=200), "cpu", times=times, probe=probe)
     assert len(calls) == 1  # remembered
 

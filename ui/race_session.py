@@ -102,6 +102,14 @@ def estimate_of(config: rr.RaceConfig) -> est.Estimate:
         return est.estimate_race(config, device(), times=rr.default_registry().times)
 
 
+def measure_server(on) -> None:
+    """Measure this server's step time once (a worker thread: no st.* here)."""
+    try:
+        est.estimate_race(rr.RaceConfig(), on, times=rr.default_registry().times)
+    except Exception:  # noqa: BLE001 - a visitor's first estimate measures it then
+        pass
+
+
 def start(config: rr.RaceConfig) -> str | None:
     """Start, join or open the race of ``config``; a note when it may not train here."""
     note = budget_note(config)

@@ -8,8 +8,10 @@ choice (in the process and in ``$RESNET_VIZ_CACHE/race-steps.json``):
   the machine, torch, the nets, seeds, batch and image size);
 - a race of a shape measured here is estimated from that measurement; another shape from the measured shape of
   this machine nearest in work (nets x layers x images x pixels per step), scaled by the work;
-- on a machine with no measurement yet, a throwaway probe (the race's nets, one seed, a small batch, random
-  images) trains :data:`PROBE_STEPS` steps first and is remembered like a race.
+- on a machine with no measurement yet, a throwaway probe (ResNet-20 and its plain twin, one seed, a batch of
+  :data:`PROBE_BATCH` random images at the race's image size) trains :data:`PROBE_STEPS` steps first and is
+  remembered like a race (a second or two: small enough to answer a visitor at once, and the Training race page
+  measures it when a server starts).
 
 A queued race's start is the time the races ahead of it (training, then queued) need to end on the server's
 trainers, each from its own measured step rate as it trains (:func:`queue_starts`). The budget
@@ -159,6 +161,7 @@ class StepTimes:
 
 
 _default_times = StepTimes()
+_probe_lock = threading.Lock()
 
 
 def default_step_times() -> StepTimes:
@@ -166,10 +169,12 @@ def default_step_times() -> StepTimes:
 
 
 def probe_config(config: RaceConfig, device: torch.device) -> RaceConfig:
-    """The throwaway race a probe trains: ``config``'s nets and image size, one seed, a small batch, unfused, in
-    the precision ``config`` would resolve to, no snapshots or evaluations."""
+    """The throwaway race a probe trains: ResNet-20 and its plain twin at ``config``'s image size, one seed, a small
+    batch, unfused, in the precision ``config`` would resolve to, no snapshots or evaluations."""
     return replace(
         config,
+        depths=(20,),
+        twins=("resnet", "plain"),
         recipe=replace(config.recipe, steps=PROBE_STEPS, batch_size=min(PROBE_BATCH, config.recipe.batch_size)),
         seeds=1,
         engine="unfused",
@@ -217,15 +222,17 @@ def estimate_race(
     probes first when this machine has none."""
     device = torch.device(device)
     times = times or default_step_times()
-    found = times.lookup(config, device)
     work = step_work(config)
+    found = times.lookup(config, device)
     if found is None:
-        small = probe_config(config, device)
-        step = (probe or measure_probe)(small, device)
-        times.record(small, device, step, 0.0, PROBE_STEPS)
-        entry, how = {"work": step_work(small), "step_s": step, "prepare_s": 0.0}, "probed"
-    else:
-        entry, how = found
+        with _probe_lock:  # a class opening the page at once on a new server probes once, not thirty times
+            found = times.lookup(config, device)
+            if found is None:
+                small = probe_config(config, device)
+                step = (probe or measure_probe)(small, device)
+                times.record(small, device, step, 0.0, PROBE_STEPS)
+                found = {"work": step_work(small), "step_s": step, "prepare_s": 0.0}, "probed"
+    entry, how = found
     step_s = float(entry["step_s"]) * (1.0 if how == "measured" else work / max(float(entry["work"]), 1e-9))
     prepare_s = float(entry.get("prepare_s", 0.0))
     train_s = step_s * config.recipe.steps
