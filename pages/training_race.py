@@ -94,16 +94,6 @@ def _figures(result: dict) -> tuple:
     )
 
 
-def _live_figures(race: rr.Race) -> tuple:
-    """The live curves, rebuilt only when the race has taken a step: building them holds the GIL that the
-    training thread needs, and a step of four networks often takes longer than the half second between polls."""
-    progress = (id(race), race.step, race.status, tuple(run.status for run in race.runs), state.get("race_each_seed"))
-    cached = state.get("race_live_figures")
-    if cached is None or cached[0] != progress:
-        cached = state["race_live_figures"] = (progress, _figures(race.to_dict()))
-    return cached[1]
-
-
 @st.fragment(run_every=0.5 if running else None)
 def live_view(show_curves: bool, lang: str) -> None:
     # A fragment's own reruns skip app.py, which sets the language: the full run passes its language along.
@@ -111,7 +101,8 @@ def live_view(show_curves: bool, lang: str) -> None:
     race: rr.Race = state["race_live"]
     rs.progress(race)
     if race.runs and show_curves:
-        draw_race(None, "live", _live_figures(race))
+        each_seed = bool(state.get("race_each_seed"))
+        draw_race(None, "live", rs.live_figures(race, each_seed, lambda: _figures(race.to_dict())))
     if race.done or state.get("race_left") is not None:
         st.rerun()  # leave polling mode; the full page shows the finished race
 

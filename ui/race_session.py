@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import datetime
 import functools
+import threading
 import time
+from typing import Callable
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from resnet_viz import race as rr
 from resnet_viz.device import PRECISION_NAMES
-from resnet_viz.i18n import _
+from resnet_viz.i18n import _, get_language
 from resnet_viz.race import estimate as est
 from resnet_viz.race.autotune import describe_choice
+from ui.charts import share
 from ui.models import device
 
 SERVER = "race:"  # the key of a finished server race in the session's list: race:<id>
@@ -150,7 +153,6 @@ def _show(opened) -> None:
         state.setdefault("race_saved", {}).pop(opened.id, None)
         state["race_live"], state["race_live_id"] = opened.race, opened.id
         state["race_show"] = "live"
-        state.pop("race_live_figures", None)
     else:
         keep(SERVER + opened.id, opened.result)
         state["race_show"] = SERVER + opened.id
@@ -231,7 +233,6 @@ def end_of_view(race: rr.Race) -> str | None:
     )
     keep(name, race.to_dict())
     saved[rid] = name
-    state.pop("race_live_figures", None)
     return name
 
 
@@ -293,6 +294,26 @@ def twin_downloads(rid: str | None, race: rr.Race | None, seed: int) -> None:
             key=f"race_twins_{depth}",
             on_click="ignore",
         )
+
+
+_live_lock = threading.Lock()
+_live_figures: dict[tuple, tuple] = {}  # (race id, each seed, language) -> (the race's progress, its figures)
+
+
+def live_figures(race: rr.Race, each_seed: bool, build: Callable[[], tuple]) -> tuple:
+    """The live race's figures, built once per training step for all its viewers (``build()`` makes them) and
+    shared (serialised once, ``ui.charts.share``): thirty viewers of one race cost one figure's work a step, and
+    building holds the GIL that the training needs."""
+    progress = (race.step, race.status, tuple(run.status for run in race.runs))
+    key = (state.get("race_live_id"), each_seed, get_language())
+    with _live_lock:
+        cached = _live_figures.get(key)
+        if cached is None or cached[0] != progress:
+            cached = _live_figures[key] = (progress, tuple(share(fig) for fig in build()))
+            live = set(rr.default_registry().live_ids())
+            for old in [k for k in _live_figures if k[0] not in live and k != key]:
+                del _live_figures[old]
+        return cached[1]
 
 
 def progress(race: rr.Race) -> None:
