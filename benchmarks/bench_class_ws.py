@@ -247,11 +247,13 @@ async def race_different(url: str, n: int, steps: int) -> dict:
     estimated = _seconds(second_note)
     told_at = runs[1].finished - click
     second = sessions[1]
+    told = [(told_at, estimated)]  # (seconds after the first click, estimated seconds to the start), as it updates
     while True:  # until the second race leaves the queue
         run = await second.again()
         if not _shows(run, ("Waiting for a trainer",)):
             real = time.perf_counter() - click
             break
+        told.append((run.finished - click, _seconds(_text(run, "Waiting for a trainer"))))
         await asyncio.sleep(1.0)
     await _close(sessions)
     return {
@@ -260,6 +262,7 @@ async def race_different(url: str, n: int, steps: int) -> dict:
         "second_note": second_note,
         "second_estimated_s": estimated,
         "second_real_s": real - told_at,
+        "errors_over_wait": [(at, (est + at) / real - 1) for at, est in told if est is not None],
         "errors": [e for r in runs for e in r.errors],
     }
 
@@ -270,7 +273,7 @@ async def race_bad_url(url: str) -> dict:
         return {"to_note": run.to_end, "note": _text(run, "This race would take"), "errors": run.errors}
 
 
-def race_scenarios(users: int, steps: int) -> list[str]:
+def race_scenarios(users: int, steps: int, parts=("bad", "alone", "same", "different")) -> list[str]:
     lines = []
 
     def serve(scenario):
@@ -284,39 +287,50 @@ def race_scenarios(users: int, steps: int) -> list[str]:
             out["peak_mb"] = mem.peak
         return out
 
-    bad_cold = serve(race_bad_url)  # before any race: this server has no step time yet (it probes)
-    alone = serve(lambda url: race_alone(url, steps))
-    alone_wall = alone["stored"][0]["trained"]["wall_s"] if alone["stored"] else float("nan")
-    lines.append(
-        f"one visitor alone: live view {alone['to_live']:.2f} s after Start; the race's wall time (trainer to end) "
-        f"{alone_wall:.1f} s; {len(alone['stored'])} race stored"
-    )
-    same = serve(lambda url: race_same(url, users, steps))
-    walls = [r["trained"]["wall_s"] for r in same["stored"]]
-    live = same["live_times"]
-    lines.append(
-        f"{users} sessions, default settings, Start at once: {len(live)} of {same['n']} show the live race, "
-        f"{live[0]:.2f}-{live[-1]:.2f} s after the click (spread {live[-1] - live[0]:.2f} s); "
-        f"races trained and stored: {len(same['stored'])}; its wall time {walls[0] if walls else float('nan'):.1f} s "
-        f"= {(walls[0] / alone_wall) if walls else float('nan'):.2f}x the race alone; errors {len(same['errors'])}; "
-        f"server note: {same['server_note']!r}; peak {same['peak_mb']:.0f} MB"
-        if live
-        else f"{users} sessions: none showed the live race; errors {same['errors'][:3]}"
-    )
-    different = serve(lambda url: race_different(url, users, steps))
-    est, real = different["second_estimated_s"], different["second_real_s"]
-    lines.append(
-        f"{users} sessions, {users} different settings: {different['placed']} of {users - 1} queued races told "
-        f"a place and a start; the second race: estimated start {est} s, real start {real:.1f} s after its note "
-        f"({(est / real - 1) * 100 if est and real else float('nan'):+.0f}%); errors {len(different['errors'])}"
-    )
-    bad = serve(race_bad_url)
-    for name, out in (("fresh server (probes first)", bad_cold), ("server with step times", bad)):
+    if "bad" in parts:
+        bad_cold = serve(race_bad_url)  # before any race: this server has no step time yet (it probes)
+        lines.append(_bad_line("fresh server (probes first)", bad_cold))
+    if "alone" in parts or "same" in parts:
+        alone = serve(lambda url: race_alone(url, steps))
+        alone_wall = alone["stored"][0]["trained"]["wall_s"] if alone["stored"] else float("nan")
         lines.append(
-            f"?depths=110&steps=20000&batch=1024, {name}: note after {out['to_note']:.2f} s, races stored "
-            f"{len(out['stored'])}: {out['note'][:160]!r}"
+            f"one visitor alone: live view {alone['to_live']:.2f} s after Start; the race's wall time (trainer to end) "
+            f"{alone_wall:.1f} s; {len(alone['stored'])} race stored"
         )
+    if "same" in parts:
+        same = serve(lambda url: race_same(url, users, steps))
+        walls = [r["trained"]["wall_s"] for r in same["stored"]]
+        wall = walls[0] if walls else float("nan")
+        live = same["live_times"]
+        lines.append(
+            f"{users} sessions, default settings, Start at once: {len(live)} of {same['n']} show the live race, "
+            f"{live[0]:.2f}-{live[-1]:.2f} s after the click (spread {live[-1] - live[0]:.2f} s); "
+            f"races trained and stored: {len(same['stored'])}; its wall time {wall:.1f} s "
+            f"= {wall / alone_wall:.2f}x the race alone; errors {len(same['errors'])}; "
+            f"server note: {same['server_note']!r}; peak {same['peak_mb']:.0f} MB"
+            if live
+            else f"{users} sessions: none showed the live race; errors {same['errors'][:3]}"
+        )
+    if "different" in parts:
+        different = serve(lambda url: race_different(url, users, steps))
+        est, real = different["second_estimated_s"], different["second_real_s"]
+        over_wait = ", ".join(f"{at:.0f} s: {error * 100:+.0f}%" for at, error in different["errors_over_wait"][::5])
+        lines.append(
+            f"{users} sessions, {users} different settings: {different['placed']} of {users - 1} queued races told "
+            f"a place and a start; the second race: estimated start {est} s, real start {real:.1f} s after its note "
+            f"({(est / real - 1) * 100 if est and real else float('nan'):+.0f}%); errors {len(different['errors'])}"
+        )
+        lines.append(f"  the second race's estimated start against its real start, as the note updated: {over_wait}")
+    if "bad" in parts:
+        lines.append(_bad_line("server with step times", serve(race_bad_url)))
     return lines
+
+
+def _bad_line(name: str, out: dict) -> str:
+    return (
+        f"?depths=110&steps=20000&batch=1024, {name}: note after {out['to_note']:.2f} s, races stored "
+        f"{len(out['stored'])}: {out['note'][:160]!r}"
+    )
 
 
 def main() -> None:
@@ -327,6 +341,12 @@ def main() -> None:
     )
     parser.add_argument("--race-users", type=int, default=30)
     parser.add_argument("--steps", type=int, default=400, help="steps of the races in the race scenario")
+    parser.add_argument(
+        "--race-parts",
+        nargs="+",
+        default=["bad", "alone", "same", "different"],
+        choices=["bad", "alone", "same", "different"],
+    )
     parser.add_argument("--explain-users", type=int, default=30)
     parser.add_argument("--page-users", type=int, default=30)
     args = parser.parse_args()
@@ -358,7 +378,7 @@ def main() -> None:
             alone, _mem = measure(lambda url, n: open_page(url, n, path), 1)
             record(*measure(lambda url, n: open_page(url, n, path), args.page_users), alone)
     if "race" in args.scenarios:
-        print("\n".join(race_scenarios(args.race_users, args.steps)), flush=True)
+        print("\n".join(race_scenarios(args.race_users, args.steps, args.race_parts)), flush=True)
         if args.scenarios == ["race"]:
             return
     print("\n| what | sessions | median s to the figure | slowest s | errors |")
