@@ -185,6 +185,8 @@ async def _until_finished(session, poll: float = 2.0, timeout: float = 3600) -> 
         run = await session.again()
         if _shows(run, (FINISHED_TEXT,)):
             return time.perf_counter() - started, run
+        if run.errors or not _shows(run, LIVE_TEXTS):
+            raise RuntimeError(f"the race did not go on: {run.errors} {[t[:120] for t in run.texts][-6:]}")
         await asyncio.sleep(poll)
     raise TimeoutError("the race did not finish")
 
