@@ -2,6 +2,7 @@
 note, the budget, the race's link and the view's QR code (Streamlit's AppTest; the other visitor is the registry's
 viewer "bob")."""
 
+import base64
 import re
 import time
 from pathlib import Path
@@ -221,13 +222,15 @@ def test_presenter_mode_shows_the_view_link_as_a_qr_code_that_decodes_back(regis
     wait(lambda: done.id in registry.store)
     at = open_race_page({"race": done.id, "present": "1"})
     link_block = next(c for c in at.sidebar.children.values() if getattr(c, "key", None) == "sidebar-link")
-    image = next(iter(link_block.children.values()))
-    caption = image.proto.imgs[0].caption
+    drawn = [e for e in link_block.children.values() if e.type == "html"][0].proto.body
+    caption = [e for e in link_block.children.values() if e.type == "caption"][0].value
     text, png = made[-1]
-    assert caption.endswith(text) and f"race={done.id}" in text and "present" not in text
-    decoded, _points, _code = cv2.QRCodeDetector().detectAndDecode(cv2.imdecode(np.frombuffer(png, np.uint8), 0))
-    assert decoded == text
-    side = cv2.imdecode(np.frombuffer(png, np.uint8), 0).shape[0]
-    assert side >= 400  # pixels: drawn across the sidebar, large enough for the back of a classroom
+    assert caption == f"Scan to open this view: {text}" and f"race={done.id}" in text and "present" not in text
+    assert f'alt="Scan to open this view: {text.replace("&", "&amp;")}"' in drawn  # its text alternative
+    shown = base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", drawn).group(1))
+    image = cv2.imdecode(np.frombuffer(shown, np.uint8), cv2.IMREAD_GRAYSCALE)
+    decoded, _points, _code = cv2.QRCodeDetector().detectAndDecode(image)
+    assert decoded == text  # the image the sidebar draws, decoded back to the view's link
+    assert image.shape[0] >= 400 and "width: 100%" in drawn  # sharp at the sidebar's full width on a projector
     plain = open_race_page({"race": done.id})
     assert not any(getattr(c, "key", None) == "sidebar-link" for c in plain.sidebar.children.values())

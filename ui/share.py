@@ -4,6 +4,8 @@ from the back of a classroom. Made here with ``segno`` (no web service); app.py 
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import urllib.parse
 
@@ -41,10 +43,11 @@ def run_with_view_link(page) -> None:
     page.run()
     if slot is not None:
         link = view_link()
-        with slot:
-            st.image(
-                qr_png(link),
-                width="stretch",
-                output_format="PNG",
-                caption=_("Scan to open this view: {link}").format(link=link),
+        text = _("Scan to open this view: {link}").format(link=link)
+        data = base64.b64encode(qr_png(link)).decode()
+        with slot:  # an <img> of its own: the QR code fills the sidebar's width and carries the link as its alt text
+            st.html(
+                f'<img src="data:image/png;base64,{data}" alt="{html.escape(text)}" '
+                'style="width: 100%; image-rendering: pixelated;">'
             )
+            st.caption(text)
