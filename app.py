@@ -7,6 +7,7 @@ import streamlit as st
 
 from resnet_viz.i18n import LANGUAGES, _, browser_language, set_language
 from ui.models import checkpoint_sidebar, device_label
+from ui.share import run_with_view_link
 
 st.set_page_config(page_title="ResNet twins", page_icon=":material/hub:", layout="wide")
 
@@ -94,4 +95,4 @@ if presenting:  # hidden, not removed: an uploaded model stays loaded
       .st-key-sidebar-about, .st-key-sidebar-checkpoint { display: none; }
       [data-testid="stMainBlockContainer"] { max-width: 100%; padding-left: 2.5rem; padding-right: 2.5rem; }
     </style>""")
-page.run()
+run_with_view_link(page)  # in presenter mode the sidebar ends with the view's link as a QR code

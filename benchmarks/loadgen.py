@@ -136,6 +136,10 @@ class Session:
         self.widget_states = {}
         return await self._rerun()
 
+    async def again(self) -> Run:
+        """Rerun the page with the widgets as they are (what a browser's fragment polling shows, in one run)."""
+        return await self._rerun()
+
     async def click(self, label: str) -> Run:
         widget = self._widget(label, ("button",))
         return await self._rerun({widget.id: WidgetState(id=widget.id, trigger_value=True)}, keep=False)
@@ -283,6 +287,10 @@ class Session:
             run.errors.append("error: " + element.alert.body)
         elif kind in ("markdown", "heading"):
             run.texts.append(getattr(element, kind).body)
+        if kind == "alert":  # info, warning and error boxes: their text too
+            run.texts.append(element.alert.body)
+        elif kind == "progress":
+            run.texts.append(element.progress.text)
         if kind in WIDGET_TYPES:
             widget = getattr(element, kind)
             run.widgets[widget.label] = (kind, widget)

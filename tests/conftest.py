@@ -13,6 +13,9 @@ if "RESNET_VIZ_CACHE" not in os.environ:
 
     os.environ["RESNET_VIZ_CACHE"] = tempfile.mkdtemp(prefix="resnet-viz-tests-")
     atexit.register(shutil.rmtree, os.environ["RESNET_VIZ_CACHE"], True)
+# Visitors' races have a budget on a server (resnet_viz/race/estimate.py); the tests' long races (stopped early)
+# would exceed it. Tests of the budget set it themselves.
+os.environ.setdefault("RESNET_VIZ_RACE_BUDGET", "0")
 
 
 @pytest.fixture(scope="module")

@@ -103,7 +103,9 @@ async def visitors(url: str, report: dict) -> None:
     run = await a.click("Start")
     report["a_errors"] = list(run.errors)
     try:
-        wait_for(lambda: any(r.status == "running" for r in live(Race)), what="the race to train")
+        wait_for(
+            lambda: any(r.status in ("preparing", "running") for r in live(Race)), what="the race to hold a trainer"
+        )
     except TimeoutError:
         report["races_seen"] = [(r.status, r.message) for r in live(Race)]
         raise

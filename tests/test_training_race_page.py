@@ -12,6 +12,24 @@ from resnet_viz import race as rr
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
+@pytest.fixture(autouse=True)
+def fresh_registry(tmp_path):
+    """Each test's own registry of the server's races, on its own store: nothing one test trained serves another."""
+    from resnet_viz.race.estimate import StepTimes
+    from resnet_viz.race.registry import RaceRegistry, set_default_registry
+    from resnet_viz.race.store import FinishedRaces
+
+    registry = RaceRegistry(FinishedRaces(tmp_path / "races"), rr.RaceScheduler(1), StepTimes(str(tmp_path)))
+    set_default_registry(registry)
+    yield registry
+    races = [registry._live[rid].race for rid in registry.live_ids()]
+    for race in races:
+        race.stop()
+    for race in races:
+        race.join(30)
+    set_default_registry(None)
+
+
 def open_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
@@ -102,9 +120,11 @@ def test_start_trains_a_race_that_stays_in_the_session():
     results = at.session_state["race_results"]
     assert len(results) == 1
     ((name, result),) = results.items()
-    assert at.selectbox(key="race_show").value == name
+    assert at.selectbox(key="race_show").value == name == "race:" + rr.race_id(race.config, "cpu")
     assert [len(r["history"]) for r in result["runs"]] == [10, 10, 10, 10]
-    assert "Race 1: ResNet-8, Plain-8 (" in name  # each net named once, not once per seed
+    label = next(o for o in at.selectbox(key="race_show").options if o.startswith("Trained on this server"))
+    assert label.endswith("UTC): ResNet-8, Plain-8")  # each net named once, not once per seed
+    assert at.query_params["race"] == rr.race_id(race.config, "cpu")  # the race's short link
     at.checkbox(key="race_each_seed").check().run()  # each seed's curve on request
     assert not at.exception
     assert {b.label for b in at.get("download_button")} >= {"Download CSV", "Download JSON", "Depth 8 (.safetensors)"}

@@ -11,6 +11,9 @@ A race is a set of runs (twin x depth) over one data set with one recipe:
 - :mod:`.scheduler`: the server-wide queue that bounds how many races train at once
 - :mod:`.results`: final losses, the summary tables, seed means and bands, He et al.'s Fig. 6 checks
 - :mod:`.files`: JSON and CSV, the recorded race, the trained twins saved
+- :mod:`.registry`: one training per setting on a server: live races joined by their viewers, finished ones reused
+- :mod:`.store`: the server's finished races on disk, bounded
+- :mod:`.estimate`: step times measured here, a race's estimated time, the queue's start times, the budget
 """
 
 from .config import (
@@ -25,6 +28,7 @@ from .config import (
 )
 from .data import DATASETS, FOLDER_ENV, IMAGE_SIZES, DatasetUnavailable, RaceData, describe_dataset, load_race_data
 from .engine import Race, run_race
+from .estimate import Estimate, check_budget, estimate_race
 from .files import (
     CSV_COLUMNS,
     RECORDED_RACE,
@@ -37,6 +41,7 @@ from .files import (
     recorded_race,
     save_race_models,
 )
+from .registry import RaceRegistry, default_registry, race_id
 from .results import (
     LEFT_CHANCE_MARGIN,
     PAPER_CIFAR10_TEST_ERROR,
@@ -56,6 +61,7 @@ from .results import (
 )
 from .run import Run
 from .scheduler import RaceScheduler, default_scheduler
+from .store import FinishedRaces
 
 __all__ = [
     "ENGINES",
@@ -103,4 +109,11 @@ __all__ = [
     "Run",
     "RaceScheduler",
     "default_scheduler",
+    "Estimate",
+    "check_budget",
+    "estimate_race",
+    "RaceRegistry",
+    "default_registry",
+    "race_id",
+    "FinishedRaces",
 ]
