@@ -22,13 +22,13 @@ from resnet_viz.teaching import (
 )
 from ui.charts import show_chart
 from ui.lesson_reveals import all_reveals, reveal
-from ui.routing import route_through_app
+from ui.routing import app_has_page, route_through_app
 from ui.url_state import Choice, UrlState
 
 route_through_app()
 
 state = st.session_state
-steps = lesson_steps()
+steps = lesson_steps(app_has_page)
 count = len(steps)
 
 

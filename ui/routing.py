@@ -16,6 +16,12 @@ from streamlit.runtime.pages_manager import PagesManager
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
+def app_has_page(page: str) -> bool:
+    """Whether the app has ``page`` (a path relative to app.py's folder, "pages/loss_landscape.py"): the lesson
+    leaves out a step whose page is missing (``resnet_viz.teaching.lesson_steps(app_has_page)``)."""
+    return (APP.parent / page).is_file()
+
+
 def route_through_app() -> None:
     if not PagesManager.uses_pages_directory:
         return
