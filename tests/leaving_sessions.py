@@ -4,7 +4,10 @@
 in a thread; the visitors are the load generator's WebSocket sessions (``benchmarks/loadgen.py``), so this
 process can look at the server's own objects before and after the visitors close their tabs:
 
-* visitor A uploads twins in the sidebar and starts a long training race;
+* visitor A uploads twins in the sidebar and starts a long training race. With no engine choice remembered (a
+  fresh cache folder) the race first times throwaway races of each engine and precision
+  (``resnet_viz/race/autotune.py``), on every CPU: the report counts A's races (each started in a thread of its
+  own) while one of those, which belongs to no visitor, is alive too, and A leaves while the race measures;
 * visitor B opens Gradient flow on a view nobody has computed while every work slot is taken, so it waits in line.
 
 Both leave. The report says what each held before leaving and what remains afterwards.
@@ -17,6 +20,7 @@ import gc
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -24,6 +28,8 @@ import weakref
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "benchmarks"), os.path.join(ROOT, "tests")]
 from conftest import _free_port  # noqa: E402
+
+from resnet_viz.race.autotune import CACHE_ENV  # noqa: E402
 
 CHECKPOINT_LABEL = "Checkpoint (.safetensors or a torch state dict)"
 LONG_RACE = "/training_race?depths=20&steps=20000&lang=en"
@@ -36,6 +42,8 @@ def start_server(port: int):
     from streamlit.web.server import Server
 
     os.chdir(ROOT)
+    # No remembered engine choice: the race measures its engine first, as on a fresh server.
+    os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="leaving-sessions-")
     bootstrap.load_config_options(
         {
             "server.port": port,
@@ -95,6 +103,19 @@ async def visitors(url: str, report: dict) -> None:
     from ui.models import SessionModels
     from ui.work import work_slots
 
+    def started(race) -> bool:
+        """A race a visitor started (``Race.start()``: a "training-race" thread of its own), not one of the engine
+        measurement's throwaway races, which run inside the race they measure for (``Race.run_here()``)."""
+        return race._thread is not None
+
+    seen: dict = {}
+
+    def measuring() -> bool:
+        """A's race is choosing its engine: it and a throwaway race are alive at once (one snapshot of both)."""
+        races = [r for r in live(Race) if not r.done]
+        seen.update(own=[r for r in races if started(r)], throwaway=[r for r in races if not started(r)])
+        return bool(seen["own"]) and bool(seen["throwaway"])
+
     with open(os.path.join(ROOT, "resnet_viz", "assets", "models", "shapes-20.safetensors"), "rb") as f:
         checkpoint = f.read()
 
@@ -103,12 +124,14 @@ async def visitors(url: str, report: dict) -> None:
     run = await a.click("Start")
     report["a_errors"] = list(run.errors)
     try:
-        wait_for(lambda: any(r.status == "running" for r in live(Race)), what="the race to train")
+        wait_for(measuring, 150, "the race to measure its engine")
     except TimeoutError:
         report["races_seen"] = [(r.status, r.message) for r in live(Race)]
         raise
-    races = [r for r in live(Race) if not r.done]
+    races = seen["own"]
     report["a_running_races"] = len(races)
+    report["throwaway_races_alive"] = len(seen["throwaway"])
+    del seen["throwaway"]
     report["race_threads"] = sorted(t.name for t in threading.enumerate() if t.name.startswith("training-race"))
 
     slots = work_slots()

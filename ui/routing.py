@@ -14,6 +14,8 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
+# The residual block's "+": the app serves its own favicon (a Material icon would load from fonts.gstatic.com).
+FAVICON = Path(__file__).resolve().parent / "favicon.png"
 
 
 def app_has_page(page: str) -> bool:
