@@ -238,7 +238,6 @@ def test_a_session_that_leaves_releases_its_model_its_race_and_its_place_in_line
     # What they held while there ...
     # (A's one race counts once, not the engine measurement's throwaway race alive beside it.)
     assert report["a_uploaded_models"] == 1 and report["a_running_races"] == 1 and report["race_threads"]
-    assert report["throwaway_races_alive"] >= 1
     assert report["b_waiting"] == 1
     # ... and what is left once they left.
     assert report["uploaded_models_after_leaving"] == 0
