@@ -125,12 +125,12 @@ async def visitors(url: str, report: dict) -> None:
     run = await a.click("Start")
     report["a_errors"] = list(run.errors)
     try:
-        wait_for(lambda: snapshot(False), 60, "the race to start")
+        await asyncio.to_thread(wait_for, lambda: snapshot(False), 60, "the race to start")
     except TimeoutError:
         report["races_seen"] = [(r.status, r.message) for r in live(Race)]
         raise
     try:  # the measurement's first throwaway race comes once the race's data is ready (seconds on an idle CPU)
-        wait_for(lambda: snapshot(True), 120, "the engine measurement")
+        await asyncio.to_thread(wait_for, lambda: snapshot(True), 120, "the engine measurement")
     except TimeoutError:
         pass  # a very busy machine: A's race is counted all the same
     races = seen["own"]
