@@ -68,12 +68,12 @@ def start_server(port: int):
     return server
 
 
-def wait_for(condition, timeout: float = 60, what: str = "") -> None:
+def wait_for(condition, timeout: float = 60, what: str = "", every: float = 0.05) -> None:
     deadline = time.time() + timeout
     while not condition():
         if time.time() > deadline:
             raise TimeoutError(f"waited {timeout:.0f} s for {what}")
-        time.sleep(0.05)
+        time.sleep(every)
 
 
 CREATED: dict[type, weakref.WeakSet] = {}
@@ -125,12 +125,13 @@ async def visitors(url: str, report: dict) -> None:
     run = await a.click("Start")
     report["a_errors"] = list(run.errors)
     try:
-        await asyncio.to_thread(wait_for, lambda: snapshot(False), 60, "the race to start")
+        await asyncio.to_thread(wait_for, lambda: snapshot(False), 60, "the race to start", 0.5)
     except TimeoutError:
         report["races_seen"] = [(r.status, r.message) for r in live(Race)]
         raise
-    try:  # the measurement's first throwaway race comes once the race's data is ready (seconds on an idle CPU)
-        await asyncio.to_thread(wait_for, lambda: snapshot(True), 120, "the engine measurement")
+    try:  # the measurement's first throwaway race comes once the race's data is ready (seconds on an idle CPU);
+        # polled once a second: each look runs gc.collect(), which holds the GIL the race's thread needs
+        await asyncio.to_thread(wait_for, lambda: snapshot(True), 120, "the engine measurement", 1.0)
     except TimeoutError:
         pass  # a very busy machine: A's race is counted all the same
     races = seen["own"]
@@ -176,6 +177,7 @@ async def visitors(url: str, report: dict) -> None:
     report["uploaded_models_after_leaving"] = sum(m.twins is not None for m in live(SessionModels))
     report["uploaded_nets_still_alive"] = sum(ref() is not None for ref in model_refs)
     report["slots_active_after_leaving"] = slots.active
+    report["engine_choice"] = [r.engine_choice.how if r.engine_choice else None for r in races]
     report["race_threads_after_leaving"] = sorted(
         t.name for t in threading.enumerate() if t.name.startswith("training-race")
     )
