@@ -4,10 +4,9 @@
 in a thread; the visitors are the load generator's WebSocket sessions (``benchmarks/loadgen.py``), so this
 process can look at the server's own objects before and after the visitors close their tabs:
 
-* visitor A uploads twins in the sidebar and starts a long training race. With no engine choice remembered (a
-  fresh cache folder) the race first times throwaway races of each engine and precision
-  (``resnet_viz/race/autotune.py``), on every CPU: the report counts A's races (each started in a thread of its
-  own) while one of those, which belongs to no visitor, is alive too; A leaves while the race measures;
+* visitor A uploads twins in the sidebar and starts a long training race. Where no engine choice is remembered
+  the race first times throwaway races of each engine and precision (``resnet_viz/race/autotune.py``); those
+  belong to no visitor, so the report counts A's races: the ones started in a thread of their own;
 * visitor B opens Gradient flow on a view nobody has computed while every work slot is taken, so it waits in line.
 
 Both leave. The report says what each held before leaving and what remains afterwards.
@@ -20,7 +19,6 @@ import gc
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 import weakref
@@ -28,8 +26,6 @@ import weakref
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "benchmarks"), os.path.join(ROOT, "tests")]
 from conftest import _free_port  # noqa: E402
-
-from resnet_viz.race.autotune import CACHE_ENV  # noqa: E402
 
 CHECKPOINT_LABEL = "Checkpoint (.safetensors or a torch state dict)"
 LONG_RACE = "/training_race?depths=20&steps=20000&lang=en"
@@ -42,8 +38,6 @@ def start_server(port: int):
     from streamlit.web.server import Server
 
     os.chdir(ROOT)
-    # No remembered engine choice: the race measures its engine first, as on a fresh server.
-    os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="leaving-sessions-")
     bootstrap.load_config_options(
         {
             "server.port": port,
@@ -108,14 +102,13 @@ async def visitors(url: str, report: dict) -> None:
         measurement's throwaway races, which run inside the race they measure for (``Race.run_here()``)."""
         return race._thread is not None
 
-    seen: dict = {}
+    throwaway_seen = [0]
 
-    def snapshot(need_throwaway: bool) -> bool:
-        """A's race has started; with ``need_throwaway``, the engine measurement's throwaway race is alive beside
-        it (both seen in one snapshot, so the count below is taken while both exist)."""
+    def training() -> bool:
+        """A's race trains (its engine measurement, if any, is over); notes how many throwaway races were alive."""
         races = [r for r in live(Race) if not r.done]
-        seen.update(own=[r for r in races if started(r)], throwaway=[r for r in races if not started(r)])
-        return bool(seen["own"]) and (bool(seen["throwaway"]) or not need_throwaway)
+        throwaway_seen[0] = max(throwaway_seen[0], sum(not started(r) for r in races))
+        return any(started(r) and r.status == "running" for r in races)
 
     with open(os.path.join(ROOT, "resnet_viz", "assets", "models", "shapes-20.safetensors"), "rb") as f:
         checkpoint = f.read()
@@ -124,20 +117,14 @@ async def visitors(url: str, report: dict) -> None:
     run = await a.open(LONG_RACE)
     run = await a.click("Start")
     report["a_errors"] = list(run.errors)
-    try:
-        await asyncio.to_thread(wait_for, lambda: snapshot(False), 60, "the race to start", 0.5)
+    try:  # polled twice a second: each look runs gc.collect(), which holds the GIL the race's thread needs
+        await asyncio.to_thread(wait_for, training, 240, "the race to train", 0.5)
     except TimeoutError:
         report["races_seen"] = [(r.status, r.message) for r in live(Race)]
         raise
-    try:  # the measurement's first throwaway race comes once the race's data is ready (seconds on an idle CPU);
-        # polled once a second: each look runs gc.collect(), which holds the GIL the race's thread needs
-        await asyncio.to_thread(wait_for, lambda: snapshot(True), 120, "the engine measurement", 1.0)
-    except TimeoutError:
-        pass  # a very busy machine: A's race is counted all the same
-    races = seen["own"]
+    races = [r for r in live(Race) if started(r) and not r.done]
     report["a_running_races"] = len(races)
-    report["throwaway_races_alive"] = len(seen["throwaway"])
-    del seen["throwaway"]
+    report["throwaway_races_seen"] = throwaway_seen[0]  # alive beside A's race while it measured its engine
     report["race_threads"] = sorted(t.name for t in threading.enumerate() if t.name.startswith("training-race"))
 
     slots = work_slots()
@@ -177,7 +164,7 @@ async def visitors(url: str, report: dict) -> None:
     report["uploaded_models_after_leaving"] = sum(m.twins is not None for m in live(SessionModels))
     report["uploaded_nets_still_alive"] = sum(ref() is not None for ref in model_refs)
     report["slots_active_after_leaving"] = slots.active
-    report["engine_choice"] = [r.engine_choice.how if r.engine_choice else None for r in races]
+    report["engine_choice"] = sorted({r.engine_choice.how for r in races if r.engine_choice})
     report["race_threads_after_leaving"] = sorted(
         t.name for t in threading.enumerate() if t.name.startswith("training-race")
     )

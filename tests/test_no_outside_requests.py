@@ -52,7 +52,7 @@ def test_no_page_asks_any_host_but_the_app(page, app_url):
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     page.on("websocket", lambda ws: requested.append(ws.url))
-    page.set_default_timeout(300_000)  # a page's first visit on a fresh server computes its figures
+    page.set_default_timeout(600_000)  # a first visit on a fresh server computes the page's figures (busy CPU: minutes)
     found = {}
     for name in app_pages():
         for lang in LANGUAGES:
