@@ -86,7 +86,7 @@ if step.key == "block":
         st.caption(_("Plain block (the twin)"))
         st.graphviz_chart(plain_block_dot())
     with st.container(key="lesson-code"):
-        st.code(BLOCK_CODE, language="python")
+        st.code(BLOCK_CODE, language="python", wrap_lines=True)  # no scrolled region (presenter mode's font)
         st.html(CODE_COLOURS)
 
 with st.container(border=True, key="lesson-question"):

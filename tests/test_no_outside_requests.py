@@ -47,6 +47,7 @@ def test_outside_tells_the_app_from_the_rest():
 
 @pytest.mark.browser
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first visitor of a fresh server: every page computes its figures
 def test_no_page_asks_any_host_but_the_app(page, app_url):
     host = urlsplit(app_url).netloc
     requested: list[str] = []
