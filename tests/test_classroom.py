@@ -56,6 +56,7 @@ def _assert_untouched(model, before, training=False):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.slow  # among the slowest of `-m "not browser and not slow"` (--durations=30)
 def test_gradient_norms_from_many_threads_equal_sequential(shared):
     resnet, _, images, labels = shared
     before = _state(resnet)
@@ -66,6 +67,7 @@ def test_gradient_norms_from_many_threads_equal_sequential(shared):
     _assert_untouched(resnet, before)
 
 
+@pytest.mark.slow  # among the slowest of `-m "not browser and not slow"` (--durations=30)
 def test_block_probes_and_lesions_from_many_threads_equal_sequential(shared):
     resnet, plain, images, labels = shared
     before = _state(resnet)
