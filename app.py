@@ -7,9 +7,10 @@ import streamlit as st
 
 from resnet_viz.i18n import LANGUAGES, _, browser_language, set_language
 from ui.models import checkpoint_sidebar, device_label
+from ui.routing import FAVICON
 from ui.share import run_with_view_link
 
-st.set_page_config(page_title="ResNet twins", page_icon=":material/hub:", layout="wide")
+st.set_page_config(page_title="ResNet twins", page_icon=str(FAVICON), layout="wide")
 
 
 def choose_language() -> str:

@@ -32,6 +32,7 @@ from conftest import running_app
 from serverstats import MemoryWatch, rss_mb, server_pid  # noqa: E402
 
 from resnet_viz.teaching import lesson_steps  # noqa: E402
+from ui.routing import app_has_page  # noqa: E402
 
 FIGURE = "[data-testid=stMain] .js-plotly-plot"
 ERRORS = "[data-testid=stException], [data-testid=stAlertContentError]"
@@ -108,7 +109,7 @@ def main() -> None:
         help="the key of the step to reveal (then the next one); the step before it must draw a chart",
     )
     args = parser.parse_args()
-    keys = [s.key for s in lesson_steps()]
+    keys = [s.key for s in lesson_steps(app_has_page)]
     number = keys.index(args.step) + 1
     path = f"/lesson?step={number - 1}&lang=en"  # the warm-up step, then Next
 

@@ -28,6 +28,7 @@ sys.path.insert(0, ROOT)
 from conftest import CHROMIUM_ARGS as ARGS  # noqa: E402
 
 from resnet_viz.teaching import lesson_steps  # noqa: E402
+from ui.routing import app_has_page  # noqa: E402
 
 
 def _port() -> int:
@@ -54,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    keys = [s.key for s in lesson_steps()]
+    keys = [s.key for s in lesson_steps(app_has_page)]
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
         ports = [_port(), _port()]

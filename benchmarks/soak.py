@@ -36,8 +36,9 @@ from serverstats import MemoryWatch, open_files, rss_mb, server_pid, thread_coun
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 from resnet_viz.teaching import lesson_steps  # noqa: E402
+from ui.routing import app_has_page  # noqa: E402
 
-LESSON_STEPS = len(lesson_steps())
+LESSON_STEPS = len(lesson_steps(app_has_page))
 CHECKPOINT_LABEL = "Checkpoint (.safetensors or a torch state dict)"
 with open(os.path.join(ROOT, "resnet_viz", "assets", "models", "shapes-20.safetensors"), "rb") as _f:
     CHECKPOINT = _f.read()

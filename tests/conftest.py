@@ -181,6 +181,18 @@ def open_app_page(page: str, query_params: dict | None = None, *, timeout: float
     return at
 
 
+def app_pages() -> list[str]:
+    """Every page app.py registers (``st.Page("pages/x.py", ...)``), as its URL path ("" for the default page)."""
+    import ast
+
+    paths = []
+    for node in ast.walk(ast.parse(open(APP, encoding="utf-8").read())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "Page":
+            default = any(k.arg == "default" and getattr(k.value, "value", False) is True for k in node.keywords)
+            paths.append("" if default else os.path.splitext(os.path.basename(node.args[0].value))[0])
+    return paths
+
+
 def chart_titles(at) -> list[str]:
     """The titles of the Plotly charts an AppTest run drew, in page order ("" for a chart without one)."""
     import json

@@ -74,6 +74,7 @@ def test_each_method_equals_captums_own_output(twins, x, method):
     assert ours.method == method and ours.target == target and ours.label == rv.SHAPE_CLASSES[target]
 
 
+@pytest.mark.slow  # among the slowest of `-m "not browser and not slow"` (--durations=30)
 def test_smoothgrad_option_equals_captums_noise_tunnel(twins, x):
     model = twins[0]
     ours = rv.attribute(model, x, method="Integrated Gradients", target=2, smoothgrad=True, nt_samples=3, n_steps=8)
@@ -126,6 +127,7 @@ def _hooks(model):
 
 
 @pytest.mark.parametrize("training", [False, True])
+@pytest.mark.slow  # among the slowest of `-m "not browser and not slow"` (--durations=30)
 def test_sanity_check_and_hooked_methods_leave_the_shared_model_unchanged(x, training):
     model, _, _ = rv.load_bundled("shapes-20")
     model.requires_grad_(True)  # the worst case: gradients could land in .grad
@@ -197,6 +199,7 @@ def test_the_registry_answers_what_each_method_is(twins):
     }
 
 
+@pytest.mark.slow  # among the slowest of `-m "not browser and not slow"` (--durations=30)
 def test_sanity_check_separates_the_methods_as_adebayo_et_al_found(twins):
     """Grad-CAM's maps change once weights are random; Guided Backprop's barely notice a random head."""
     model = twins[0]
@@ -343,6 +346,7 @@ def test_shipped_tables_cover_every_method_and_their_random_row_is_at_chance():
             assert A.sanity_verdict(sanity["Grad-CAM"]["spearman"]).outcome == "passes"
 
 
+@pytest.mark.slow  # among the slowest of `-m "not browser and not slow"` (--durations=30)
 def test_precompute_command_writes_a_table_with_a_progress_bar(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tables, "PRECOMPUTED_DIR", tmp_path)
     from resnet_viz.__main__ import main
@@ -390,6 +394,7 @@ def test_bad_arguments(twins, x):
         rv.attribute(twins[0], x, method="Grad-CAM", layer="layer9")
 
 
+@pytest.mark.slow  # among the slowest of `-m "not browser and not slow"` (--durations=30)
 def test_every_method_runs_on_the_imagenet_layout():
     """torchvision-layout twins (max-pool stem, the ImageNet models' structure): maps at the input's size."""
     resnet, plain = rv.build_twins("resnet18", seed=0)

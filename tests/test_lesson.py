@@ -14,11 +14,12 @@ from resnet_viz import race as rr
 from resnet_viz.i18n import _, language
 from resnet_viz.teaching import STEPS, Choice, Step, compare, handout_html, lesson_steps
 from resnet_viz.teaching.markdown import markdown_html
+from ui.routing import app_has_page
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(ROOT, "app.py")
 PAGE = "pages/lesson.py"
-STEP_KEYS = [s.key for s in lesson_steps()]
+STEP_KEYS = [s.key for s in lesson_steps(app_has_page)]  # the steps the app shows
 # What each reveal draws: plotly charts and pictures.
 EXPECTED = {
     "block": (0, 0),
@@ -52,6 +53,9 @@ def test_the_loss_landscape_step_waits_for_its_page():
     assert "landscape" not in [s.key for s in lesson_steps(lambda page: False)]
     assert "landscape" in [s.key for s in lesson_steps(lambda page: True)]
     assert STEP_KEYS == [s.key for s in lesson_steps(lambda page: os.path.isfile(os.path.join(ROOT, page)))]
+    # The library knows no app: without a predicate (an installed wheel has no pages/) it gives every step.
+    assert [s.key for s in lesson_steps()] == [s.key for s in STEPS]
+    assert not app_has_page("pages/no_such_page.py")
     assert 7 <= len(STEP_KEYS) <= 9
 
 

@@ -10,6 +10,7 @@ import pytest
 from conftest import wait_for_idle
 
 from resnet_viz.teaching import lesson_steps
+from ui.routing import app_has_page
 
 ACTIVE = """() => { const el = document.activeElement; if (!el) return null;
   const style = getComputedStyle(el), label = el.closest('label');
@@ -39,7 +40,7 @@ def is_button(text: str):
 @pytest.mark.browser
 @pytest.mark.slow  # every step's figure; cold on a fresh server
 def test_the_whole_lesson_can_be_walked_with_the_keyboard_alone(page, app_url):
-    steps = lesson_steps()
+    steps = lesson_steps(app_has_page)
     page.goto(app_url + "/lesson?step=1&lang=en")
     page.get_by_text(f"Step 1 of {len(steps)}").wait_for()
     wait_for_idle(page)

@@ -212,6 +212,7 @@ def test_stop_halts_within_a_second_and_is_idempotent(tiny_data):
     assert all(step <= n <= step + 1 for n in rows)  # a step in progress may have finished for some runs
 
 
+@pytest.mark.slow  # among the slowest of `-m "not browser and not slow"` (--durations=30)
 def test_stop_halts_within_a_second_during_a_long_test_evaluation(tiny_data):
     # 3200 test images after every step: evaluating them takes seconds, far longer than a step.
     big_test = rr.RaceData(
@@ -358,6 +359,7 @@ def test_bad_race_files_raise_a_readable_error(bad, words):
         rr.load_race(bad)
 
 
+@pytest.mark.slow  # among the slowest of `-m "not browser and not slow"` (--durations=30)
 def test_a_finished_race_hands_out_each_depths_trained_twins_as_a_checkpoint(tiny_data, tmp_path):
     from resnet_viz import curvature as cv
     from resnet_viz.checkpoints import load_checkpoint

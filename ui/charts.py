@@ -1,7 +1,8 @@
 """Show a chart with its text alternative; a figure shared by every session is serialised once.
 
-:func:`show_chart` draws a plotly figure with, under it, the sentence :mod:`resnet_viz.chart_text` writes from the
-figure's numbers; the same sentence is the chart's accessible name, so a screen reader reads it as well.
+:func:`show_chart` draws a plotly figure whose accessible name is the sentence :mod:`resnet_viz.chart_text` writes
+from the figure's numbers (Streamlit's ``alt``: ``role="figure"`` with that ``aria-label``): a screen reader reads
+it, the screen shows only the chart.
 :func:`share` marks a figure that a server-wide cache hands to every session (the Lesson's reveals): its dict and
 its text are computed once, and each session's run only encodes that dict, instead of copying and checking the
 figure again. A shared figure is never changed; presenter mode draws an enlarged copy.
@@ -59,7 +60,7 @@ def _presenter_spec(fig) -> dict:
 
 
 def show_chart(fig, *, where=None, alt: str | None = None, config: dict | None = None, **kwargs) -> None:
-    """Draw ``fig`` (``st.plotly_chart`` arguments pass through) with its text alternative under it."""
+    """Draw ``fig`` (``st.plotly_chart`` arguments pass through) with its text alternative as its accessible name."""
     where = where or st
     text = alt or chart_text(fig)
     if getattr(fig, "_shared_spec", None) is not None:
@@ -68,4 +69,3 @@ def show_chart(fig, *, where=None, alt: str | None = None, config: dict | None =
         fig = for_projector(fig)
     kwargs.setdefault("width", "stretch")
     where.plotly_chart(fig, config=config or CONFIG, alt=text, **kwargs)
-    where.caption(text)

@@ -14,6 +14,14 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
+# The residual block's "+": the app serves its own favicon (a Material icon would load from fonts.gstatic.com).
+FAVICON = Path(__file__).resolve().parent / "favicon.png"
+
+
+def app_has_page(page: str) -> bool:
+    """Whether the app has ``page`` (a path relative to app.py's folder, "pages/loss_landscape.py"): the lesson
+    leaves out a step whose page is missing (``resnet_viz.teaching.lesson_steps(app_has_page)``)."""
+    return (APP.parent / page).is_file()
 
 
 def route_through_app() -> None:

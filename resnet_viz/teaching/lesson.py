@@ -6,14 +6,12 @@ What a step reveals is computed by the app (``ui/lesson_reveals.py``), with the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from ..i18n import N_
 from .presets import EXPLANATIONS, preset_view
-
-APP_ROOT = Path(__file__).resolve().parents[2]  # where app.py and pages/ are: a step's ``requires`` is relative to it
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,8 @@ class Step:
 
     ``answer`` is the id of the right choice, or None when the data decides it at reveal time (the recorded race,
     the lesion lab, the loss landscape, Grad-CAM). ``page``/``params`` open the full page at the same view;
-    ``requires`` names a page file that must exist for the step to be shown.
+    ``requires`` names the app's page file (relative to app.py's folder) the step needs: :func:`lesson_steps`
+    leaves the step out of an app without that page.
     """
 
     key: str
@@ -325,10 +324,12 @@ FURTHER_READING = (
 )
 
 
-def lesson_steps(available_pages=None) -> list[Step]:
-    """The steps to show: a step that needs a page which does not exist is left out."""
-    exists = available_pages if available_pages is not None else (lambda page: (APP_ROOT / page).is_file())
-    return [s for s in STEPS if s.requires is None or exists(s.requires)]
+def lesson_steps(available_pages: Callable[[str], bool] | None = None) -> list[Step]:
+    """The steps to show: with ``available_pages(page)``, which says whether an app has a page (the app passes
+    ``ui.routing.app_has_page``), a step that needs a page it lacks is left out; without it, every step."""
+    if available_pages is None:
+        return list(STEPS)
+    return [s for s in STEPS if s.requires is None or available_pages(s.requires)]
 
 
 Outcome = Literal["lower", "same", "higher"]
