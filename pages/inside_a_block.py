@@ -17,19 +17,16 @@ from resnet_viz.i18n import N_, _
 from resnet_viz.inside import block_channels
 from resnet_viz.models import TWINS, twin_label
 from ui.charts import show_chart
-from ui.compute import shapes_pool
+from ui.compute import SHAPES_POOL, shapes_pool
+from ui.image_input import INPUT_KINDS, fits_shapes, pick_image
 from ui.inside import (
     EVIDENCE_IMAGES,
     EXAMPLES_POOL,
-    IMAGE_POOL,
-    INPUT_KINDS,
     cached_block_maps,
     cached_evidence,
     cached_examples,
     class_name,
     depth_shares,
-    fits_shapes,
-    pick_image,
 )
 from ui.models import UPLOAD_SOURCE, session_models, source_label, twins_for
 from ui.presenter import presenting
@@ -77,7 +74,7 @@ URL = UrlState(
     [
         Choice("model", sources, private=frozenset({UPLOAD_SOURCE})),
         Choice("input", INPUT_KINDS, "shape"),
-        IntRange("image", 0, IMAGE_POOL - 1, 3),
+        IntRange("image", 0, SHAPES_POOL - 1, 3),
         Choice("block", block_names, default_block),
         Choice("twin", TWINS, "resnet"),
         Choice("channel", channel_choices, 0),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from contextlib import contextmanager
 
 import numpy as np
@@ -11,12 +10,12 @@ import streamlit as st
 import resnet_viz as rv
 from resnet_viz import residual_plots as plots
 from resnet_viz.i18n import N_, Labels, _
-from resnet_viz.imaging import ACCEPTED_EXTENSIONS, ImageError, image_to_tensor, load_image, resize_for_model
 from resnet_viz.lesion import path_length_distribution
 from resnet_viz.models import TWINS, twin_label
 from resnet_viz.residual import block_contributions, gradient_split
 from ui.charts import show_chart
 from ui.compute import SHAPES_POOL, lesion_lab, mean_lesion_drops, shapes_pool
+from ui.image_input import fits_shapes, pick_image
 from ui.models import UPLOAD_SOURCE, session_models, source_label, twins_for
 from ui.routing import route_through_app
 from ui.work import wait_message, work_slot
@@ -68,15 +67,6 @@ def bounded_work():
 def choose_input(model):
     """Widgets for the input. Returns (x, display image H x W x 3 uint8, cache key, caption) or None."""
     source = st.radio(_("Input"), list(INPUTS), format_func=INPUTS.get, horizontal=True, key="residual_source")
-    if source == "shape":
-        images, labels, raw = shapes_pool(SHAPES_POOL)
-        i = st.slider(_("Test image"), 0, SHAPES_POOL - 1, 3, key="residual_shape_index")
-        return (
-            images[i : i + 1],
-            raw[i],
-            f"shape:{i}",
-            _("Test shape #{i}: a {shape}").format(i=i, shape=rv.shape_class_name(int(labels[i]))),
-        )
     if source == "batch":
         images, _labels, raw = shapes_pool(SHAPES_POOL)
         mean_image = raw[:BATCH_SIZE].mean(axis=0).astype(np.uint8)
@@ -86,31 +76,8 @@ def choose_input(model):
             f"batch:{BATCH_SIZE}",
             _("{n} test shapes: numbers averaged over the batch, maps drawn over the mean image").format(n=BATCH_SIZE),
         )
-    if source == "photo":
-        samples = rv.sample_images()
-        name = st.selectbox(_("Sample photo"), list(samples), key="residual_sample")
-        data = samples[name].read_bytes()
-        caption = _("Sample photo '{name}'").format(name=name)
-    else:
-        upload = st.file_uploader(_("Upload an image"), type=list(ACCEPTED_EXTENSIONS), key="residual_upload")
-        if upload is None:
-            st.info(_("Upload a PNG, JPEG, WebP, BMP or GIF image to probe it."))
-            return None
-        data = upload.getvalue()
-        caption = _("Your image '{name}'").format(name=upload.name)
-    try:
-        img = load_image(data)
-    except ImageError as exc:
-        st.error(_("This image cannot be used: {reason}").format(reason=exc))
-        return None
-    x = image_to_tensor(img, model.preprocess)
-    shown = np.asarray(resize_for_model(img, model.preprocess))
-    return (
-        x,
-        shown,
-        "bytes:" + hashlib.sha256(data).hexdigest(),
-        _("{caption} (as the model sees it)").format(caption=caption),
-    )
+    picked = pick_image(model, source, prefix="residual", default_index=3)
+    return None if picked is None else (picked.x, picked.shown, picked.key, picked.caption)
 
 
 def chart(fig, **kwargs):
@@ -222,10 +189,9 @@ if chosen is not None:
 st.header(_("2. Lesion lab: delete blocks at test time"))
 n_images = st.select_slider(_("Test images"), options=[100, 200, 500, 1000], value=100, key="residual_lesion_images")
 lab_key = (model_name, model_key, n_images)
-fits_shapes = resnet.fc.out_features == len(rv.SHAPE_CLASSES) and resnet.preprocess.get("size") == 32
 # Deep twins take a while on a CPU: run them on request, then remember for every session.
 run_lab = len(names) <= AUTO_LESION_MAX_BLOCKS or lab_key in finished_labs()
-if not fits_shapes:
+if not fits_shapes(resnet):
     st.info(
         _(
             "The lesion lab measures accuracy on the shapes test set, so it needs twins trained on shapes ({n} "

@@ -25,7 +25,7 @@ must be in eval mode.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -134,24 +134,43 @@ def gradient_split(model: TwinNet, x: torch.Tensor, targets: torch.Tensor | Sequ
         return _gradient_split(model, _prepare(model, x), targets)
 
 
-def _gradient_split(model: TwinNet, x: torch.Tensor, targets) -> list[dict]:
+class BlockSum(NamedTuple):
+    """One block's tensors in a traced forward pass: z = shortcut + branch (branch alone in the plain twin)."""
+
+    name: str
+    input: torch.Tensor
+    branch: torch.Tensor
+    shortcut: torch.Tensor | None
+    sum: torch.Tensor
+
+
+def trace_block_sums(model: TwinNet, x: torch.Tensor) -> tuple[torch.Tensor, list[BlockSum]]:
+    """The logits and every block's sum z, kept in the autograd graph from the stem's output on.
+
+    The stem runs without gradients; call it under ``torch.enable_grad()`` and differentiate with respect to the
+    kept tensors (activations only, never the weights).
+    """
     with torch.no_grad():
         stem_out = model.stem(x)
+    h = stem_out.detach().requires_grad_(True)
+    records = []
+    for name, block in model.blocks():
+        fx = block.branch(h)
+        sx = block.shortcut(h) if block.residual else None
+        z = fx if sx is None else fx + sx
+        records.append(BlockSum(name, h, fx, sx, z))
+        h = block.act_out(z)
+    return model.head(h), records
+
+
+def _gradient_split(model: TwinNet, x: torch.Tensor, targets) -> list[dict]:
     with torch.enable_grad():
-        h = stem_out.detach().requires_grad_(True)
-        records = []
-        for name, block in model.blocks():
-            fx = block.branch(h)
-            sx = block.shortcut(h) if block.residual else None
-            z = fx if sx is None else fx + sx
-            records.append((name, h, fx, sx, z))
-            h = block.act_out(z)
-        logits = model.head(h)
+        logits, records = trace_block_sums(model, x)
         if targets is None:
             targets = logits.detach().argmax(dim=1)
         targets = torch.as_tensor(targets, device=logits.device).reshape(-1)
         loss = F.cross_entropy(logits, targets, reduction="sum")
-        grads_z = torch.autograd.grad(loss, [r[4] for r in records], retain_graph=True)
+        grads_z = torch.autograd.grad(loss, [r.sum for r in records], retain_graph=True)
         entries = []
         for (name, block_in, fx, sx, _), g in zip(records, grads_z):
             g_res = torch.autograd.grad(fx, block_in, grad_outputs=g, retain_graph=True)[0]

@@ -213,3 +213,22 @@ def chart_keys(at) -> list[str]:
     """The keys of the Plotly charts an AppTest run drew, in page order (None for a chart without a key)."""
     keys = [chart.proto.id.split("-", 2)[-1] for chart in at.get("plotly_chart")]  # "$$ID-<hash>-<key>"
     return [None if key == "None" else key for key in keys]
+
+
+@pytest.fixture
+def race_registry(tmp_path):
+    """A registry of the server's races of the test's own, on its own store: nothing another test trained serves it."""
+    from resnet_viz import race as rr
+    from resnet_viz.race.estimate import StepTimes
+    from resnet_viz.race.registry import RaceRegistry, set_default_registry
+    from resnet_viz.race.store import FinishedRaces
+
+    registry = RaceRegistry(FinishedRaces(tmp_path / "races"), rr.RaceScheduler(1), StepTimes(str(tmp_path)))
+    set_default_registry(registry)
+    yield registry
+    races = [registry._live[rid].race for rid in registry.live_ids()]
+    for race in races:
+        race.stop()
+    for race in races:
+        race.join(30)
+    set_default_registry(None)

@@ -127,6 +127,6 @@ def test_browser_shows_the_page(page, app_url, lang):
 def test_the_camera_asks_for_a_picture_and_the_url_keeps_the_choice():
     at = open_app_page(PAGE, {"input": "camera", "model": "shapes-56"})
     assert at.radio(key="inside_input").value == "camera"
-    assert any("Choose a file" in i.value for i in at.info)
+    assert any("Take a photo" in i.value for i in at.info)
     assert not at.error and at.query_params["input"] == "camera"
     assert len(chart_titles(at)) == 1  # without a picture, only the depth chart

@@ -15,24 +15,14 @@ from streamlit.testing.v1 import AppTest
 
 from resnet_viz import race as rr
 from resnet_viz.race import estimate as est
-from resnet_viz.race.registry import RaceRegistry, set_default_registry
-from resnet_viz.race.store import FinishedRaces
 from resnet_viz.training import Recipe
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
 @pytest.fixture
-def registry(tmp_path):
-    registry = RaceRegistry(FinishedRaces(tmp_path / "races"), rr.RaceScheduler(1), est.StepTimes(str(tmp_path)))
-    set_default_registry(registry)
-    yield registry
-    races = [registry._live[rid].race for rid in registry.live_ids()]
-    for race in races:
-        race.stop()
-    for race in races:
-        race.join(30)
-    set_default_registry(None)
+def registry(race_registry):
+    return race_registry
 
 
 def page_config(steps: int, batch: int = 8) -> rr.RaceConfig:

@@ -13,21 +13,9 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
 @pytest.fixture(autouse=True)
-def fresh_registry(tmp_path):
-    """Each test's own registry of the server's races, on its own store: nothing one test trained serves another."""
-    from resnet_viz.race.estimate import StepTimes
-    from resnet_viz.race.registry import RaceRegistry, set_default_registry
-    from resnet_viz.race.store import FinishedRaces
-
-    registry = RaceRegistry(FinishedRaces(tmp_path / "races"), rr.RaceScheduler(1), StepTimes(str(tmp_path)))
-    set_default_registry(registry)
-    yield registry
-    races = [registry._live[rid].race for rid in registry.live_ids()]
-    for race in races:
-        race.stop()
-    for race in races:
-        race.join(30)
-    set_default_registry(None)
+def fresh_registry(race_registry):
+    """Each test's own registry of the server's races."""
+    return race_registry
 
 
 def open_page() -> AppTest:

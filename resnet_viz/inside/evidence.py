@@ -18,7 +18,7 @@ import torch
 
 from ..locks import model_lock
 from ..models import TwinNet
-from ..residual import _prepare
+from ..residual import _prepare, trace_block_sums
 
 
 @dataclass(frozen=True)
@@ -117,18 +117,8 @@ def evidence_split(
     """
     with model_lock(net).shared():
         x = _prepare(net, images)
-        with torch.no_grad():
-            stem = net.stem(x)
         with torch.enable_grad():
-            h = stem.detach().requires_grad_(True)
-            records = []
-            for name, block in net.blocks():
-                fx = block.branch(h)
-                sx = block.shortcut(h) if block.residual else None
-                z = fx if sx is None else fx + sx
-                records.append((name, fx, sx, z))
-                h = block.act_out(z)
-            logits = net.head(h)
+            logits, records = trace_block_sums(net, x)
             if target is None:
                 targets = logits.detach().argmax(dim=1)
             else:
@@ -141,9 +131,9 @@ def evidence_split(
                     raise ValueError(f"targets must be class indices from 0 to {logits.shape[1] - 1}")
             scores = logits.gather(1, targets[:, None])[:, 0]
             # Images are independent (eval mode), so the gradient of the summed scores is each image's own.
-            grads = torch.autograd.grad(scores.sum(), [r[3] for r in records])
+            grads = torch.autograd.grad(scores.sum(), [r.sum for r in records])
     rows = {}
-    for (name, fx, sx, _z), g in zip(records, grads):
+    for (name, _x, fx, sx, _z), g in zip(records, grads):
         g64 = g.detach().double()
         branch = (g64 * fx.detach().double()).flatten(1).sum(dim=1)
         identity = torch.zeros_like(branch) if sx is None else (g64 * sx.detach().double()).flatten(1).sum(dim=1)
