@@ -204,6 +204,11 @@ def chart_titles(at) -> list[str]:
     return titles
 
 
+def chart_alts(at) -> list[str]:
+    """The text alternatives of the Plotly charts an AppTest run drew (their accessible names), in page order."""
+    return [chart.proto.alt for chart in at.get("plotly_chart")]
+
+
 def warnings(at) -> list[str]:
     """The texts of the warnings an AppTest run shows, in page order."""
     return [w.value for w in at.warning]

@@ -5,7 +5,7 @@ import json
 import re
 
 import pytest
-from conftest import APP, open_app_page
+from conftest import APP, chart_alts, open_app_page
 from streamlit.testing.v1 import AppTest
 
 import resnet_viz as rv
@@ -44,7 +44,7 @@ def _class_texts(at) -> dict[str, list[str]]:
     lang = "zh" if true_line and true_line[0].startswith("真实类别") else "en"
     with language(lang):
         titles = [_("{twin}: top-{k}").format(twin=twin_label(t), k=5) for t in TWINS]
-    topk_alt = [c.value for c in at.caption if any(title in c.value for title in titles)]
+    topk_alt = [alt for alt in chart_alts(at) if any(title in alt for title in titles)]
     return {
         "true": true_line,
         "picker": list(at.selectbox(key="explain-class").options),

@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 
 import pytest
-from conftest import chart_titles
+from conftest import chart_alts, chart_titles
 from streamlit.testing.v1 import AppTest
 
 from resnet_viz import race as rr
@@ -131,8 +131,9 @@ def _page(session: dict | None = None, lang: str | None = None) -> AppTest:
     return at
 
 
-def _captions(at) -> str:
-    return " ".join(c.value for c in at.caption)
+def _texts(at) -> str:
+    """The page's captions and its charts' text alternatives."""
+    return " ".join([c.value for c in at.caption] + chart_alts(at))
 
 
 def test_the_recorded_race_shows_both_heatmaps_with_a_depth_picker_and_text(recorded):
@@ -144,10 +145,10 @@ def test_the_recorded_race_shows_both_heatmaps_with_a_depth_picker_and_text(reco
     assert "How to read it" in " ".join(m.value for m in at.markdown)
     depth.set_value(20).run()
     assert GRAD_TITLE.format(depth=20) in chart_titles(at)
-    # The text alternative under the chart is written from the recorded numbers.
+    # The chart's text alternative is written from the recorded numbers.
     runs = [_run(recorded, "plain", 20, 0)]
     highest = max(v for r in runs for s in r["snapshots"] for v in s["grad_norms"].values())
-    assert f"to {highest:.3g} at" in _captions(at)
+    assert f"to {highest:.3g} at" in _texts(at)
 
 
 def test_a_loaded_race_shows_its_own_numbers_and_a_race_without_snapshots_a_note(recorded):
@@ -165,7 +166,7 @@ def test_a_loaded_race_shows_its_own_numbers_and_a_race_without_snapshots_a_note
     assert not [r for r in at.radio if r.key == "dynamics_depth"]  # one depth: no picker
     assert re.search(
         rf"Plain-20: gradient norm \(log scale\) from [^;]* to {re.escape(format_number(12345.0))} at \(\d+, conv1\)",
-        _captions(at),
+        _texts(at),
     )
     bare = copy.deepcopy(mine)
     for run in bare["runs"]:

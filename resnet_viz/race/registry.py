@@ -239,6 +239,8 @@ class RaceRegistry:
             if entry.trainer_at is None and race.status not in ("created", "queued"):
                 entry.trainer_at = time.perf_counter()
         ended = time.perf_counter()
+        if entry.trainer_at is None and race.started_at:  # a race that trained within one look: no preparing seen
+            entry.trainer_at = ended - race.elapsed_s
         if race.status == "finished" and race.runs:
             if race.step >= MIN_STEPS_TO_RECORD and race.elapsed_s > 0 and race.started_at and entry.trainer_at:
                 prepare = max(0.0, ended - entry.trainer_at - race.elapsed_s)
