@@ -33,6 +33,7 @@ PAGES = [
     ("gradient-flow", "/gradient_flow", "Gradient flow"),
     ("shattered-gradients", "/shattered_gradients", "Shattered gradients"),
     ("residual-vs-identity", "/residual_vs_identity", "Residual vs identity"),
+    ("inside-a-block", "/inside_a_block", "Inside a block"),
     ("training-race", "/training_race", "Training race"),
     ("loss-landscape", "/loss_landscape", "Loss landscape"),
 ]
