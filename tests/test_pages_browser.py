@@ -465,7 +465,7 @@ def test_residual_widgets_and_what_the_page_shows_agree_through_every_select_and
     agree("64 test shapes")
     choose(page, "Input", "Sample photo")
     agree("Sample photo 'astronaut'")
-    pick(page, "Sample photo", "coffee")
+    pick(page, "Sample photo", "Coffee")  # the shared picker titles the names, as Explain does
     agree("Sample photo 'coffee'")
     choose(page, "Twin", "Plain twin")
     agree("Sample photo 'coffee'", twin="plain")
