@@ -49,7 +49,10 @@ def pick_image(model, kind: str, *, prefix: str, default_index: int = 0) -> Pick
     """
     if kind == "shape":
         images, labels, raw = shapes_pool(SHAPES_POOL)
-        i = st.slider(_("Test image"), 0, SHAPES_POOL - 1, default_index, key=f"{prefix}_image")
+        key = f"{prefix}_image"
+        if key not in st.session_state:  # a value from the URL (set before the widget) wins over the default
+            st.session_state[key] = default_index
+        i = st.slider(_("Test image"), 0, SHAPES_POOL - 1, key=key)
         label = int(labels[i])
         caption = _("Test shape #{i}: a {shape}").format(i=i, shape=shape_class_name(label))
         # Twins trained on shapes get the test set's own tensor; other twins their own preprocessing of the picture.

@@ -100,13 +100,13 @@ def evidence_split(
 ) -> EvidenceSplit:
     """Split the target class's first-order evidence at each block's sum into identity and branch parts.
 
-    For every block, z = s(x) + F(x) (the sum before the block's final ReLU; F(x) alone in the plain twin) and
-    g = d score / dz, where the score is the logit of ``target`` (one class for all images, one per image, or
-    the predicted class of each image by default). Per image, ``identity`` = g · s(x) and ``branch`` = g · F(x),
-    so identity + branch = g · z exactly (sums taken in float64); the plain twin's identity part is zero. One
-    forward pass keeps every z, one backward pass (``torch.autograd.grad`` on all of them at once) gives every g:
-    no hooks, no weight gradients, no in-place operation, under the model's shared lock, so a shared model is
-    only read.
+    For every block, z = s(x) + F(x) (the sum before the block's final ReLU; F(x) alone in the plain twin) and g = d
+    score / dz, where the score is the logit of ``target`` (one class for all images, one per image, or the
+    predicted class of each image by default). Per image, ``identity`` = g · s(x) and ``branch`` = g · F(x), so
+    identity + branch = g · z exactly (products in the model's precision, sums in float64); the plain twin's
+    identity part is zero. One forward pass keeps every z, one backward pass (``torch.autograd.grad`` on all of them
+    at once) gives every g: no hooks, no weight gradients, no in-place operation, under the model's shared lock, so
+    a shared model is only read.
 
     What a first-order split can tell: how the evidence the rest of the network reads from z is shared between the
     two paths that meet there, the way a ReLU network is locally linear; blocks are comparable, since every row
@@ -134,9 +134,10 @@ def evidence_split(
             grads = torch.autograd.grad(scores.sum(), [r.sum for r in records])
     rows = {}
     for (name, _x, fx, sx, _z), g in zip(records, grads):
-        g64 = g.detach().double()
-        branch = (g64 * fx.detach().double()).flatten(1).sum(dim=1)
-        identity = torch.zeros_like(branch) if sx is None else (g64 * sx.detach().double()).flatten(1).sum(dim=1)
+        g = g.detach()
+        # Products in the model's precision, sums in float64: exact for a float64 model, to float32 rounding else.
+        branch = (g * fx.detach()).sum(dim=(1, 2, 3), dtype=torch.float64)
+        identity = torch.zeros_like(branch) if sx is None else (g * sx.detach()).sum(dim=(1, 2, 3), dtype=torch.float64)
         rows[name] = EvidenceRow(identity.cpu().numpy(), branch.cpu().numpy())
     return EvidenceSplit(
         twin=net.twin,
