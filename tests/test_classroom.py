@@ -164,12 +164,11 @@ def test_uploaded_checkpoint_on_gradient_flow_and_residual_pages(tmp_path):
     assert len(at.get("plotly_chart")) >= 3
 
 
-def test_stopping_a_session_race_ends_its_thread_within_seconds():
+def test_the_last_viewer_leaving_ends_the_race_thread_within_seconds(race_registry):
     import time
 
     from resnet_viz import race as rr
     from resnet_viz.training import Recipe
-    from ui.work import SessionRaces
 
     config = rr.RaceConfig(
         depths=(8,),
@@ -179,14 +178,13 @@ def test_stopping_a_session_race_ends_its_thread_within_seconds():
         eval_every=1000,
         snapshot_every=1000,
     )
-    store = SessionRaces()
-    race = store.track(rr.Race(config, scheduler=rr.RaceScheduler(1)).start())
+    race = race_registry.open(config, "cpu", "ann").race
     deadline = time.time() + 60
     while not any(r["steps_done"] for r in race.to_dict()["runs"]) and time.time() < deadline:
         time.sleep(0.05)
     assert not race.done
     started = time.time()
-    store.release()
+    race_registry.leave("ann")  # a closed tab: the session's release calls this
     assert race.join(5) and race.done
     assert time.time() - started < 5
 

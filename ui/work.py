@@ -54,23 +54,3 @@ def wait_message(placeholder, what: str):
         )
 
     return on_wait
-
-
-class SessionRaces:
-    """The training races a visitor started in their browser tab; closing the tab stops them."""
-
-    def __init__(self) -> None:
-        self.races: list = []
-
-    def track(self, race):
-        self.races = [r for r in self.races if not r.done] + [race]
-        return race
-
-    def release(self) -> None:
-        for race in self.races:
-            race.stop()
-
-
-@st.cache_resource(scope="session", on_release=SessionRaces.release, show_spinner=False)
-def session_races() -> SessionRaces:
-    return SessionRaces()
