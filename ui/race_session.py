@@ -267,7 +267,7 @@ def trained_caption(result: dict) -> str:
 
 def twin_downloads(rid: str | None, race: rr.Race | None, seed: int) -> None:
     """A race's trained twins, one checkpoint per depth, for the other pages (sidebar upload): from the server's
-    store (``rid``), or from a race that ended in this session (``race``)."""
+    store (``rid``), or from a race that ended in the visitor's browser session (``race``)."""
     if rid is not None:
         files = {depth: path.read_bytes for depth, path in rr.default_registry().store.twins(rid).items()}
     elif race is not None and race.done:
