@@ -182,9 +182,8 @@ with text_col:
             "- Same colour = same depth. **Solid** = ResNet, **dashed** = plain twin.\n"
             "- The **deeper plain net** (dashed, more layers) ends **higher** than the shallower plain net: "
             "more layers, yet it fits the *training* data worse. That is not overfitting, it is an "
-            "optimisation problem: the *degradation problem*. In the quick race plain-56 learns slowly: it "
-            "leaves chance level (ln 8 = 2.08) only in the last part of the race, while plain-20 learns the "
-            "shapes.\n"
+            "optimisation problem: the *degradation problem*. A loss near ln 8 = 2.08 is chance level: the "
+            "net has learned nothing yet; the checks below say where each net of this race ended.\n"
             "- The **deeper ResNet** (solid) does not suffer from it: it ends at or below ResNet-20. With "
             "skip connections, extra layers can start close to the identity and only add what helps."
         )
