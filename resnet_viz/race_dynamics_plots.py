@@ -19,7 +19,8 @@ from plotly.subplots import make_subplots
 
 from .i18n import _
 from .models import TWINS
-from .race import race_seeds, run_label, run_seed
+from .race import race_seeds, run_label
+from .race_plots import runs_of
 from .style import apply_template
 
 KINDS = ("grad_norms", "ratios")
@@ -60,12 +61,10 @@ def dynamics_grids(result: dict, depth: int, kind: str = "grad_norms", seed: int
     if seed is None:
         seeds = race_seeds(result)
         seed = seeds[0] if seeds else 0
+    by_twin = {run["arch"]: run for run in runs_of(result, depth, seed)}
     grids = {}
     for twin in TWINS:
-        run = next(
-            (r for r in result["runs"] if r["arch"] == twin and r["depth"] == depth and run_seed(r, result) == seed),
-            None,
-        )
+        run = by_twin.get(twin)
         if run is None:
             continue
         snaps = [s for s in run.get("snapshots") or [] if isinstance(s, dict) and isinstance(s.get(kind), dict)]

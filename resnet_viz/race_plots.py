@@ -198,7 +198,7 @@ def _legend_below(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def _runs_of(result: dict, depth: int, seed: int | None) -> list[dict]:
+def runs_of(result: dict, depth: int, seed: int | None) -> list[dict]:
     """The runs of ``depth`` on ``seed`` (default: the race's first seed)."""
     if seed is None:
         seeds = race_seeds(result)
@@ -208,7 +208,7 @@ def _runs_of(result: dict, depth: int, seed: int | None) -> list[dict]:
 
 def snapshot_steps(result: dict, depth: int, seed: int | None = None) -> list[int]:
     """Steps at which every run of ``depth`` (on ``seed``, default the first) has a snapshot."""
-    sets = [{s["step"] for s in run.get("snapshots", [])} for run in _runs_of(result, depth, seed)]
+    sets = [{s["step"] for s in run.get("snapshots", [])} for run in runs_of(result, depth, seed)]
     return sorted(set.intersection(*sets)) if sets else []
 
 
@@ -218,7 +218,7 @@ def _snapshot(run: dict, step: int) -> dict | None:
 
 def _twins_at(result: dict, depth: int, step: int, seed: int | None = None) -> dict[str, dict]:
     """twin -> its snapshot at ``step`` (ResNet first, as the other pages draw them)."""
-    snaps = {run["arch"]: _snapshot(run, step) for run in _runs_of(result, depth, seed)}
+    snaps = {run["arch"]: _snapshot(run, step) for run in runs_of(result, depth, seed)}
     return {twin: snap for twin in TWINS if (snap := snaps.get(twin))}
 
 
