@@ -43,6 +43,7 @@ def _warm_shapes_cache() -> bool:
     how fast this server trains (for the queue's estimates and the budget; once per machine)."""
     import threading
 
+    rs.measure_peak(device())  # before the threads below share the cores with it
     threading.Thread(target=rr.load_race_data, args=("shapes",), name="warm-shapes", daemon=True).start()
     threading.Thread(target=rs.measure_server, args=(device(),), name="warm-step-times", daemon=True).start()
     return True

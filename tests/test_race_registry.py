@@ -195,6 +195,50 @@ def test_the_budget_refuses_a_race_above_the_limit_and_says_how_many_steps_fit(m
     assert est.budget_limit() == est.DEFAULT_BUDGET_S
 
 
+@pytest.mark.parametrize("depth, size", [(8, 16), (20, 32), (56, 16)])
+def test_image_macs_counts_the_twins_convolutions(depth, size):
+    import torch
+
+    from resnet_viz.models import build_twins
+
+    for net in build_twins("cifar", depth=depth, num_classes=8, seed=0):
+        macs = []
+
+        def count(module, inputs, output):
+            macs.append(output.numel() * module.in_channels * module.kernel_size[0] * module.kernel_size[1])
+
+        for module in net.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.register_forward_hook(count)
+        net(torch.zeros(1, 3, size, size))
+        assert est.image_macs(depth, size) == sum(macs)  # option A shortcuts: no convolution of their own
+
+
+@pytest.mark.parametrize("size", [16, 32])
+def test_the_floor_is_below_what_a_race_takes_on_this_machine(size):
+    """The floor may refuse a race without training it only because it is a bound: below the measured step."""
+    config = replace(tiny(), image_size=size, precision="auto")
+    probe = est.probe_config(config, "cpu")
+    measured = est.measure_probe(probe, "cpu")
+    floor = est.floor_estimate(probe, "cpu")
+    assert floor.how == "floor" and 0 < floor.step_s < measured
+    per_image = 2 * est.image_macs(20, size)  # a forward pass; training an image costs three
+    test_share = probe.test_size / probe.recipe.steps  # its one test evaluation, spread over its steps
+    assert est.step_flops(probe) == pytest.approx(2 * per_image * (3 * probe.recipe.batch_size + test_share))
+
+
+def test_a_machine_without_measurements_refuses_a_race_far_over_the_budget_from_its_arithmetic(tmp_path):
+    times = est.StepTimes(str(tmp_path))
+    huge = replace(tiny(steps=20000, depths=(110,)), recipe=replace(tiny().recipe, steps=20000, batch_size=1024))
+    verdict = est.floor_verdict(huge, "cpu", 600, times=times)
+    assert verdict is not None and not verdict.fits and verdict.estimate.how == "floor"
+    assert verdict.estimate.seconds > 600 and verdict.max_steps < 20000
+    assert est.floor_verdict(tiny(steps=100), "cpu", 600, times=times) is None  # the floor fits: the estimate decides
+    assert est.floor_verdict(huge, "cpu", None, times=times) is None  # no limit
+    times.record(tiny(steps=100), "cpu", 0.02, 1.0, 100)
+    assert est.floor_verdict(huge, "cpu", 600, times=times) is None  # measured here: the estimate decides
+
+
 def test_queue_starts_follow_the_trainers():
     assert est.queue_starts([100.0], [50.0, 20.0], 1) == [100.0, 150.0]
     assert est.queue_starts([100.0, 30.0], [50.0, 20.0, 5.0], 2) == [30.0, 80.0, 100.0]

@@ -197,6 +197,26 @@ def test_a_race_over_the_budget_is_refused_with_what_to_reduce(registry, monkeyp
         )
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_fresh_server_refuses_a_race_far_over_the_budget_without_waiting_for_its_probe(registry, monkeypatch, lang):
+    monkeypatch.setenv(est.BUDGET_ENV, "600")
+    probed = []
+    monkeypatch.setattr(est, "measure_probe", lambda config, device: probed.append(config) or 0.02)
+    at = open_race_page({"depths": "110", "steps": "20000", "batch": "1024", "lang": lang})
+    notes = [w for w in warnings(at) if "10 min" in w or "10 分钟" in w]
+    assert len(notes) == 1
+    config = page_config(20000, batch=1024)
+    config.depths = (110,)
+    floor = est.floor_estimate(config, "cpu")
+    hours = int(floor.seconds // 3600)
+    if lang == "en":
+        assert f"would take at least {hours} h" in notes[0] and "Reduce the steps to fewer than" in notes[0]
+    else:
+        assert f"至少 {hours} 小时" in notes[0]
+    assert all(c.recipe.steps == est.PROBE_STEPS for c in probed)  # at most the server's own warm-up probe ran
+    assert registry.started == 0
+
+
 def test_presenter_mode_shows_the_view_link_as_a_qr_code_that_decodes_back(registry, monkeypatch):
     import ui.share
 

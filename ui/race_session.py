@@ -18,7 +18,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from resnet_viz import race as rr
-from resnet_viz.device import PRECISION_NAMES
+from resnet_viz.device import PRECISION_NAMES, resolve_precision
 from resnet_viz.i18n import _, get_language
 from resnet_viz.race import estimate as est
 from resnet_viz.race.autotune import describe_choice
@@ -59,9 +59,16 @@ def keep(name: str, result: dict) -> None:
         results.pop(next(iter(results)))
 
 
-def duration_text(seconds: float, about: bool = True) -> str:
-    """A duration in the visitor's language: about 3 h 20 min, about 12 min, about 40 s (``about=False``: 12 min)."""
+def duration_text(seconds: float, about: bool = True, at_least: bool = False) -> str:
+    """A duration in the visitor's language: about 3 h 20 min, about 12 min, about 40 s (``about=False``: 12 min;
+    ``at_least``: at least 3 h 20 min)."""
     seconds = max(0.0, float(seconds))
+    if at_least:
+        if seconds >= 3600:
+            return _("at least {h} h {m} min").format(h=int(seconds // 3600), m=int(seconds % 3600 // 60))
+        if seconds >= 90:
+            return _("at least {m} min").format(m=int(seconds // 60))
+        return _("at least {s} s").format(s=int(seconds))
     if not about:
         if seconds % 60:
             return _("{s} s").format(s=round(seconds))
@@ -74,21 +81,39 @@ def duration_text(seconds: float, about: bool = True) -> str:
 
 
 def budget_note(config: rr.RaceConfig) -> str | None:
-    """Why ``config`` may not train on this server (its estimate exceeds the operator's limit), or None."""
+    """Why ``config`` may not train on this server (its estimate exceeds the operator's limit), or None.
+
+    Where this server has no step time yet, a race far over the limit is refused from its arithmetic alone
+    (:func:`resnet_viz.race.estimate.floor_verdict`): at once, without waiting for the server's probe."""
     limit = est.budget_limit()
     if limit is None:
         return None
+    verdict: est.Verdict | None
     try:
-        estimate = estimate_of(config)
-    except Exception:  # noqa: BLE001 - no estimate: the race is not refused for it
-        return None
-    verdict = est.check_budget(estimate, limit, config.recipe.steps)
+        verdict = est.floor_verdict(config, device(), limit, times=rr.default_registry().times)
+    except Exception:  # noqa: BLE001 - the full estimate decides
+        verdict = None
+    if verdict is None:
+        try:
+            estimate = estimate_of(config)
+        except Exception:  # noqa: BLE001 - no estimate: the race is not refused for it
+            return None
+        verdict = est.check_budget(estimate, limit, config.recipe.steps)
     if verdict.fits:
         return None
+    floor = verdict.estimate.how == "floor"
     note = _(
         "This race would take {estimate} of training on this server, more than the {limit} a visitor's race may "
         "take here (set by the server's operator)."
-    ).format(estimate=duration_text(estimate.seconds), limit=duration_text(limit, about=False))
+    ).format(estimate=duration_text(verdict.estimate.seconds, at_least=floor), limit=duration_text(limit, about=False))
+    if verdict.max_steps >= 10 and floor:  # the floor's step count is a most, not a promise
+        return (
+            note
+            + " "
+            + _(
+                "Reduce the steps to fewer than {steps}, or the batch size, the depths, the seeds or the image size."
+            ).format(steps=verdict.max_steps)
+        )
     if verdict.max_steps >= 10:
         return (
             note
@@ -103,6 +128,14 @@ def budget_note(config: rr.RaceConfig) -> str | None:
 def estimate_of(config: rr.RaceConfig) -> est.Estimate:
     with st.spinner(_("Measuring how fast this server trains…")):
         return est.estimate_race(config, device(), times=rr.default_registry().times)
+
+
+def measure_peak(on) -> None:
+    """Time this server's matrix product (the budget's floor) while nothing else runs yet: milliseconds."""
+    try:
+        est.peak_flops(on, resolve_precision(on, rr.RaceConfig().precision))
+    except Exception:  # noqa: BLE001 - measured when a floor first needs it
+        pass
 
 
 def measure_server(on) -> None:

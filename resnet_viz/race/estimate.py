@@ -8,10 +8,12 @@ choice (in the process and in ``$RESNET_VIZ_CACHE/race-steps.json``):
   the machine, torch, the nets, seeds, batch and image size);
 - a race of a shape measured here is estimated from that measurement; another shape from the measured shape of
   this machine nearest in work (nets x layers x images x pixels per step), scaled by the work;
-- on a machine with no measurement yet, a throwaway probe (ResNet-20 and its plain twin, one seed, a batch of
-  :data:`PROBE_BATCH` random images at the race's image size) trains :data:`PROBE_STEPS` steps first and is
-  remembered like a race (a second or two: small enough to answer a visitor at once, and the Training race page
-  measures it when a server starts).
+- on a machine with no measurement yet, a race far over the budget is refused from its arithmetic alone
+  (:func:`floor_estimate`: its convolutions' operations at :data:`FLOOR_MARGIN` times the speed of a large matrix
+  product measured here, in a few milliseconds), so nothing trains to refuse it; otherwise a throwaway probe
+  (ResNet-20 and its plain twin, one seed, a batch of :data:`PROBE_BATCH` random images at the race's image size)
+  trains :data:`PROBE_STEPS` steps first and is remembered like a race (a second or two: small enough to answer a
+  visitor at once, and the Training race page measures it when a server starts).
 
 A queued race's start is the time the races ahead of it (training, then queued) need to end on the server's
 trainers, each from its own measured step rate as it trains (:func:`queue_starts`). The budget
@@ -42,14 +44,19 @@ PROBE_STEPS = 3  # one warm-up step, then the timed ones
 PROBE_BATCH = 16
 MIN_STEPS_TO_RECORD = 20  # shorter races are mostly start-up: their step times would mislead
 MAX_SHAPES = 200  # measurements kept per file (oldest dropped)
+# A floor is a bound, not a guess: it lets a race run FLOOR_MARGIN times faster than a large matrix product (convolution
+# training reaches a fraction of it; the margin also covers a matrix product timed while the server is busy).
+FLOOR_MARGIN = 4.0
+PEAK_SIZE = 512  # the matrix product timed for the peak: a few milliseconds on a laptop's CPU
 
 
 @dataclass(frozen=True)
 class Estimate:
     """A race's estimated trainer time: ``prepare_s`` (data, nets, engine choice) plus ``train_s``.
 
-    ``how`` is "measured" (this shape trained here), "scaled" (from the nearest shape measured here, by its work)
-    or "probed" (from a throwaway probe just now); ``step_s`` the seconds per step used.
+    ``how`` is "measured" (this shape trained here), "scaled" (from the nearest shape measured here, by its work),
+    "probed" (from a throwaway probe just now) or "floor" (a lower bound from the race's arithmetic,
+    :func:`floor_estimate`); ``step_s`` the seconds per step used.
     """
 
     seconds: float
@@ -77,6 +84,67 @@ def step_work(config: RaceConfig) -> float:
     every = config.eval_every or config.recipe.steps
     test_images = config.test_size / (3 * max(1, every))
     return float(nets_layers * (config.recipe.batch_size + test_images) * config.image_size**2)
+
+
+def image_macs(depth: int, image_size: int) -> int:
+    """Multiply-adds of one image through a CIFAR twin's convolutions (stages of 16, 32 and 64 channels, the 2nd and
+    3rd at half and a quarter of the side): the stem's 3 x 16 x 9 per pixel, then 9 x 16 x 16 per pixel for each of
+    the ``depth - 3`` other convolutions (doubling the channels and quartering the pixels keeps a convolution's cost;
+    a stage's first, strided one costs half, hence ``depth - 3`` and not ``depth - 2``). Shortcut projections and
+    the classifier are left out: a lower count, as a floor needs."""
+    pixels = image_size * image_size
+    return 3 * 16 * 9 * pixels + 9 * 16 * 16 * pixels * (depth - 3)
+
+
+def step_flops(config: RaceConfig) -> float:
+    """Floating-point operations of one training step of ``config``: per image, a forward pass (2 per multiply-add)
+    and a backward pass of twice that, for every net; plus the share of a step its test evaluations take."""
+    every = config.eval_every or config.recipe.steps
+    test_images = config.test_size / max(1, every)
+    per_net = sum(
+        2 * image_macs(d, config.image_size) * (3 * config.recipe.batch_size + test_images) for d in config.depths
+    )
+    return float(config.seeds * len(config.twins) * per_net)
+
+
+_peaks: dict[tuple[str, str], float] = {}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def peak_flops(device: torch.device | str, precision: str) -> float:
+    """Operations per second of a :data:`PEAK_SIZE` square matrix product on ``device`` in ``precision`` ("bf16" or
+    "fp32"), the best of a few; measured once per process."""
+    device = torch.device(device)
+    key = (str(device), precision)
+    if key not in _peaks:
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        a = torch.randn(PEAK_SIZE, PEAK_SIZE, device=device).to(dtype)
+        b = torch.randn(PEAK_SIZE, PEAK_SIZE, device=device).to(dtype)
+        best = math.inf
+        for _ in range(6):  # the first one warms up
+            _sync(device)
+            start = time.perf_counter()
+            torch.mm(a, b)
+            _sync(device)
+            best = min(best, time.perf_counter() - start)
+        _peaks[key] = 2 * PEAK_SIZE**3 / max(best, 1e-9)
+    return _peaks[key]
+
+
+def floor_estimate(config: RaceConfig, device: torch.device | str) -> Estimate:
+    """A lower bound on ``config``'s training time on ``device``: :func:`step_flops` per step at
+    :data:`FLOOR_MARGIN` times :func:`peak_flops` (``how`` "floor"); milliseconds, nothing trains."""
+    device = torch.device(device)
+    rate = FLOOR_MARGIN * peak_flops(device, resolve_precision(device, config.precision))
+    step_s = step_flops(config) / rate
+    train_s = step_s * config.recipe.steps
+    return Estimate(train_s, train_s, 0.0, step_s, "floor")
 
 
 def _machine_key(config: RaceConfig, device: torch.device) -> str:
@@ -250,6 +318,18 @@ def budget_limit() -> float | None:
     except ValueError:
         return DEFAULT_BUDGET_S
     return value if value > 0 and math.isfinite(value) else DEFAULT_BUDGET_S
+
+
+def floor_verdict(
+    config: RaceConfig, device: torch.device | str, limit_s: float | None, *, times: StepTimes | None = None
+) -> Verdict | None:
+    """The budget's refusal of ``config`` decided from its :func:`floor_estimate` alone, where this machine has no
+    step time to estimate it from (the probe would make a visitor wait): a Verdict when even the floor exceeds
+    ``limit_s``, else None (the full estimate decides)."""
+    if limit_s is None or (times or default_step_times()).lookup(config, torch.device(device)) is not None:
+        return None
+    verdict = check_budget(floor_estimate(config, device), limit_s, config.recipe.steps)
+    return None if verdict.fits else verdict
 
 
 def check_budget(estimate: Estimate, limit_s: float | None, steps: int) -> Verdict:
