@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 import threading
 import time
 
@@ -73,3 +74,48 @@ class MemoryWatch:
     def __exit__(self, *exc):
         self._stop.set()
         self.thread.join()
+
+
+def memory_after_warmup(samples: list[tuple[float, float]], warmup_s: float) -> dict:
+    """Whether memory stays flat after warm-up: the median of the first tenth of the samples after ``warmup_s``
+    (at least a minute) against the median of the last tenth, and the least-squares trend in MB per hour."""
+    after = [(t, mb) for t, mb in samples if t >= warmup_s]
+    span = max(60.0, (after[-1][0] - after[0][0]) / 10)
+    start_mb = statistics.median(mb for t, mb in after if t < after[0][0] + span)
+    end_mb = statistics.median(mb for t, mb in after if t > after[-1][0] - span)
+    slope = statistics.linear_regression([t for t, _ in after], [mb for _, mb in after]).slope * 3600
+    return {"span_s": span, "start_mb": start_mb, "end_mb": end_mb, "trend_mb_per_h": slope}
+
+
+def memory_line(samples: list[tuple[float, float]], warmup_s: float, peak_mb: float, final_mb: float) -> str:
+    m = memory_after_warmup(samples, warmup_s)
+    span = m["span_s"] / 60
+    return (
+        f"server memory after warm-up ({warmup_s / 60:.1f} min), median of the first {span:.1f} min: "
+        f"{m['start_mb']:.0f} MB; of the last {span:.1f} min: {m['end_mb']:.0f} MB "
+        f"({100 * (m['end_mb'] / m['start_mb'] - 1):+.1f} %); trend {m['trend_mb_per_h']:+.0f} MB per hour; "
+        f"peak {peak_mb:.0f} MB; idle after everyone left {final_mb:.0f} MB"
+    )
+
+
+def plot_memory(samples: list[tuple[float, float]], warmup_s: float, path: str, title: str) -> None:
+    """The memory curve as a PNG, the end of the warm-up marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.plot([t / 60 for t, _ in samples], [mb for _, mb in samples], color="#0072B2")
+    ax.axvline(warmup_s / 60, color="#555555", linestyle="--", label="end of warm-up")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("server resident memory (MB)")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def write_samples(samples: list[tuple[float, float]], path: str) -> None:
+    with open(path, "w") as f:
+        f.write("seconds,rss_mb\n" + "".join(f"{t:.1f},{mb:.1f}\n" for t, mb in samples))

@@ -20,7 +20,6 @@ import asyncio
 import itertools
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -31,7 +30,16 @@ sys.path.insert(0, HERE)
 from bench_class_ws import PAGES, UPLOAD_LABEL, photo_variants  # noqa: E402
 from conftest import running_app  # noqa: E402
 from loadgen import Session  # noqa: E402
-from serverstats import MemoryWatch, open_files, rss_mb, server_pid, thread_count  # noqa: E402
+from serverstats import (  # noqa: E402
+    MemoryWatch,
+    memory_line,
+    open_files,
+    plot_memory,
+    rss_mb,
+    server_pid,
+    thread_count,
+    write_samples,
+)
 
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
@@ -95,23 +103,6 @@ async def class_hour(url: str, users: int, minutes: float, photos: list[bytes], 
     return sum(await asyncio.gather(*(seat() for _ in range(users))))
 
 
-def _plot(samples, warmup_s: float, path: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.plot([t / 60 for t, _ in samples], [mb for _, mb in samples], color="#0072B2")
-    ax.axvline(warmup_s / 60, color="#555555", linestyle="--", label="end of warm-up")
-    ax.set_xlabel("minutes")
-    ax.set_ylabel("server resident memory (MB)")
-    ax.set_title(title)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=60)
@@ -137,19 +128,9 @@ def main() -> None:
         threads_after, files_after = thread_count(pid), open_files(pid)
         final = rss_mb(pid)
         temp_new = sorted(set(os.listdir(tempfile.gettempdir())) - temp_before)
-    after = [(t, mb) for t, mb in mem.samples if t >= warmup]
-    span = max(60.0, (after[-1][0] - after[0][0]) / 10)  # a tenth of the time after warm-up, at least a minute
-    start_mb = statistics.median(mb for t, mb in after if t < after[0][0] + span)
-    end_mb = statistics.median(mb for t, mb in after if t > after[-1][0] - span)
-    slope = statistics.linear_regression([t for t, _ in after], [mb for _, mb in after]).slope * 3600  # MB/hour
     print(f"{args.minutes:g} minutes, {args.users} sessions at a time, {visits} visits; runs: {counts}")
     print(f"errors: {len(errors)}" + "".join(f"\n  {e[:160]}" for e in sorted(set(errors))[:10]))
-    print(
-        f"server memory after warm-up ({warmup / 60:.1f} min), median of the first {span / 60:.1f} min: "
-        f"{start_mb:.0f} MB; of the last {span / 60:.1f} min: {end_mb:.0f} MB ({100 * (end_mb / start_mb - 1):+.1f} "
-        "%); "
-        f"trend {slope:+.0f} MB per hour; peak {mem.peak:.0f} MB; idle after everyone left {final:.0f} MB"
-    )
+    print(memory_line(mem.samples, warmup, mem.peak, final))
     print(f"server threads: {threads_before} after one warm-up visit, {threads_after} after everyone left")
     left = sorted(set(files_after) - set(files_before))
     print(f"files the server holds open that it did not before: {len(left)}" + "".join(f"\n  {f}" for f in left))
@@ -158,10 +139,9 @@ def main() -> None:
         + "".join(f"\n  {f}" for f in temp_new[:10])
     )
     if args.csv:
-        with open(args.csv, "w") as f:
-            f.write("seconds,rss_mb\n" + "".join(f"{t:.1f},{mb:.1f}\n" for t, mb in mem.samples))
+        write_samples(mem.samples, args.csv)
     if args.png:
-        _plot(
+        plot_memory(
             mem.samples,
             warmup,
             args.png,

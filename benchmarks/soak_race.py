@@ -4,10 +4,13 @@ A fresh ``streamlit run app.py`` with a small store of finished races (``RESNET_
 it evicts) and one trainer. ``--users`` sessions loop for ``--minutes``: open the Training race with one of a few
 small settings (so that students meet on the same race and reuse finished ones), press Start, look again a few
 times, then press Stop, close the tab, or wait for the end. Prints the errors (exceptions, error boxes, failed runs),
-what the Start runs showed (started, joined, queued, finished at once, refused), and the store afterwards against
-its bound.
+what the Start runs showed (started, joined, queued, finished at once, refused), the store against its bound (its
+largest count while the soak ran, sampled every 2 s, and at the end), and the server's resident memory after
+warm-up (the first ``--warmup`` minutes): the median of the first tenth of the rest against the median of the last
+tenth, the trend, and the server's threads after one warm-up visit against after everyone left. ``--png`` saves
+the memory curve, ``--csv`` its samples.
 
-Usage: ``python benchmarks/soak_race.py [--minutes 3] [--users 6] [--store 4]``.
+Usage: ``python benchmarks/soak_race.py [--minutes 3] [--users 6] [--store 4] [--png docs/soak-race-memory.png]``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 sys.path.insert(0, HERE)
 from conftest import running_app  # noqa: E402
 from loadgen import Session  # noqa: E402
+from serverstats import MemoryWatch, memory_line, plot_memory, rss_mb, server_pid, thread_count, write_samples  # noqa: E402
 
 SETTINGS = [
     "depths=8&steps=30&batch=8",
@@ -96,13 +100,43 @@ async def soak(url: str, users: int, minutes: float, seed: int) -> tuple[Counter
     return seen, errors
 
 
+class StoreWatch:
+    """The largest number of finished races in ``folder`` while the block lasts, sampled every ``every`` s."""
+
+    def __init__(self, folder: str, every: float = 2.0):
+        import threading
+
+        self.folder, self.every, self.largest, self._stop = folder, every, 0, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def count(self) -> int:
+        return sum(name.endswith(".json") for name in os.listdir(self.folder))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.largest = max(self.largest, self.count())
+            self._stop.wait(self.every)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self.thread.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=3)
     parser.add_argument("--users", type=int, default=6)
     parser.add_argument("--store", type=int, default=4, help="finished races the server keeps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warmup", type=float, default=None, help="minutes of warm-up (default: a sixth)")
+    parser.add_argument("--png", default=None)
+    parser.add_argument("--csv", default=None, help="also write the memory samples (seconds, MB)")
     args = parser.parse_args()
+    warmup = 60 * (args.warmup if args.warmup is not None else args.minutes / 6)
     folder = tempfile.mkdtemp(prefix="soak-races-")
     os.environ.update(
         RESNET_VIZ_RACES_DIR=folder,
@@ -111,12 +145,36 @@ def main() -> None:
         RESNET_VIZ_RACE_BUDGET="600",
     )
     with running_app() as url:
-        seen, errors = asyncio.run(soak(url, args.users, args.minutes, args.seed))
-        time.sleep(3)
+        pid = server_pid(int(url.rsplit(":", 1)[1]))
+        # One visit first: the threads the server starts once (torch's, the warm-up's) are not a leak.
+        asyncio.run(soak(url, 1, 0.05, args.seed))
+        time.sleep(15)
+        threads_before = thread_count(pid)
+        with MemoryWatch(pid, every=2.0) as mem, StoreWatch(folder) as store:
+            seen, errors = asyncio.run(soak(url, args.users, args.minutes, args.seed))
+        time.sleep(15)  # a left race stops within seconds; the server releases closed sessions shortly after
+        threads_after, final = thread_count(pid), rss_mb(pid)
         stored = [name for name in os.listdir(folder) if name.endswith(".json")]
-    print(f"{args.users} students for {args.minutes} min: " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
-    print(f"errors: {len(errors)} {sorted(set(errors))[:5]}")
-    print(f"finished races stored: {len(stored)} (bound {args.store}); files: {sorted(os.listdir(folder))}")
+    print(f"{args.users} students for {args.minutes:g} min: " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
+    print(f"errors: {len(errors)}" + "".join(f"\n  {e[:160]}" for e in sorted(set(errors))[:10]))
+    print(
+        f"finished races stored: at most {store.largest} while the soak ran, {len(stored)} at the end "
+        f"(bound {args.store}); files: {sorted(os.listdir(folder))}"
+    )
+    print(memory_line(mem.samples, warmup, mem.peak, final))
+    print(f"server threads: {threads_before} after one warm-up visit, {threads_after} after everyone left")
+    if args.csv:
+        write_samples(mem.samples, args.csv)
+    if args.png:
+        starts = sum(seen.values()) - seen["stopped"] - seen["left"] - seen["stayed to the end"]
+        plot_memory(
+            mem.samples,
+            warmup,
+            args.png,
+            f"Training race: {args.users} students for {args.minutes:g} min, {starts} Starts "
+            f"({time.strftime('%Y-%m-%d')})",
+        )
+        print(f"memory curve: {args.png}")
 
 
 if __name__ == "__main__":
