@@ -244,3 +244,43 @@ def test_presenter_mode_shows_the_view_link_as_a_qr_code_that_decodes_back(regis
     assert image.shape[0] >= 400 and "width: 100%" in drawn  # sharp at the sidebar's full width on a projector
     plain = open_race_page({"race": done.id})
     assert not any(getattr(c, "key", None) == "sidebar-link" for c in plain.sidebar.children.values())
+
+
+@pytest.mark.parametrize("found, listens", [("192.168.1.23", None), (None, None), ("192.168.1.23", "127.0.0.1")])
+def test_a_loopback_link_becomes_the_address_the_class_can_open_or_the_sidebar_says_why_not(
+    registry, monkeypatch, found, listens
+):
+    """The teacher browses the server as localhost: students' phones need the machine's network address."""
+    import streamlit
+
+    import ui.share
+
+    monkeypatch.setattr(ui.share, "network_ip", lambda: found)
+    before = streamlit.config.get_option("server.address")
+    streamlit.config.set_option("server.address", listens)
+    try:
+        at = open_race_page({"present": "1", "depths": "8"})
+    finally:
+        streamlit.config.set_option("server.address", before)
+    link_block = next(c for c in at.sidebar.children.values() if getattr(c, "key", None) == "sidebar-link")
+    caption = [e for e in link_block.children.values() if e.type == "caption"][0].value
+    alerts = [e.value for e in link_block.children.values() if e.type == "alert"] + [
+        w for w in warnings(at) if "Network URL" in w
+    ]
+    if found and not listens:  # the server listens on every interface: the link names the network address
+        assert caption.startswith("Scan to open this view: http://192.168.1.23:8501/training_race?")
+        assert not alerts
+    else:  # no network address, or a server on loopback only: the link stays and the sidebar says why it fails
+        assert caption.startswith("Scan to open this view: http://localhost:8501/training_race?")
+        assert any("Students' devices cannot open this link" in a for a in alerts)
+
+
+def test_network_ip_reads_an_address_of_this_machine():
+    import ipaddress
+
+    import ui.share
+
+    ip = ui.share.network_ip()
+    if ip is not None:  # a machine without a network has none
+        address = ipaddress.ip_address(ip)
+        assert not address.is_loopback and not address.is_link_local
