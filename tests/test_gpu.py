@@ -79,3 +79,12 @@ def test_quick_race_trains_on_cuda_in_float32_and_in_forced_bfloat16():
             assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10  # it learns
         groups, _ = race._plan_workers()
         assert len(groups) == 1 and len(groups[0]) == 4
+
+
+def test_the_budget_floor_is_below_a_probe_step_on_cuda():
+    from resnet_viz.race import estimate as est
+
+    probe = est.probe_config(rr.RaceConfig(), CUDA)
+    measured = est.measure_probe(probe, CUDA)
+    floor = est.floor_estimate(probe, CUDA)
+    assert 0 < floor.step_s < measured

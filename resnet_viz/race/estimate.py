@@ -48,6 +48,9 @@ MAX_SHAPES = 200  # measurements kept per file (oldest dropped)
 # training reaches a fraction of it; the margin also covers a matrix product timed while the server is busy).
 FLOOR_MARGIN = 4.0
 PEAK_SIZE = 512  # the matrix product timed for the peak: a few milliseconds on a laptop's CPU
+# A GPU needs a large product to reach its speed (a small one measures the kernel launch), and half precision: its
+# tensor cores run float16 at least as fast as the TF32 convolutions of a float32 race.
+GPU_PEAK_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -118,14 +121,15 @@ def _sync(device: torch.device) -> None:
 
 
 def peak_flops(device: torch.device | str, precision: str) -> float:
-    """Operations per second of a :data:`PEAK_SIZE` square matrix product on ``device`` in ``precision`` ("bf16" or
-    "fp32"), the best of a few; measured once per process."""
+    """Operations per second of a square matrix product on ``device``, the best of a few, measured once per process:
+    on the CPU :data:`PEAK_SIZE` in ``precision`` ("bf16" or "fp32"), elsewhere :data:`GPU_PEAK_SIZE` in float16."""
     device = torch.device(device)
-    key = (str(device), precision)
+    key = (str(device), precision if device.type == "cpu" else "fp16")
     if key not in _peaks:
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        a = torch.randn(PEAK_SIZE, PEAK_SIZE, device=device).to(dtype)
-        b = torch.randn(PEAK_SIZE, PEAK_SIZE, device=device).to(dtype)
+        size = PEAK_SIZE if device.type == "cpu" else GPU_PEAK_SIZE
+        dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}[key[1]]
+        a = torch.randn(size, size, device=device).to(dtype)
+        b = torch.randn(size, size, device=device).to(dtype)
         best = math.inf
         for _ in range(6):  # the first one warms up
             _sync(device)
@@ -133,7 +137,7 @@ def peak_flops(device: torch.device | str, precision: str) -> float:
             torch.mm(a, b)
             _sync(device)
             best = min(best, time.perf_counter() - start)
-        _peaks[key] = 2 * PEAK_SIZE**3 / max(best, 1e-9)
+        _peaks[key] = 2 * size**3 / max(best, 1e-9)
     return _peaks[key]
 
 
