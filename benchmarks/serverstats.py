@@ -50,21 +50,21 @@ def open_files(pid: int) -> list[str]:
     return sorted(paths)
 
 
-class MemoryWatch:
-    """Samples a process's resident memory in a thread; ``peak`` is the largest sample, ``samples`` all of them
-    as (seconds since the start, MB)."""
+class Watch:
+    """Calls :meth:`sample` with the seconds since the start every ``every`` seconds, in a thread, while the block
+    lasts."""
 
-    def __init__(self, pid: int, every: float = 0.2):
-        self.pid, self.every, self.peak, self._stop = pid, every, 0.0, threading.Event()
-        self.samples: list[tuple[float, float]] = []
+    def __init__(self, every: float):
+        self.every, self._stop = every, threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self, elapsed: float) -> None:
+        raise NotImplementedError
 
     def _run(self) -> None:
         start = time.perf_counter()
         while not self._stop.is_set():
-            mb = rss_mb(self.pid)
-            self.peak = max(self.peak, mb)
-            self.samples.append((time.perf_counter() - start, mb))
+            self.sample(time.perf_counter() - start)
             self._stop.wait(self.every)
 
     def __enter__(self):
@@ -74,6 +74,32 @@ class MemoryWatch:
     def __exit__(self, *exc):
         self._stop.set()
         self.thread.join()
+
+
+class MemoryWatch(Watch):
+    """Samples a process's resident memory; ``peak`` is the largest sample, ``samples`` all of them as (seconds
+    since the start, MB)."""
+
+    def __init__(self, pid: int, every: float = 0.2):
+        super().__init__(every)
+        self.pid, self.peak = pid, 0.0
+        self.samples: list[tuple[float, float]] = []
+
+    def sample(self, elapsed: float) -> None:
+        mb = rss_mb(self.pid)
+        self.peak = max(self.peak, mb)
+        self.samples.append((elapsed, mb))
+
+
+class LargestWatch(Watch):
+    """The largest value ``count()`` returned while the block lasted (``largest``)."""
+
+    def __init__(self, count, every: float = 2.0):
+        super().__init__(every)
+        self.count, self.largest = count, 0
+
+    def sample(self, elapsed: float) -> None:
+        self.largest = max(self.largest, self.count())
 
 
 def memory_after_warmup(samples: list[tuple[float, float]], warmup_s: float) -> dict:

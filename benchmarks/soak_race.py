@@ -29,7 +29,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 sys.path.insert(0, HERE)
 from conftest import running_app  # noqa: E402
 from loadgen import Session  # noqa: E402
-from serverstats import MemoryWatch, memory_line, plot_memory, rss_mb, server_pid, thread_count, write_samples  # noqa: E402
+from serverstats import (
+    LargestWatch,
+    MemoryWatch,
+    memory_line,
+    plot_memory,
+    rss_mb,
+    server_pid,
+    thread_count,
+    write_samples,
+)  # noqa: E402
 
 SETTINGS = [
     "depths=8&steps=30&batch=8",
@@ -100,30 +109,8 @@ async def soak(url: str, users: int, minutes: float, seed: int) -> tuple[Counter
     return seen, errors
 
 
-class StoreWatch:
-    """The largest number of finished races in ``folder`` while the block lasts, sampled every ``every`` s."""
-
-    def __init__(self, folder: str, every: float = 2.0):
-        import threading
-
-        self.folder, self.every, self.largest, self._stop = folder, every, 0, threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def count(self) -> int:
-        return sum(name.endswith(".json") for name in os.listdir(self.folder))
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.largest = max(self.largest, self.count())
-            self._stop.wait(self.every)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self.thread.join()
+def stored_races(folder: str) -> int:
+    return sum(name.endswith(".json") for name in os.listdir(folder))
 
 
 def main() -> None:
@@ -150,15 +137,15 @@ def main() -> None:
         asyncio.run(soak(url, 1, 0.05, args.seed))
         time.sleep(15)
         threads_before = thread_count(pid)
-        with MemoryWatch(pid, every=2.0) as mem, StoreWatch(folder) as store:
+        with MemoryWatch(pid, every=2.0) as mem, LargestWatch(lambda: stored_races(folder)) as store:
             seen, errors = asyncio.run(soak(url, args.users, args.minutes, args.seed))
         time.sleep(15)  # a left race stops within seconds; the server releases closed sessions shortly after
         threads_after, final = thread_count(pid), rss_mb(pid)
-        stored = [name for name in os.listdir(folder) if name.endswith(".json")]
+        stored = stored_races(folder)
     print(f"{args.users} students for {args.minutes:g} min: " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
     print(f"errors: {len(errors)}" + "".join(f"\n  {e[:160]}" for e in sorted(set(errors))[:10]))
     print(
-        f"finished races stored: at most {store.largest} while the soak ran, {len(stored)} at the end "
+        f"finished races stored: at most {store.largest} while the soak ran, {stored} at the end "
         f"(bound {args.store}); files: {sorted(os.listdir(folder))}"
     )
     print(memory_line(mem.samples, warmup, mem.peak, final))
