@@ -106,23 +106,17 @@ def budget_note(config: rr.RaceConfig) -> str | None:
         "This race would take {estimate} of training on this server, more than the {limit} a visitor's race may "
         "take here (set by the server's operator)."
     ).format(estimate=duration_text(verdict.estimate.seconds, at_least=floor), limit=duration_text(limit, about=False))
-    if verdict.max_steps >= 10 and floor:  # the floor's step count is a most, not a promise
-        return (
-            note
-            + " "
-            + _(
-                "Reduce the steps to fewer than {steps}, or the batch size, the depths, the seeds or the image size."
-            ).format(steps=verdict.max_steps)
-        )
-    if verdict.max_steps >= 10:
-        return (
-            note
-            + " "
-            + _(
-                "Reduce the steps to at most {steps}, or the batch size, the depths, the seeds or the image size."
-            ).format(steps=verdict.max_steps)
-        )
-    return note + " " + _("Fewer steps are not enough: reduce the batch size, the depths, the seeds or the image size.")
+    if verdict.max_steps < 10:
+        advice = _("Fewer steps are not enough: reduce the batch size, the depths, the seeds or the image size.")
+    elif floor:  # the floor's step count is a most, not a promise
+        advice = _(
+            "Reduce the steps to fewer than {steps}, or the batch size, the depths, the seeds or the image size."
+        ).format(steps=verdict.max_steps)
+    else:
+        advice = _(
+            "Reduce the steps to at most {steps}, or the batch size, the depths, the seeds or the image size."
+        ).format(steps=verdict.max_steps)
+    return note + " " + advice
 
 
 def estimate_of(config: rr.RaceConfig) -> est.Estimate:
