@@ -109,6 +109,27 @@ def test_the_store_evicts_the_least_recently_used_race_by_count_and_bytes(tmp_pa
     assert FinishedRaces(tmp_path, max_races=2, max_bytes=10_000).ids() == store.ids()  # what a restart finds
 
 
+def test_the_store_folder_never_holds_more_than_its_bound(tmp_path, monkeypatch):
+    """Room is made before a race is written: the folder is within its bound at every moment, not only after."""
+    import resnet_viz.race.store as store_module
+
+    store = FinishedRaces(tmp_path, max_races=2, max_bytes=10_000)
+    seen = []
+    replace_file = store_module.os.replace
+
+    def watching(src, dst):
+        replace_file(src, dst)
+        seen.append(
+            (len(list(tmp_path.glob("*.json"))), sum(p.stat().st_size for p in tmp_path.iterdir() if p.is_file()))
+        )
+
+    monkeypatch.setattr(store_module.os, "replace", watching)
+    for i in range(6):
+        store.put(f"{i:012x}", {"n": i}, twins={8: b"z" * 4_000})
+    assert len(seen) == 6 and all(count <= 2 and size <= 10_000 for count, size in seen), seen
+    assert store.ids() == [f"{i:012x}" for i in (4, 5)]
+
+
 def test_leaving_ends_only_a_view_until_the_last_viewer_leaves(registry):
     opened = registry.open(tiny(steps=5000), "cpu", "ann")
     registry.open(tiny(steps=5000), "cpu", "bob")

@@ -89,20 +89,25 @@ class FinishedRaces:
         """Keep a finished race (its :meth:`Race.to_dict` with ``trained``) and its twins' checkpoint bytes."""
         if not ID_PATTERN.match(race_id):
             raise ValueError(f"not a race id: {race_id!r}")
+        text = json.dumps(result)
+        size = len(text.encode()) + sum(len(data) for data in (twins or {}).values())
+        if size > self.max_bytes:
+            return  # larger than the whole store: kept by nobody, and the others stay
         with self._lock:
+            self._drop(race_id)  # a race stored again replaces its files
+            self._make_room(size)  # first, so the folder never holds more than the bound
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 for depth, data in (twins or {}).items():
                     (self.folder / f"{race_id}-{int(depth)}.safetensors").write_bytes(data)
                 tmp = self.folder / f"{race_id}.json.tmp"
-                tmp.write_text(json.dumps(result))
+                tmp.write_text(text)
                 os.replace(tmp, self.folder / f"{race_id}.json")
             except OSError:
                 return  # a full or read-only disk: the race is not kept
             self._used[race_id] = time.time()
             self._used.move_to_end(race_id)
             self._remember(race_id, result)
-            self._evict()
 
     def get(self, race_id: str) -> dict | None:
         """The stored race (and it becomes the most recently used), or None."""
@@ -155,11 +160,15 @@ class FinishedRaces:
                 pass
 
     def _evict(self) -> None:
-        while len(self._used) > self.max_races:
+        self._make_room(0, races=0)
+
+    def _make_room(self, size: int, races: int = 1) -> None:
+        """Drop the least recently used races until ``races`` more races of ``size`` bytes fit the bounds."""
+        while self._used and len(self._used) + races > self.max_races:
             self._drop(next(iter(self._used)))
         sizes = {race_id: self._size(race_id) for race_id in self._used}
         total = sum(sizes.values())
-        while total > self.max_bytes and self._used:
+        while self._used and total + size > self.max_bytes:
             oldest = next(iter(self._used))
             total -= sizes.pop(oldest, 0)
             self._drop(oldest)
