@@ -53,6 +53,11 @@ def open_race_page(query: dict) -> AppTest:
     return at
 
 
+def sidebar_link(at: AppTest):
+    """The sidebar's block with the view's link (presenter mode)."""
+    return next(c for c in at.sidebar.children.values() if getattr(c, "key", None) == "sidebar-link")
+
+
 def press(at: AppTest, label: str) -> AppTest:
     next(b for b in at.button if b.label == label).click()
     at.run()
@@ -231,7 +236,7 @@ def test_presenter_mode_shows_the_view_link_as_a_qr_code_that_decodes_back(regis
     done = registry.open(page_config(10), "cpu", "bob")
     wait(lambda: done.id in registry.store)
     at = open_race_page({"race": done.id, "present": "1"})
-    link_block = next(c for c in at.sidebar.children.values() if getattr(c, "key", None) == "sidebar-link")
+    link_block = sidebar_link(at)
     drawn = [e for e in link_block.children.values() if e.type == "html"][0].proto.body
     caption = [e for e in link_block.children.values() if e.type == "caption"][0].value
     text, png = made[-1]
@@ -262,7 +267,7 @@ def test_a_loopback_link_becomes_the_address_the_class_can_open_or_the_sidebar_s
         at = open_race_page({"present": "1", "depths": "8"})
     finally:
         streamlit.config.set_option("server.address", before)
-    link_block = next(c for c in at.sidebar.children.values() if getattr(c, "key", None) == "sidebar-link")
+    link_block = sidebar_link(at)
     caption = [e for e in link_block.children.values() if e.type == "caption"][0].value
     alerts = [e.value for e in link_block.children.values() if e.type == "alert"] + [
         w for w in warnings(at) if "Network URL" in w

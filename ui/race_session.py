@@ -18,7 +18,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from resnet_viz import race as rr
-from resnet_viz.device import PRECISION_NAMES, resolve_precision
+from resnet_viz.device import PRECISION_NAMES
 from resnet_viz.i18n import _, get_language
 from resnet_viz.race import estimate as est
 from resnet_viz.race.autotune import describe_choice
@@ -127,7 +127,7 @@ def estimate_of(config: rr.RaceConfig) -> est.Estimate:
 def measure_peak(on) -> None:
     """Time this server's matrix product (the budget's floor) while nothing else runs yet: milliseconds."""
     try:
-        est.peak_flops(on, resolve_precision(on, rr.RaceConfig().precision))
+        est.floor_estimate(rr.RaceConfig(), on)  # times the product in the default race's precision
     except Exception:  # noqa: BLE001 - measured when a floor first needs it
         pass
 

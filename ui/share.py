@@ -67,9 +67,10 @@ def view_link(page_path: str = "") -> tuple[str, bool]:
     when the server listens there. Second: whether the link still names this computer only. Without a browser
     behind the run (tests, bare mode), the address is :data:`FALLBACK_BASE` and ``page_path``."""
     try:
-        address = st.context.url or FALLBACK_BASE + page_path
+        address = st.context.url
     except Exception:  # noqa: BLE001 - no browser behind this run
-        address = FALLBACK_BASE + page_path
+        address = None
+    address = address or FALLBACK_BASE + page_path
     parts = urllib.parse.urlsplit(address)
     netloc = parts.netloc
     local = _is_loopback(parts.hostname or "")

@@ -60,7 +60,7 @@ class FinishedRaces:
             found = []
         for mtime, race_id in sorted(found):
             self._used[race_id] = mtime
-        self._evict()
+        self._make_room(0, races=0)  # the bounds may have shrunk since these were stored
 
     def _files(self, race_id: str) -> list[Path]:
         return [self.folder / f"{race_id}.json", *sorted(self.folder.glob(f"{race_id}-*.safetensors"))]
@@ -158,9 +158,6 @@ class FinishedRaces:
                 path.unlink()
             except OSError:
                 pass
-
-    def _evict(self) -> None:
-        self._make_room(0, races=0)
 
     def _make_room(self, size: int, races: int = 1) -> None:
         """Drop the least recently used races until ``races`` more races of ``size`` bytes fit the bounds."""
