@@ -376,6 +376,7 @@ def test_threads_share_one_model(twins, x):
         t.start()
     for t in threads:
         t.join()
+    assert len(results) == len(threads)  # every thread ended with its map (a failed thread leaves none)
     for (_, m), raw in results.items():
         torch.testing.assert_close(raw, expected[m])
     assert _hooks(model) == 0

@@ -147,7 +147,9 @@ def attribute_tensor(
         seed = settings.get("seed", 0) if declared.seeded(settings) else None  # only random draws need the generators
         with warnings.catch_warnings(), _seeded(seed, x.device):
             warnings.simplefilter("ignore")  # captum's notes about hooks and in-place operations
-            raw, used = declared.run(usable, x, target, settings)
+            # x.detach(): a tensor object of this call's own, as captum sets requires_grad on its input in place
+            # and another thread attributing the same input would otherwise see it reset mid-backward.
+            raw, used = declared.run(usable, x.detach(), target, settings)
     raw = raw.detach()
     return Attribution(
         map=to_map(raw, method, out_size),
